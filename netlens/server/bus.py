@@ -1,0 +1,84 @@
+"""A bounded, lock-free event ring between the server loop and its subscribers.
+
+The loop is the only writer and must never block or slow down for a reader,
+so publishing is one slot store and one counter increment: the loop records
+``(event class, timestamp, connection id, fields...)`` tuples, and the
+dataclass is built only when a subscriber drains it. A subscriber that falls
+more than ``capacity`` events behind loses the oldest ones, and its
+``dropped`` counter says how many.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netlens.server.events import SocketEvent
+
+DEFAULT_CAPACITY = 1 << 16
+
+
+class EventBus:
+    """Single-writer ring of event records with any number of cursor readers."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 1 or capacity & (capacity - 1):
+            raise ValueError("capacity must be a power of two")
+        self.capacity = capacity
+        self._mask = capacity - 1
+        self._ring: list[tuple[Any, ...] | None] = [None] * capacity
+        #: Total records ever published (the next record's sequence number).
+        self.published = 0
+
+    def publish(self, record: tuple[Any, ...]) -> None:
+        """Store one record ``(cls, ts, conn, *fields)``. Called only by the loop thread."""
+        seq = self.published
+        self._ring[seq & self._mask] = record
+        # The slot is written before the counter moves, so a reader that sees
+        # the new count always finds the record in place.
+        self.published = seq + 1
+
+    def subscribe(self, from_start: bool = False) -> Subscription:
+        """Open a reader positioned at the newest event (or the oldest kept one)."""
+        start = max(0, self.published - self.capacity) if from_start else self.published
+        return Subscription(self, start)
+
+    def _read(self, cursor: int, limit: int | None) -> tuple[list[tuple[Any, ...]], int, int]:
+        """Records from ``cursor`` on: (records, new cursor, how many were lost)."""
+        end = self.published
+        lost = 0
+        oldest = end - self.capacity
+        if cursor < oldest:
+            lost, cursor = oldest - cursor, oldest
+        if limit is not None:
+            end = min(end, cursor + limit)
+        mask = self._mask
+        ring = self._ring
+        records = [ring[seq & mask] for seq in range(cursor, end)]
+        # The writer may have lapped us while we copied: anything now older than
+        # the ring holds was possibly overwritten, so count it lost, not shown.
+        overwritten = self.published - self.capacity - cursor
+        if overwritten > 0:
+            del records[:overwritten]
+            lost += overwritten
+        return records, end, lost  # type: ignore[return-value]
+
+
+class Subscription:
+    """One reader's cursor into an :class:`EventBus`."""
+
+    def __init__(self, bus: EventBus, cursor: int) -> None:
+        self._bus = bus
+        self._cursor = cursor
+        #: Events this reader lost because it fell more than a ring behind.
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Events published since the last drain (some may already be lost)."""
+        return self._bus.published - self._cursor
+
+    def drain(self, limit: int | None = None) -> list[SocketEvent]:
+        """Every event since the last drain (at most ``limit``), oldest first."""
+        records, self._cursor, lost = self._bus._read(self._cursor, limit)
+        self.dropped += lost
+        return [record[0](*record[1:]) for record in records]

@@ -24,7 +24,7 @@ from netlens.proto.message import (
     Message,
     Stage,
 )
-from netlens.proto.search import TABLE, error_response, respond
+from netlens.proto.search import TABLE, error_response, reply, respond
 
 __all__ = [
     "CLIENT_BINARY_TYPE",
@@ -48,6 +48,7 @@ __all__ = [
     "error_response",
     "json_message",
     "make_message",
+    "reply",
     "request_message",
     "respond",
 ]

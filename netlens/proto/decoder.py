@@ -9,7 +9,6 @@ socket or a clock; the server and the clients wrap it with I/O.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -20,7 +19,6 @@ from netlens.proto.message import (
     DEFAULT_MAX_HEADER_LENGTH,
     JSON_CONTENT_TYPE,
     KNOWN_ENCODINGS,
-    PROTO_HEADER_FORMAT,
     PROTO_HEADER_SIZE,
     REQUIRED_KEYS,
     TEXT_ENCODING,
@@ -28,9 +26,10 @@ from netlens.proto.message import (
     Stage,
 )
 
-_PROTO_HEADER = struct.Struct(PROTO_HEADER_FORMAT)
 # A JSON object may start after JSON whitespace; anything else cannot be ours.
 _HEADER_FIRST_BYTES = frozenset(b" \t\r\n{")
+# A bound decoder method skips json.loads()'s per-call argument handling.
+_json_decode = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +155,11 @@ class Decoder:
 
     def _step(self) -> DecoderEvent | None:
         buf = self._buffer
-        if self.stage is Stage.PROTO_HEADER:
+        stage = self.stage
+        if stage is Stage.PROTO_HEADER:
             if len(buf) < PROTO_HEADER_SIZE:
                 return None
-            (length,) = _PROTO_HEADER.unpack_from(buf)
+            length = (buf[0] << 8) | buf[1]  # ">H", without a struct call on the hot path
             if length == 0:
                 raise self._fail("JSON header length is 0", answerable=False)
             if length > self.max_header_length:
@@ -172,43 +172,44 @@ class Decoder:
             self.stage = Stage.JSON_HEADER
             return ProtoHeaderRead(length)
 
-        if self.stage is Stage.JSON_HEADER:
-            assert self.header_length is not None
+        if stage is Stage.JSON_HEADER:
+            length = self.header_length
+            assert length is not None
             # Reject non-protocol bytes (e.g. an HTTP request) on the first
             # header byte instead of waiting for a length that never comes.
             if buf and buf[0] not in _HEADER_FIRST_BYTES:
                 raise self._fail(
                     f"JSON header starts with byte 0x{buf[0]:02x}, not '{{'", answerable=False
                 )
-            if len(buf) < self.header_length:
+            if len(buf) < length:
                 return None
-            raw = bytes(buf[: self.header_length])
-            del buf[: self.header_length]
+            raw = buf[:length]
+            del buf[:length]
             header = self._parse_header(raw)
             self.header = header
             self.stage = Stage.CONTENT
             return JsonHeaderRead(header)
 
-        if self.stage is Stage.CONTENT:
-            assert self.header is not None and self.header_length is not None
-            length = int(self.header["content-length"])
+        if stage is Stage.CONTENT:
+            header = self.header
+            assert header is not None and self.header_length is not None
+            length = header["content-length"]
             if len(buf) < length:
                 return None
-            content = bytes(buf[:length])
+            content = bytes(buf[:length]) if length else b""
             del buf[:length]
-            header = self.header
             value = self._parse_content(header, content)
             wire = PROTO_HEADER_SIZE + self.header_length + length
-            self.header, self.header_length = None, None
+            self.header = self.header_length = None
             self.stage = Stage.PROTO_HEADER
             self.messages += 1
             return MessageComplete(Message(header, content, value), wire)
 
         raise self._fail("decoder already failed", answerable=False)  # pragma: no cover
 
-    def _parse_header(self, raw: bytes) -> dict[str, Any]:
+    def _parse_header(self, raw: bytearray) -> dict[str, Any]:
         try:
-            header = json.loads(raw.decode("utf-8"))
+            header = _json_decode(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise self._fail(f"JSON header is not valid UTF-8 ({exc.reason} at byte {exc.start})", True) from None
         except RecursionError:
@@ -216,18 +217,18 @@ class Decoder:
         except ValueError as exc:
             raise self._fail(f"JSON header is not valid JSON ({_json_reason(exc)})", True) from None
         if not isinstance(header, dict):
-            raise self._fail(f"JSON header is a {_json_type(header)}, not an object", True)
+            raise self._fail(f"JSON header is {_json_type(header)}, not an object", True)
         missing = [key for key in REQUIRED_KEYS if key not in header]
         if missing:
             raise self._fail("JSON header is missing " + ", ".join(repr(k) for k in missing), True)
         byteorder = header["byteorder"]
-        if byteorder not in BYTEORDERS:
+        if not isinstance(byteorder, str) or byteorder not in BYTEORDERS:
             raise self._fail(f"byteorder {_short(byteorder)} is neither 'little' nor 'big'", True)
         content_type = header["content-type"]
         if not isinstance(content_type, str):
             raise self._fail(f"content-type {_short(content_type)} is not a string", True)
         encoding = header["content-encoding"]
-        if encoding not in KNOWN_ENCODINGS:
+        if not isinstance(encoding, str) or encoding not in KNOWN_ENCODINGS:
             raise self._fail(
                 f"content-encoding {_short(encoding)} is unknown (expected 'utf-8' or 'binary')", True
             )
@@ -249,7 +250,7 @@ class Decoder:
         if header["content-type"] != JSON_CONTENT_TYPE:
             return None
         try:
-            value = json.loads(content.decode(TEXT_ENCODING))
+            value = _json_decode(content.decode(TEXT_ENCODING))
         except UnicodeDecodeError as exc:
             raise self._fail(f"JSON content is not valid UTF-8 ({exc.reason} at byte {exc.start})", True) from None
         except RecursionError:
@@ -257,7 +258,7 @@ class Decoder:
         except ValueError as exc:
             raise self._fail(f"JSON content is not valid JSON ({_json_reason(exc)})", True) from None
         if not isinstance(value, dict):
-            raise self._fail(f"JSON content is a {_json_type(value)}, not an object", True)
+            raise self._fail(f"JSON content is {_json_type(value)}, not an object", True)
         return value
 
 
@@ -268,7 +269,8 @@ def _json_reason(exc: ValueError) -> str:
 
 
 def _json_type(value: object) -> str:
-    names = {list: "array", str: "string", bool: "boolean", type(None): "null", float: "number", int: "number"}
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+             float: "a number", int: "a number"}
     return names.get(type(value), type(value).__name__)
 
 

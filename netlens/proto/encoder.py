@@ -20,7 +20,11 @@ _PROTO_HEADER = struct.Struct(PROTO_HEADER_FORMAT)
 
 
 def make_message(
-    content: bytes, content_type: str, content_encoding: str, byteorder: str = sys.byteorder
+    content: bytes,
+    content_type: str,
+    content_encoding: str,
+    byteorder: str = sys.byteorder,
+    value: dict[str, Any] | None = None,
 ) -> Message:
     """Build a :class:`Message` with the JSON header the stock senders write.
 
@@ -33,14 +37,13 @@ def make_message(
         "content-encoding": content_encoding,
         "content-length": len(content),
     }
-    return Message(header, content, None)
+    return Message(header, content, value)
 
 
 def json_message(value: dict[str, Any], byteorder: str = sys.byteorder) -> Message:
     """A ``text/json`` message carrying ``value``, encoded with ``ensure_ascii=False``."""
     content = json.dumps(value, ensure_ascii=False).encode(TEXT_ENCODING)
-    message = make_message(content, JSON_CONTENT_TYPE, TEXT_ENCODING, byteorder)
-    return Message(message.header, content, value)
+    return make_message(content, JSON_CONTENT_TYPE, TEXT_ENCODING, byteorder, value)
 
 
 def binary_message(content: bytes, content_type: str, byteorder: str = sys.byteorder) -> Message:

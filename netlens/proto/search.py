@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from netlens.proto.encoder import binary_message, json_message
+from netlens.proto.encoder import binary_message, encode, json_message
 from netlens.proto.message import JSON_CONTENT_TYPE, SERVER_BINARY_TYPE, Message
 
 #: The reference server's lookup table, exact strings.
@@ -44,3 +44,43 @@ def respond(request: Message, byteorder: str = sys.byteorder) -> Message:
 def error_response(reason: str, byteorder: str = sys.byteorder) -> Message:
     """The ``text/json`` error answer for a request whose framing was readable."""
     return json_message({"error": reason}, byteorder)
+
+
+#: Encoded responses by request key: the table is tiny and most requests repeat,
+#: so the server answers a repeated request with one dict lookup instead of
+#: two JSON encodings. Bounded: cleared whole when full.
+_REPLY_CACHE: dict[tuple[object, ...], tuple[bytes, str]] = {}
+_REPLY_CACHE_SIZE = 4096
+_HASHABLE_SCALARS = (str, int, float, bool, type(None))
+
+
+def _reply_key(request: Message, byteorder: str) -> tuple[object, ...] | None:
+    """What the response depends on, or None when that is not hashable."""
+    if request.content_type != JSON_CONTENT_TYPE or request.value is None:
+        return ("binary", byteorder, request.content[:10])
+    action = request.value.get("action")
+    if not isinstance(action, _HASHABLE_SCALARS):
+        return None
+    if action != "search":
+        return ("action", byteorder, type(action).__name__, action)
+    query = request.value.get("value")
+    if not isinstance(query, _HASHABLE_SCALARS):
+        return None
+    # The type is part of the key: True == 1 but "No match for 'True'." differs.
+    return ("search", byteorder, type(query).__name__, query)
+
+
+def reply(request: Message, byteorder: str = sys.byteorder) -> tuple[bytes, str]:
+    """The encoded response to ``request`` and its one-line summary (memoised :func:`respond`)."""
+    key = _reply_key(request, byteorder)
+    if key is not None:
+        cached = _REPLY_CACHE.get(key)
+        if cached is not None:
+            return cached
+    response = respond(request, byteorder)
+    result = (encode(response), response.describe())
+    if key is not None:
+        if len(_REPLY_CACHE) >= _REPLY_CACHE_SIZE:
+            _REPLY_CACHE.clear()
+        _REPLY_CACHE[key] = result
+    return result

@@ -103,6 +103,10 @@ class Server:
         self._bytes_in = 0
         self._bytes_out = 0
         self._refused_emfile = 0
+        self._next_idle_scan = 0.0
+        # With a specific listen address every accepted socket has it as its
+        # local address, which saves a getsockname() per connection.
+        self._fixed_local: Address | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -112,6 +116,8 @@ class Server:
             raise RuntimeError("server already started")
         self._listener = self._bind()
         self.address = _address(self._listener.getsockname())
+        if self.address[0] not in ("0.0.0.0", "::"):
+            self._fixed_local = self.address
         self._sel.register(self._listener, READ, _LISTENER)
         self._listener_registered = True
         self._sel.register(self._wake_r, READ, _WAKER)
@@ -256,6 +262,10 @@ class Server:
         limit = self.config.idle_timeout
         if limit and self._conns:
             now = time.time()
+            # Scan at most a few times per timeout, not on every wake-up.
+            if now < self._next_idle_scan:
+                return
+            self._next_idle_scan = now + min(1.0, limit / 4)
             for conn in list(self._conns.values()):
                 # A connection the user paused is waiting on purpose, not stalled.
                 if not conn.paused and now - conn.last_activity > limit:
@@ -279,8 +289,8 @@ class Server:
                 return
             sock.setblocking(False)
             now = time.time()
-            conn = Connection(self._next_id, sock, _address(raw_peer), _address(sock.getsockname()),
-                              self._new_session(), now)
+            local = self._fixed_local or _address(sock.getsockname())
+            conn = Connection(self._next_id, sock, _address(raw_peer), local, self._new_session(), now)
             self._next_id += 1
             self._accepted += 1
             self._conns[conn.id] = conn

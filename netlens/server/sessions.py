@@ -16,7 +16,7 @@ from netlens.proto import (
     ProtoHeaderRead,
     encode,
     error_response,
-    respond,
+    reply,
 )
 from netlens.server.events import CloseCause
 
@@ -107,9 +107,8 @@ class SearchSession:
                 request = event.message
                 self.request_summary = request.describe()
                 outcome.stages.append(("request complete", self.request_summary))
-                response = respond(request)
-                self.response_summary = response.describe()
-                self._answer(outcome, encode(response), self.response_summary, "response sent")
+                data, self.response_summary = reply(request)
+                self._answer(outcome, data, self.response_summary, "response sent")
                 if self.decoder.extra:
                     outcome.stages.append(("extra bytes", f"{self.decoder.extra} bytes after the request ignored"))
         return outcome

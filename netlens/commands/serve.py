@@ -1,0 +1,48 @@
+"""``netlens serve``: the TUI (default) or the headless server printing socket events."""
+
+from __future__ import annotations
+
+import argparse
+
+from netlens.commands.options import add_endpoint, port_number, positive_float
+
+HELP = "Run the teaching server and watch its sockets, events and packets live (or --headless)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``netlens serve``."""
+    parser.add_argument("--mode", choices=("search", "echo"), default="search",
+                        help="protocol: the JSON search server or the echo server (default search)")
+    add_endpoint(parser, "listen")
+    parser.add_argument("--idle-timeout", type=positive_float, default=30.0, metavar="SECONDS",
+                        help="close connections idle or stalled this long; 0 never (default 30)")
+    parser.add_argument("--max-content-length", type=int, default=None, metavar="BYTES",
+                        help="largest content-length a search request may declare (default 1 MiB)")
+    parser.add_argument("--headless", action="store_true",
+                        help="no TUI: print one line per socket event until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="with --headless: one JSON object per event")
+    parser.add_argument("--iface", default="lo", help="TUI: interface to capture on (default lo)")
+    parser.add_argument("--no-capture", action="store_true", help="TUI: do not capture packets")
+    parser.add_argument("--capture-port", type=port_number, default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the headless server or the TUI."""
+    from netlens.server import ServerConfig
+
+    kwargs = {}
+    if args.max_content_length is not None:
+        if args.max_content_length < 0:
+            from netlens.errors import UserError
+
+            raise UserError("--max-content-length cannot be negative.", exit_code=2)
+        kwargs["max_content_length"] = args.max_content_length
+    config = ServerConfig(mode=args.mode, host=args.host, port=args.port,
+                          idle_timeout=args.idle_timeout, **kwargs)
+    if args.headless:
+        from netlens.commands.headless import serve_headless
+
+        return serve_headless(config, as_json=args.json)
+    from netlens.ui.launch import launch
+
+    return launch(config, iface=args.iface, capture=not args.no_capture)

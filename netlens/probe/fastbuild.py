@@ -14,7 +14,8 @@ class: equal to, hashed like and as immutable as one built by its constructor.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def fast_builder(cls: type[T]) -> Callable[..., T]:
     def build(*values: Any) -> T:
         obj = twin(*values)
         obj.__class__ = cls  # same slot layout: CPython permits the re-label
-        return obj  # type: ignore[return-value]
+        return obj  # type: ignore[no-any-return]
 
     build.__doc__ = f"Build a {cls.__name__} from all its fields, positionally (hot path)."
     return build

@@ -1,0 +1,163 @@
+"""The attributes (netlink TLVs) after each ``inet_diag_msg``: TCP_INFO, socket memory, congestion, shutdown.
+
+A snapshot keeps each socket's attribute block as one ``bytes`` object and
+decodes it only when someone looks (see :class:`netlens.probe.model.SocketInfo`):
+decoding TCP_INFO into a 60-field record for 10,000 sockets takes about
+120 ms here, nearly the whole snapshot budget, and the UI shows a few dozen rows. This module
+walks such a block, decodes its parts, and encodes one from records (for
+tests and deterministic UI fixtures).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from netlens.probe.fastbuild import fast_builder
+from netlens.probe.netlink import (
+    INET_DIAG_CONG,
+    INET_DIAG_INFO,
+    INET_DIAG_SHUTDOWN,
+    INET_DIAG_SKMEMINFO,
+    NLATTR,
+)
+from netlens.probe.tcpinfo import TcpInfo, pack_tcp_info, parse_tcp_info
+
+_NLA_TYPE_MASK = 0x3FFF  # drops NLA_F_NESTED / NLA_F_NET_BYTEORDER
+_SKMEM = struct.Struct("=9I")
+
+# The shutdown mask of INET_DIAG_SHUTDOWN: which directions this end has shut.
+SHUTDOWN_RD = 1
+SHUTDOWN_WR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SocketMemory:
+    """Socket memory as ``ss -m`` shows it (INET_DIAG_SKMEMINFO); bytes, except ``drops`` (packets).
+
+    A kernel older than the field (``drops`` came in 4.x) leaves it ``None``.
+    """
+
+    rmem_alloc: int | None  # r: receive queue memory in use
+    rcvbuf: int | None  # rb: receive buffer limit (SO_RCVBUF, doubled by the kernel)
+    wmem_alloc: int | None  # t: memory of packets sent and not yet freed by the driver
+    sndbuf: int | None  # tb: send buffer limit
+    fwd_alloc: int | None  # f: memory reserved but not yet used
+    wmem_queued: int | None  # w: send queue memory
+    optmem: int | None  # o: socket options memory
+    backlog: int | None  # bl: packets waiting while the socket was locked
+    drops: int | None  # d: packets dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+_build_memory = fast_builder(SocketMemory)
+
+
+class Attributes(NamedTuple):
+    """The decoded attribute block of one socket; each part is ``None`` when the kernel did not send it."""
+
+    tcp_info: TcpInfo | None
+    memory: SocketMemory | None
+    congestion: str | None  # congestion control algorithm, e.g. "cubic"
+    shutdown: int | None  # SHUTDOWN_RD | SHUTDOWN_WR bits
+
+
+NO_ATTRIBUTES = Attributes(None, None, None, None)
+
+
+def iter_attributes(
+    block: bytes | bytearray | memoryview, offset: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int, int]]:
+    """Yield (type, payload offset, payload length) for each netlink attribute in ``block[offset:end]``.
+
+    Attributes are padded to 4 bytes; a length under the 4-byte header or
+    past the end stops the walk (a truncated block yields what is whole).
+    """
+    if end is None:
+        end = len(block)
+    while offset + NLATTR.size <= end:
+        length, kind = NLATTR.unpack_from(block, offset)
+        if length < NLATTR.size or offset + length > end:
+            return
+        yield kind & _NLA_TYPE_MASK, offset + NLATTR.size, length - NLATTR.size
+        offset += (length + 3) & ~3
+
+
+def parse_skmeminfo(buf: bytes | bytearray | memoryview, offset: int, length: int) -> SocketMemory:
+    """Decode an INET_DIAG_SKMEMINFO payload (an array of u32, longer on newer kernels); absent slots are ``None``."""
+    count = length // 4
+    if count >= 9:
+        return _build_memory(*_SKMEM.unpack_from(buf, offset))
+    values = struct.unpack_from(f"={count}I", buf, offset)
+    return _build_memory(*values, *((None,) * (9 - count)))
+
+
+def decode_attributes(block: bytes) -> Attributes:
+    """Decode TCP_INFO, memory, congestion algorithm and shutdown mask from one socket's attribute block."""
+    if not block:
+        return NO_ATTRIBUTES
+    tcp_info = memory = congestion = shutdown = None
+    for kind, start, length in iter_attributes(block):
+        if kind == INET_DIAG_INFO:
+            tcp_info = parse_tcp_info(block, start, length)
+        elif kind == INET_DIAG_SKMEMINFO:
+            memory = parse_skmeminfo(block, start, length)
+        elif kind == INET_DIAG_CONG:
+            congestion = block[start : start + length].split(b"\0", 1)[0].decode("ascii", "backslashreplace")
+        elif kind == INET_DIAG_SHUTDOWN and length >= 1:
+            shutdown = block[start]
+    return Attributes(tcp_info, memory, congestion, shutdown)
+
+
+def _attribute(kind: int, payload: bytes) -> bytes:
+    length = NLATTR.size + len(payload)
+    return NLATTR.pack(length, kind) + payload + bytes(-length % 4)
+
+
+def encode_attributes(
+    tcp_info: TcpInfo | None = None,
+    memory: SocketMemory | None = None,
+    congestion: str | None = None,
+    shutdown: int | None = None,
+) -> bytes:
+    """Build the attribute block the kernel would send for these parts (the inverse of :func:`decode_attributes`).
+
+    For tests and deterministic fixtures: ``SocketInfo(..., attributes=encode_attributes(tcp_info=...))``.
+    A ``TcpInfo`` whose later fields are ``None`` is encoded as the shorter
+    struct an older kernel sends.
+    """
+    parts = []
+    if shutdown is not None:
+        parts.append(_attribute(INET_DIAG_SHUTDOWN, bytes((shutdown,))))
+    if memory is not None:
+        values = [getattr(memory, name) for name in memory.__slots__]
+        present = values.index(None) if None in values else len(values)
+        parts.append(_attribute(INET_DIAG_SKMEMINFO, struct.pack(f"={present}I", *values[:present])))
+    if tcp_info is not None:
+        parts.append(_attribute(INET_DIAG_INFO, pack_tcp_info(tcp_info)))
+    if congestion is not None:
+        parts.append(_attribute(INET_DIAG_CONG, congestion.encode("ascii") + b"\0"))
+    return b"".join(parts)
+
+
+def tcp_info_span(block: bytes) -> tuple[int, int] | None:
+    """Return (offset, length) of the TCP_INFO payload in an attribute block, or ``None``.
+
+    The same walk as :func:`iter_attributes`, unrolled: the change tracker
+    calls it for every socket of every snapshot.
+    """
+    offset, end = 0, len(block)
+    unpack = NLATTR.unpack_from
+    while offset + 4 <= end:
+        length, kind = unpack(block, offset)
+        if length < 4 or offset + length > end:
+            return None
+        if kind & _NLA_TYPE_MASK == INET_DIAG_INFO:
+            return offset + 4, length - 4
+        offset += (length + 3) & ~3
+    return None

@@ -1,0 +1,141 @@
+"""A minimal NETLINK_SOCK_DIAG client: the request ``ss`` sends, and the raw reply chunks.
+
+Only what a TCP dump needs: build one ``SOCK_DIAG_BY_FAMILY`` dump request
+(``struct inet_diag_req_v2``, optionally with a port filter in the kernel's
+inet_diag bytecode), send it, and hand each received datagram to a callback
+that parses it in place. Constants and layouts come from
+``linux/netlink.h``, ``linux/sock_diag.h`` and ``linux/inet_diag.h``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Callable
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+
+# Attributes of an inet_diag request.
+INET_DIAG_REQ_BYTECODE = 1
+
+# Attributes of an inet_diag reply (enum in linux/inet_diag.h).
+INET_DIAG_MEMINFO = 1
+INET_DIAG_INFO = 2
+INET_DIAG_CONG = 4
+INET_DIAG_SKMEMINFO = 7
+INET_DIAG_SHUTDOWN = 8
+
+# Bytecode operations.
+INET_DIAG_BC_JMP = 1
+INET_DIAG_BC_S_EQ = 11
+INET_DIAG_BC_D_EQ = 12
+
+#: Every TCP state (bits 1..12; 12 is the request-socket form of SYN_RECV).
+ALL_STATES = ((1 << 13) - 1) & ~1
+
+NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+NLATTR = struct.Struct("=HH")  # len, type
+_REQ_V2 = struct.Struct("=BBBBI")  # family, protocol, ext, pad, states; then inet_diag_sockid
+_SOCKID_ANY = struct.Struct(">HH16s16s").pack(0, 0, bytes(16), bytes(16)) + struct.pack(
+    "=III", 0, 0xFFFFFFFF, 0xFFFFFFFF
+)
+_BC_OP = struct.Struct("=BBH")  # code, yes, no
+
+# The kernel fills each dump datagram up to the largest buffer we ever passed
+# to recv, capped near 32 KiB; asking for more costs nothing (the result is
+# shrunk to what arrived).
+RECV_BUFFER_SIZE = 64 * 1024
+
+
+class NetlinkError(OSError):
+    """The kernel answered a sock_diag request with an error (``errno`` tells which)."""
+
+
+def ext_mask(*attributes: int) -> int:
+    """Return the ``idiag_ext`` bit mask that asks the kernel for the given reply attributes."""
+    mask = 0
+    for attr in attributes:
+        mask |= 1 << (attr - 1)
+    return mask
+
+
+def port_filter_bytecode(port: int) -> bytes:
+    """Return inet_diag bytecode that keeps sockets whose source *or* destination port is ``port``.
+
+    The kernel runs the program per socket: an op jumps ``yes`` bytes on a
+    match and ``no`` bytes otherwise; landing exactly on the end accepts,
+    landing 4 bytes past it rejects. Its verifier also insists that following
+    every ``yes`` from the start visits each op, hence the JMP in the middle,
+    whose condition is always false, so its ``no`` leads to "accept"::
+
+        0: S_EQ port  yes->8 (JMP)    no->12 (D_EQ)
+        8: JMP        yes->12         no->20 (accept)
+       12: D_EQ port  yes->20 (accept) no->24 (reject)
+    """
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port {port} is not in 0..65535")
+    return b"".join(
+        (
+            _BC_OP.pack(INET_DIAG_BC_S_EQ, 8, 12),
+            _BC_OP.pack(0, 0, port),
+            _BC_OP.pack(INET_DIAG_BC_JMP, 4, 12),
+            _BC_OP.pack(INET_DIAG_BC_D_EQ, 8, 12),
+            _BC_OP.pack(0, 0, port),
+        )
+    )
+
+
+def build_dump_request(family: int, ext: int, seq: int = 1, states: int = ALL_STATES, bytecode: bytes = b"") -> bytes:
+    """Return one netlink message asking for a dump of every TCP socket of ``family``.
+
+    ``ext`` is an :func:`ext_mask`; ``bytecode`` (from
+    :func:`port_filter_bytecode`) lets the kernel drop non-matching sockets
+    before they are ever copied to us.
+    """
+    body = _REQ_V2.pack(family, socket.IPPROTO_TCP, ext, 0, states) + _SOCKID_ANY
+    if bytecode:
+        attr_len = NLATTR.size + len(bytecode)
+        body += NLATTR.pack(attr_len, INET_DIAG_REQ_BYTECODE) + bytecode + bytes(-attr_len % 4)
+    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    return header + body
+
+
+def open_sock_diag() -> socket.socket:
+    """Open a NETLINK_SOCK_DIAG socket; raises ``OSError`` where the kernel (or platform) has none."""
+    family = getattr(socket, "AF_NETLINK", None)
+    if family is None:
+        raise OSError(errno.EAFNOSUPPORT, "this platform has no netlink sockets")
+    return socket.socket(family, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+
+
+def check_error(buf: bytes | bytearray, offset: int) -> None:
+    """Raise :class:`NetlinkError` for the NLMSG_ERROR message at ``offset`` unless it is an ACK (error 0)."""
+    if len(buf) < offset + NLMSGHDR.size + 4:
+        raise NetlinkError(errno.EPROTO, "truncated netlink error message")
+    (code,) = struct.unpack_from("=i", buf, offset + NLMSGHDR.size)
+    if code:
+        raise NetlinkError(-code, f"sock_diag request refused: {os.strerror(-code)}")
+
+
+def run_dump(sock: socket.socket, request: bytes, on_chunk: Callable[[bytes, int], bool]) -> None:
+    """Send ``request`` and feed each reply datagram to ``on_chunk(data, len(data))`` until it returns True.
+
+    ``on_chunk`` returns True once it has seen NLMSG_DONE. Each datagram is
+    a fresh ``bytes`` object, so slices of it are single copies.
+    """
+    sock.sendto(request, (0, 0))
+    recv = sock.recv
+    while True:
+        data = recv(RECV_BUFFER_SIZE)
+        if not data:
+            raise NetlinkError(errno.EIO, "sock_diag socket closed in the middle of a dump")
+        if on_chunk(data, len(data)):
+            return

@@ -1,0 +1,167 @@
+"""Take snapshots of the machine's TCP sockets: sock_diag when the kernel allows it, psutil otherwise."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from netlens.errors import UserError
+from netlens.probe import netlink
+from netlens.probe.model import Snapshot, SocketInfo
+from netlens.probe.processes import Owners, OwnerScanner
+from netlens.probe.sockdiag import dump_tcp
+
+#: Environment variable that picks the source: "auto" (default), "sock_diag" or "psutil".
+BACKEND_ENV = "NETLENS_PROBE_BACKEND"
+BACKENDS = ("auto", "sock_diag", "psutil")
+
+_FALLBACK_COST = "queues, inodes, TCP_INFO, memory and timers are unknown"
+
+
+class ProbeError(UserError):
+    """No source of socket information worked; the message says why in one sentence."""
+
+
+def _check_port(port: int | None) -> None:
+    if port is not None and not 0 < port <= 0xFFFF:
+        raise ProbeError(f"Port {port} is not a TCP port; give a number from 1 to 65535.")
+
+
+def _attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
+    """Fill in ``owners`` of freshly parsed records.
+
+    The records were built a moment ago by this snapshot and nobody else
+    holds them yet, so this is still their construction, done in place: a
+    second, rebuilt copy of 10,000 records would cost more than the dump.
+    """
+    if not owners:
+        return
+    get = owners.get
+    set_field = object.__setattr__
+    for sock in sockets:
+        refs = get(sock.inode) if sock.inode else None
+        if refs:
+            set_field(sock, "owners", refs)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a snapshot builds its records.
+
+    Ten thousand new records trigger dozens of collections, each walking every
+    object the process holds (the previous snapshot included): a quarter of
+    the snapshot's time. The records hold no reference cycles, so nothing is
+    lost by collecting once afterwards. If another thread paused it too, the
+    first to finish turns it back on, which is harmless.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Prober:
+    """Takes snapshots and keeps what makes the next one cheaper (the process-scan cache).
+
+    One per consumer that polls (the UI's worker, ``conns --watch``); safe to
+    share between threads (a lock serialises snapshots). ``backend`` is as for
+    :func:`take_snapshot`; ``owner_refresh`` bounds, in seconds, how long the
+    owner cache may trust itself before a full ``/proc`` scan.
+    """
+
+    def __init__(self, backend: str | None = None, owner_refresh: float = 10.0) -> None:
+        self.backend = backend
+        self.scanner = OwnerScanner(full_every=owner_refresh)
+        self._lock = threading.Lock()
+
+    def snapshot(self, port: int | None = None, processes: bool = True, backend: str | None = None) -> Snapshot:
+        """Return every TCP socket (IPv4 and IPv6) with ``port`` at either end, or all of them when ``port`` is None.
+
+        ``processes`` maps sockets to their owning processes (``ss -p``).
+        ``backend`` overrides the prober's own for this call. Falls back to
+        psutil (with ``note`` saying why) when sock_diag is unavailable and
+        the backend is "auto".
+        """
+        _check_port(port)
+        chosen = backend or self.backend
+        choice = chosen or os.environ.get(BACKEND_ENV) or "auto"
+        if choice not in BACKENDS:
+            raise ProbeError(f"Unknown probe backend {choice!r}; use one of {', '.join(BACKENDS)}.")
+        if choice == "psutil":
+            who = "the caller" if chosen else f"{BACKEND_ENV}=psutil"
+            return psutil_snapshot(port, processes, f"{who} chose the psutil fallback, so {_FALLBACK_COST}.")
+        if choice == "auto" and not sys.platform.startswith("linux"):
+            return psutil_snapshot(
+                port, processes, f"sock_diag exists only on Linux, so netlens used psutil and {_FALLBACK_COST}."
+            )
+        try:
+            return self._sock_diag(port, processes)
+        except OSError as exc:
+            if choice == "sock_diag":
+                raise
+            reason = exc.strerror or str(exc)
+            note = (
+                f"The kernel refused its sock_diag netlink interface ({reason}), "
+                f"so netlens used psutil and {_FALLBACK_COST}."
+            )
+            return psutil_snapshot(port, processes, note)
+
+    def _sock_diag(self, port: int | None, processes: bool) -> Snapshot:
+        with _gc_paused():
+            sock = netlink.open_sock_diag()
+            try:
+                ts = time.time()
+                sockets = dump_tcp(sock, port=port)
+            finally:
+                sock.close()
+            if processes:
+                # After the dump, so the scan knows which inodes to place (and
+                # can tell when its cache cannot).
+                with self._lock:
+                    owners = self.scanner.owners(s.inode for s in sockets)
+                _attach_owners(sockets, owners)
+        return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port)
+
+
+def psutil_snapshot(port: int | None = None, processes: bool = True, note: str | None = None) -> Snapshot:
+    """Snapshot through psutil (the fallback): no queues, inode, uid, TCP_INFO, memory or timers."""
+    import psutil
+
+    from netlens.probe.fallback import psutil_sockets
+
+    _check_port(port)
+    ts = time.time()
+    try:
+        sockets = psutil_sockets(port, processes)
+    except (psutil.Error, OSError) as exc:  # AccessDenied on macOS without root, for one
+        raise ProbeError(f"Neither sock_diag nor psutil could list the TCP sockets: {exc}.") from exc
+    return Snapshot(ts=ts, sockets=tuple(sockets), source="psutil", note=note, port=port)
+
+
+_default_prober: Prober | None = None
+_default_lock = threading.Lock()
+
+
+def take_snapshot(port: int | None = None, processes: bool = True, backend: str | None = None) -> Snapshot:
+    """Return every TCP socket (IPv4 and IPv6) with ``port`` at either end, or all of them when ``port`` is None.
+
+    ``processes`` maps sockets to their owning processes (the ``/proc`` scan,
+    the costliest part; a process-wide :class:`Prober` keeps its cache warm
+    between calls). ``backend`` is "auto" (sock_diag, falling back to psutil
+    when the kernel refuses it), "sock_diag" (no fallback: ``OSError``
+    propagates) or "psutil"; ``None`` reads ``$NETLENS_PROBE_BACKEND``,
+    defaulting to "auto". A fallback snapshot says why in ``note``.
+    """
+    global _default_prober
+    with _default_lock:
+        if _default_prober is None:
+            _default_prober = Prober()
+    return _default_prober.snapshot(port, processes, backend)

@@ -16,6 +16,9 @@ from netlens.server.events import SocketEvent
 
 DEFAULT_CAPACITY = 1 << 16
 
+#: ``(event class, ts, conn, *fields)``: an event not yet built (see :func:`materialize`).
+EventRecord = tuple[Any, ...]
+
 
 class EventBus:
     """Single-writer ring of event records with any number of cursor readers."""
@@ -25,11 +28,11 @@ class EventBus:
             raise ValueError("capacity must be a power of two")
         self.capacity = capacity
         self._mask = capacity - 1
-        self._ring: list[tuple[Any, ...] | None] = [None] * capacity
+        self._ring: list[EventRecord | None] = [None] * capacity
         #: Total records ever published (the next record's sequence number).
         self.published = 0
 
-    def publish(self, record: tuple[Any, ...]) -> None:
+    def publish(self, record: EventRecord) -> None:
         """Store one record ``(cls, ts, conn, *fields)``. Called only by the loop thread."""
         seq = self.published
         self._ring[seq & self._mask] = record
@@ -42,7 +45,7 @@ class EventBus:
         start = max(0, self.published - self.capacity) if from_start else self.published
         return Subscription(self, start)
 
-    def _read(self, cursor: int, limit: int | None) -> tuple[list[tuple[Any, ...]], int, int]:
+    def _read(self, cursor: int, limit: int | None) -> tuple[list[EventRecord], int, int]:
         """Records from ``cursor`` on: (records, new cursor, how many were lost)."""
         end = self.published
         lost = 0
@@ -79,6 +82,21 @@ class Subscription:
 
     def drain(self, limit: int | None = None) -> list[SocketEvent]:
         """Every event since the last drain (at most ``limit``), oldest first."""
+        return [materialize(record) for record in self.drain_records(limit)]
+
+    def drain_records(self, limit: int | None = None) -> list[EventRecord]:
+        """Like :meth:`drain`, but the raw records, for readers that show only some events.
+
+        A record is ``(event class, ts, conn, *fields)``: ``record[1]`` is the
+        timestamp and ``record[2]`` the connection id, so a reader can filter
+        and count without building anything; :func:`materialize` builds the
+        event for the records it does show (a UI: the rows on screen).
+        """
         records, self._cursor, lost = self._bus._read(self._cursor, limit)
         self.dropped += lost
-        return [record[0](*record[1:]) for record in records]
+        return records
+
+
+def materialize(record: EventRecord) -> SocketEvent:
+    """The frozen event dataclass for one raw record."""
+    return record[0](*record[1:])

@@ -92,6 +92,7 @@ class LoadRunner:
         self._sel = selectors.DefaultSelector()
         self._active = 0
         self._stop_at = 0.0
+        self._refused = False
 
     @property
     def total(self) -> int | None:
@@ -104,7 +105,6 @@ class LoadRunner:
         started = time.perf_counter()
         self._stop_at = started + self.duration if self.duration else float("inf")
         per_client = self.requests if self.requests is not None else 1 << 62
-        self._check_listening()
         for index in range(self.clients):
             self._next(_Client(index, per_client))
         next_report = started + interval
@@ -124,17 +124,13 @@ class LoadRunner:
                 key.fileobj.close()  # type: ignore[union-attr]
             self._sel.close()
         result.elapsed = time.perf_counter() - started
+        if self._refused:
+            raise ClientError(
+                f"nothing is listening on {format_address((self.host, self.port))}; start the server "
+                f"first with `netlens serve` (or `netlens serve --headless --mode {self.mode}`).")
         if progress is not None:
             progress(result)
         return result
-
-    def _check_listening(self) -> None:
-        try:
-            socket.create_connection((self.host, self.port), timeout=2).close()
-        except OSError:
-            raise ClientError(
-                f"nothing is listening on {format_address((self.host, self.port))}; start the server "
-                f"first with `netlens serve` (or `netlens serve --headless --mode {self.mode}`).") from None
 
     # One client's life: connect -> send -> receive -> (next request | done).
 
@@ -223,6 +219,11 @@ class LoadRunner:
         result = self.result
         result.errors += 1
         result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
+        # Every client refused before anything worked: no server. Stop now rather
+        # than hammer a closed port for the whole run.
+        if kind == "ECONNREFUSED" and not result.completed and result.errors >= self.clients:
+            self._refused = True
+            self._stop_at = 0.0
 
     def _error(self, client: _Client, kind: str) -> None:
         self._count_error(kind)

@@ -29,17 +29,23 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from netlens.server.load import LoadRunner  # noqa: E402
 
+# The subscriber does what the UI's event log does: every 100 ms it takes all
+# new records, keeps them, and builds the events of the last screenful.
 NETLENS_SERVER = r"""
 import sys, threading, time
 from netlens.server import Server, ServerConfig
+from netlens.server.bus import materialize
 publish = sys.argv[1] == "on"
 server = Server(ServerConfig(mode="search", port=0, publish_events=publish)).start()
 sub = server.subscribe()
-drained = [0]
+kept = []
 def drain():
     while True:
         time.sleep(0.1)
-        drained[0] += len(sub.drain())
+        records = sub.drain_records()
+        kept.extend(records)
+        del kept[:-200_000]
+        shown = [materialize(r) for r in records[-40:]]
 threading.Thread(target=drain, daemon=True).start()
 print(server.address[1], flush=True)
 sys.stdin.read()

@@ -1,0 +1,367 @@
+"""Classic pcap out and in (plus pcapng in), with ``struct`` only.
+
+Writing produces the classic format every tool reads (tcpdump, tshark,
+Wireshark): a 24-byte global header, then a 16-byte header per record. The
+nanosecond variant (magic ``a1b23c4d``) is the default, so the kernel's
+nanosecond timestamps survive the round trip; ``nanosecond=False`` writes the
+original microsecond format for very old readers.
+Reading accepts microsecond and nanosecond pcap in either byte order and, as a
+bonus, pcapng (the first interface's link type); it streams, so a pipe such as
+``ssh host tcpdump -U -w - port 65432 | netlens read -`` shows packets as they
+arrive. A truncated last record is reported in one sentence
+(:attr:`PcapReader.warning`) and everything before it is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from netlens.capture.errors import PcapError
+from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_NAMES, SUPPORTED_LINKTYPES
+from netlens.capture.ring import PacketRing
+
+MAGIC_MICRO = 0xA1B2C3D4
+MAGIC_NANO = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER = 0x1A2B3C4D
+#: Snapshot length written into headers; matches what the capture keeps (whole lo frames).
+SNAPLEN = 262144
+#: Records claiming more than this are corrupt (no link carries 16 MiB frames).
+MAX_RECORD = 16 * 1024 * 1024
+
+_GLOBAL = struct.Struct("<IHHiIII")
+_RECORD_LE = struct.Struct("<IIII")
+
+
+class PcapWriter:
+    """Write frames to a classic pcap file (path, ``-`` for stdout, or a binary file object).
+
+    Buffered: :meth:`flush` (or :meth:`close`) before another program reads
+    the file. Not thread-safe; one writer thread at a time (the capture thread
+    while capturing).
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | BinaryIO,
+        linktype: int = LINKTYPE_ETHERNET,
+        snaplen: int = SNAPLEN,
+        nanosecond: bool = True,
+    ) -> None:
+        self._owns = False
+        if isinstance(target, (str, os.PathLike)):
+            if str(target) == "-":
+                self._file: BinaryIO = sys.stdout.buffer
+            else:
+                try:
+                    self._file = open(target, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+                except OSError as exc:
+                    raise PcapError(f"cannot write {os.fspath(target)}: {exc.strerror or exc}.") from None
+                self._owns = True
+            self.name = os.fspath(target)
+        else:
+            self._file = target
+            self.name = getattr(target, "name", "<stream>")
+        self.nanosecond = nanosecond
+        self.linktype = linktype
+        self.packets = 0
+        self._divisor = 1 if nanosecond else 1000
+        self._pack = _RECORD_LE.pack
+        self._file.write(_GLOBAL.pack(MAGIC_NANO if nanosecond else MAGIC_MICRO, 2, 4, 0, 0, snaplen, linktype))
+
+    def write(self, ts_ns: int, frame: bytes | bytearray | memoryview, orig_len: int | None = None) -> None:
+        """Append one record captured at ``ts_ns`` (epoch nanoseconds)."""
+        seconds, fraction = divmod(ts_ns, 1_000_000_000)
+        size = len(frame)
+        self._file.write(self._pack(seconds, fraction // self._divisor, size, orig_len or size))
+        self._file.write(frame)
+        self.packets += 1
+
+    def flush(self) -> None:
+        """Push buffered records to the file."""
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close (closes only files this writer opened)."""
+        try:
+            self._file.flush()
+        finally:
+            if self._owns:
+                self._file.close()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_pcap(
+    target: str | os.PathLike[str] | BinaryIO,
+    ring: PacketRing,
+    start: int | None = None,
+    stop: int | None = None,
+    nanosecond: bool = True,
+) -> int:
+    """Write packets ``start..stop`` (default: all stored) of ``ring`` as pcap; returns the count."""
+    with PcapWriter(target, ring.linktype, nanosecond=nanosecond) as writer:
+        no = ring.first if start is None else start
+        while True:
+            batch = ring.read(no, stop, limit=4096)
+            if not batch:
+                break
+            for number, ts_ns, frame in batch:
+                writer.write(ts_ns, frame, ring.orig_len(number) if number in ring else None)
+            no = batch[-1][0] + 1
+        return writer.packets
+
+
+class PcapReader:
+    """Iterate ``(ts_ns, frame, orig_len)`` over a pcap or pcapng stream.
+
+    Reads lazily, record by record, so it works on pipes. Raises
+    :class:`PcapError` at construction when the input is not a capture file
+    or uses a link type netlens cannot decode. After iteration, ``warning``
+    holds a sentence if the input ended inside a record or had to be cut off.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        self._owns = False
+        if isinstance(source, (str, os.PathLike)):
+            if str(source) == "-":
+                self._file: BinaryIO = sys.stdin.buffer
+                self.name = "standard input"
+            else:
+                try:
+                    self._file = open(source, "rb")  # noqa: SIM115 (closed in close())
+                except OSError as exc:
+                    raise PcapError(f"cannot open {os.fspath(source)}: {exc.strerror or exc}.") from None
+                self._owns = True
+                self.name = os.fspath(source)
+        else:
+            self._file = source
+            self.name = getattr(source, "name", "the input")
+        self.warning: str | None = None
+        self.packets = 0
+        self.nanosecond = False
+        self.pcapng = False
+        head = self._read(24)
+        if not head:
+            raise PcapError(f"{self.name} is empty: there is no pcap header.")
+        if len(head) < 4:
+            raise PcapError(f"{self.name} is too short to be a capture file ({len(head)} bytes).")
+        magic_le = struct.unpack_from("<I", head)[0]
+        magic_be = struct.unpack_from(">I", head)[0]
+        if magic_le == PCAPNG_SHB:
+            self.pcapng = True
+            self._init_pcapng(head)
+            return
+        if magic_le in (MAGIC_MICRO, MAGIC_NANO):
+            self._order = "<"
+            magic = magic_le
+        elif magic_be in (MAGIC_MICRO, MAGIC_NANO):
+            self._order = ">"
+            magic = magic_be
+        else:
+            raise PcapError(
+                f"{self.name} is not a pcap file (it starts with 0x{magic_be:08x}; "
+                f"pcap starts with a1b2c3d4 or a1b23c4d)."
+            )
+        if len(head) < 24:
+            raise PcapError(f"{self.name} ends inside the pcap header ({len(head)} of 24 bytes).")
+        self.nanosecond = magic == MAGIC_NANO
+        _, _major, _minor, _zone, _sigfigs, self.snaplen, linktype = struct.unpack(self._order + "IHHiIII", head)
+        # The upper bits of the link-type field carry FCS flags in newer files.
+        self.linktype = linktype & 0x0FFFFFFF
+        _check_linktype(self.linktype, self.name)
+        self._record = struct.Struct(self._order + "IIII")
+
+    def _read(self, size: int) -> bytes:
+        # A pipe may return short reads; keep reading until size or EOF.
+        data = self._file.read(size)
+        if data is None:
+            data = b""
+        while len(data) < size:
+            more = self._file.read(size - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
+        if self.pcapng:
+            yield from self._iter_pcapng()
+            return
+        multiplier = 1 if self.nanosecond else 1000
+        record = self._record
+        while True:
+            header = self._read(16)
+            if not header:
+                return
+            if len(header) < 16:
+                self._truncated(f"a record header ({len(header)} of 16 bytes)")
+                return
+            seconds, fraction, size, orig_len = record.unpack(header)
+            if size > MAX_RECORD:
+                self.warning = (f"{self.name}: record {self.packets + 1} claims {size} bytes, which cannot be "
+                                f"right; kept the {self.packets} packets before it.")
+                return
+            frame = self._read(size)
+            if len(frame) < size:
+                self._truncated(f"packet {self.packets + 1} ({len(frame)} of {size} bytes)")
+                return
+            self.packets += 1
+            yield seconds * 1_000_000_000 + fraction * multiplier, frame, orig_len
+
+    def _truncated(self, where: str) -> None:
+        self.warning = (f"{self.name} ends in the middle of {where}; "
+                        f"kept the {self.packets} complete packets before it.")
+
+    # --------------------------------------------------------------- pcapng
+
+    def _init_pcapng(self, head: bytes) -> None:
+        if len(head) < 12:
+            raise PcapError(f"{self.name} ends inside the pcapng section header.")
+        bom = head[8:12]
+        if bom == struct.pack("<I", PCAPNG_BYTE_ORDER):
+            self._order = "<"
+        elif bom == struct.pack(">I", PCAPNG_BYTE_ORDER):
+            self._order = ">"
+        else:
+            raise PcapError(f"{self.name} has a pcapng header with an unknown byte-order mark.")
+        (length,) = struct.unpack_from(self._order + "I", head, 4)
+        if length < 28 or length % 4:
+            raise PcapError(f"{self.name} has a bogus pcapng section header length {length}.")
+        rest = self._read(length - len(head))
+        if len(rest) < length - len(head):
+            raise PcapError(f"{self.name} ends inside the pcapng section header.")
+        # Interfaces: (linktype, ts units per second).
+        self._interfaces: list[tuple[int, int]] = []
+        self.linktype = -1
+        self.snaplen = SNAPLEN
+        # Read ahead to the first interface description so the link type is known up front.
+        self._pending: list[tuple[int, int, bytes]] = []
+        for record in self._ng_blocks():
+            self._pending.append(record)
+            if self._interfaces:
+                break
+        if not self._interfaces:
+            raise PcapError(f"{self.name} is a pcapng file without an interface description.")
+        self.linktype = self._interfaces[0][0]
+        _check_linktype(self.linktype, self.name)
+
+    def _ng_blocks(self) -> Iterator[tuple[int, int, bytes]]:
+        """Yield (ts_ns, orig_len, frame) of packet blocks; record interfaces as they come."""
+        order = self._order
+        while True:
+            head = self._read(8)
+            if not head:
+                return
+            if len(head) < 8:
+                self._truncated("a pcapng block header")
+                return
+            block_type, length = struct.unpack(order + "II", head)
+            if length < 12 or length % 4 or length > MAX_RECORD:
+                self.warning = (f"{self.name}: a pcapng block claims {length} bytes, which cannot be right; "
+                                f"kept the {self.packets} packets before it.")
+                return
+            body = self._read(length - 8)
+            if len(body) < length - 8:
+                self._truncated(f"a pcapng block ({len(body) + 8} of {length} bytes)")
+                return
+            body = body[:-4]  # trailing copy of the length
+            if block_type == PCAPNG_SHB:
+                if len(body) >= 4 and body[:4] == struct.pack(">I", PCAPNG_BYTE_ORDER):
+                    order = self._order = ">"
+                elif len(body) >= 4:
+                    order = self._order = "<"
+                self._interfaces = []  # a new section restarts interface numbering
+            elif block_type == 1 and len(body) >= 8:  # interface description
+                linktype = struct.unpack_from(order + "H", body)[0]
+                self._interfaces.append((linktype, _ng_resolution(body[8:], order)))
+            elif block_type == 6 and len(body) >= 20:  # enhanced packet
+                iface, high, low, caplen, orig_len = struct.unpack_from(order + "IIIII", body)
+                if iface >= len(self._interfaces):
+                    continue
+                linktype, units = self._interfaces[iface]
+                if linktype != self._interfaces[0][0]:
+                    self.warning = f"{self.name} mixes link types; packets from other interfaces were skipped."
+                    continue
+                ticks = (high << 32) | low
+                yield ticks * 1_000_000_000 // units, orig_len, bytes(body[20:20 + caplen])
+            elif block_type == 3 and len(body) >= 4 and self._interfaces:  # simple packet
+                (orig_len,) = struct.unpack_from(order + "I", body)
+                yield 0, orig_len, bytes(body[4:4 + orig_len])
+
+    def _iter_pcapng(self) -> Iterator[tuple[int, bytes, int]]:
+        pending, self._pending = self._pending, []
+        for ts_ns, orig_len, frame in pending:
+            self.packets += 1
+            yield ts_ns, frame, orig_len
+        for ts_ns, orig_len, frame in self._ng_blocks():
+            self.packets += 1
+            yield ts_ns, frame, orig_len
+
+    def close(self) -> None:
+        """Close the file if this reader opened it."""
+        if self._owns:
+            self._file.close()
+
+    def __enter__(self) -> PcapReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ng_resolution(options: bytes, order: str) -> int:
+    """Timestamp units per second from an interface's options (if_tsresol; default microseconds)."""
+    i = 0
+    while i + 4 <= len(options):
+        code, length = struct.unpack_from(order + "HH", options, i)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = options[i + 4]
+            if value & 0x80:
+                return 1 << min(value & 0x7F, 62)
+            return 10 ** min(value, 18)
+        i += 4 + (length + 3) // 4 * 4
+    return 1_000_000
+
+
+def _check_linktype(linktype: int, name: str) -> None:
+    if linktype not in SUPPORTED_LINKTYPES:
+        known = ", ".join(sorted({v for v in LINKTYPE_NAMES.values()}))
+        raise PcapError(f"{name} holds link type {linktype}, which netlens cannot decode (it reads {known}).")
+
+
+@dataclass
+class ReadResult:
+    """What :func:`read_pcap` loaded."""
+
+    ring: PacketRing
+    packets: int
+    #: One sentence if the input was truncated or corrupt (what was read is kept).
+    warning: str | None
+
+
+def read_pcap(source: str | os.PathLike[str] | BinaryIO | bytes, ring: PacketRing | None = None) -> ReadResult:
+    """Load a whole pcap/pcapng file, stream (``-`` is stdin) or bytes into ``ring`` (a new one by default)."""
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(bytes(source))
+    with PcapReader(source) as reader:
+        if ring is None:
+            ring = PacketRing(linktype=reader.linktype)
+        else:
+            ring.linktype = reader.linktype
+        append = ring.append
+        for ts_ns, frame, orig_len in reader:
+            append(ts_ns, frame, orig_len)
+        return ReadResult(ring, reader.packets, reader.warning)

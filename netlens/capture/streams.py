@@ -1,0 +1,177 @@
+"""TCP streams (connections) as the analyzer tracks them: a key, two directions, and a packet index.
+
+Direction 0 is client → server, direction 1 is server → client. The client is
+whoever sent the first SYN; if the capture missed the handshake, the side on
+a known server port (or the lower port) is taken to be the server.
+"""
+
+from __future__ import annotations
+
+import socket
+from array import array
+from dataclasses import dataclass
+
+from netlens.capture.frames import format_ip
+from netlens.capture.messages import MessageStream
+
+CLIENT_TO_SERVER = 0
+SERVER_TO_CLIENT = 1
+
+# Wireshark's tcp.completeness bits.
+SEEN_SYN = 1
+SEEN_SYN_ACK = 2
+SEEN_ACK = 4
+SEEN_DATA = 8
+SEEN_FIN = 16
+SEEN_RST = 32
+_SEEN_NAMES = ((SEEN_SYN, "SYN"), (SEEN_SYN_ACK, "SYN-ACK"), (SEEN_ACK, "ACK"),
+               (SEEN_DATA, "data"), (SEEN_FIN, "FIN"), (SEEN_RST, "RST"))
+
+
+def format_endpoint(host: str, port: int) -> str:
+    """``127.0.0.1:65432`` or ``[::1]:65432``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """Who a stream connects, in a form the UI can match to a socket.
+
+    ``family`` is ``socket.AF_INET`` or ``socket.AF_INET6``; ``client`` and
+    ``server`` are ``(host, port)`` as ``socket.getsockname()`` prints them.
+    """
+
+    family: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+
+    def matches(self, local: tuple[str, int], remote: tuple[str, int]) -> bool:
+        """True if a socket with these local/remote addresses is one end of this stream.
+
+        Extra tuple items (IPv6 flow info, scope) are ignored, and an
+        IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) matches its IPv4 form.
+        """
+        pair = (_plain(local), _plain(remote))
+        return pair in ((self.client, self.server), (self.server, self.client))
+
+    def __str__(self) -> str:
+        return f"{format_endpoint(*self.client)} ⇄ {format_endpoint(*self.server)}"
+
+
+def _plain(address: tuple) -> tuple[str, int]:  # type: ignore[type-arg]
+    host = str(address[0])
+    if host.lower().startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, int(address[1])
+
+
+class Direction:
+    """The analyzer's state for one direction of a stream (what one side has sent)."""
+
+    __slots__ = (
+        "base", "next_seq", "next_ts", "last_ack", "window", "window_bytes", "wscale", "syn_seen",
+        "dupacks", "dupack_of", "keepalive", "zwp", "holes", "fin_no", "rst_no", "payload_bytes",
+        "segments", "messages",
+    )
+
+    def __init__(self) -> None:
+        #: Sequence number that relative numbers count from (the ISN).
+        self.base: int | None = None
+        #: One past the highest sequence number sent so far (SYN and FIN count one).
+        self.next_seq: int | None = None
+        self.next_ts = 0
+        #: Highest acknowledgment number this side has sent.
+        self.last_ack: int | None = None
+        #: Last raw window field this side advertised, and the same in bytes (scaled).
+        self.window: int | None = None
+        self.window_bytes: int | None = None
+        #: Window-scale shift from this side's SYN option (None: no option seen).
+        self.wscale: int | None = None
+        self.syn_seen = False
+        self.dupacks = 0
+        self.dupack_of = 0
+        #: The last segment was a keep-alive / zero-window probe awaiting its ACK.
+        self.keepalive = False
+        self.zwp = False
+        #: Gaps in the sequence space: [start, end, ts_ns of the segment that skipped them].
+        self.holes: list[list[int]] = []
+        self.fin_no = 0
+        self.rst_no = 0
+        self.payload_bytes = 0
+        self.segments = 0
+        #: Search-protocol reassembly of this direction's byte stream.
+        self.messages = MessageStream()
+
+
+class Stream:
+    """One TCP connection seen in the capture.
+
+    Public, read-only for callers: ``id`` (1-based, in order of first
+    packet), ``key``, ``client``/``server`` (``host:port`` text), ``family``,
+    ``first_no``/``last_no``, ``first_ts``/``last_ts`` (epoch ns), ``seen``
+    (completeness bits), ``first_fin`` (direction that closed first, or None),
+    ``packets`` (packet numbers, oldest first; evicted ones are trimmed).
+    """
+
+    __slots__ = (
+        "id", "version", "client_ip", "client_port", "server_ip", "server_port", "client", "server", "key",
+        "packets", "first_no", "last_no", "first_ts", "last_ts", "seen", "first_fin", "dirs", "scale",
+        "syn_seq", "message_count", "last_ack_no",
+    )
+
+    def __init__(self, stream_id: int, version: int, client: tuple[bytes, int], server: tuple[bytes, int],
+                 no: int, ts_ns: int) -> None:
+        self.id = stream_id
+        self.version = version
+        self.client_ip, self.client_port = client
+        self.server_ip, self.server_port = server
+        client_host, server_host = format_ip(self.client_ip), format_ip(self.server_ip)
+        self.client = format_endpoint(client_host, self.client_port)
+        self.server = format_endpoint(server_host, self.server_port)
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        self.key = StreamKey(family, (client_host, self.client_port), (server_host, self.server_port))
+        self.packets = array("I")
+        self.first_no = self.last_no = no
+        self.first_ts = self.last_ts = ts_ns
+        self.seen = 0
+        self.first_fin: int | None = None
+        self.dirs = (Direction(), Direction())
+        #: Effective window-scale shift per direction: None until both SYNs were seen.
+        self.scale: list[int | None] = [None, None]
+        self.syn_seq: int | None = None
+        self.message_count = 0
+        #: Packet that last advanced each direction's acknowledgment number (for "Dup ACK of").
+        self.last_ack_no = [0, 0]
+
+    @property
+    def family(self) -> int:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+        return self.key.family
+
+    @property
+    def closed(self) -> bool:
+        """True once both sides sent FIN, or either sent RST."""
+        d0, d1 = self.dirs
+        return bool(self.seen & SEEN_RST) or (bool(d0.fin_no) and bool(d1.fin_no))
+
+    def endpoint(self, direction: int) -> str:
+        """Text address of the sender in ``direction``."""
+        return self.client if direction == CLIENT_TO_SERVER else self.server
+
+    def completeness(self) -> str:
+        """What of the connection's life was captured: ``SYN, SYN-ACK, ACK, data, FIN`` (Wireshark's idea)."""
+        return ", ".join(name for bit, name in _SEEN_NAMES if self.seen & bit) or "nothing"
+
+    def describe(self) -> str:
+        """One line: who, how much, and how the connection began and ended."""
+        d0, d1 = self.dirs
+        parts = [f"stream {self.id}: client {self.client} → server {self.server}",
+                 f"{len(self.packets)} packets",
+                 f"{d0.payload_bytes} bytes up, {d1.payload_bytes} down",
+                 f"seen: {self.completeness()}"]
+        if d0.rst_no or d1.rst_no:
+            who = "client" if d0.rst_no and (not d1.rst_no or d0.rst_no < d1.rst_no) else "server"
+            parts.append(f"reset by the {who}")
+        elif self.first_fin is not None:
+            parts.append(f"{'client' if self.first_fin == CLIENT_TO_SERVER else 'server'} closed first")
+        return "; ".join(parts)

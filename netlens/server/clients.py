@@ -120,8 +120,26 @@ def request(
                 raise ClientError(f"the answer from {where} is not the search protocol: {exc}.") from None
             for event in events:
                 if isinstance(event, MessageComplete):
-                    return Reply(message, event.message, len(data), received,
-                                 time.perf_counter() - started, (local[0], local[1]))
+                    elapsed = time.perf_counter() - started
+                    received += _await_close(sock)
+                    return Reply(message, event.message, len(data), received, elapsed, (local[0], local[1]))
+
+
+def _await_close(sock: socket.socket, timeout: float = 1.0) -> int:
+    """Read until the server's FIN (the protocol says the server closes first), then let go.
+
+    Closing before the FIN arrives would race the server and could put the
+    TIME_WAIT on our side instead of the server's, which the workshop points at.
+    Returns how many unexpected extra bytes came.
+    """
+    extra = 0
+    sock.settimeout(timeout)
+    try:
+        while chunk := sock.recv(65536):
+            extra += len(chunk)
+    except (socket.timeout, OSError):
+        pass
+    return extra
 
 
 def search(host: str, port: int, value: str, **kwargs: object) -> Reply:

@@ -54,7 +54,7 @@ class LoadResult:
 
 
 class _Client:
-    __slots__ = ("index", "sock", "remaining", "outbox", "decoder", "expect", "got", "started", "value")
+    __slots__ = ("index", "sock", "remaining", "outbox", "decoder", "expect", "got", "started", "answered")
 
     def __init__(self, index: int, requests: int) -> None:
         self.index = index
@@ -65,7 +65,7 @@ class _Client:
         self.expect = 0
         self.got = 0
         self.started = 0.0
-        self.value = ""
+        self.answered = False
 
 
 class LoadRunner:
@@ -174,6 +174,7 @@ class LoadRunner:
         client.outbox = data
         client.expect = len(data)
         client.got = 0
+        client.answered = False
 
     def _service(self, client: _Client, events: int) -> None:
         sock = client.sock
@@ -192,8 +193,14 @@ class LoadRunner:
             self._error(client, errno.errorcode.get(exc.errno or 0, type(exc).__name__))
             return
         if not chunk:
-            self._error(client, "closed before answering")
+            if client.answered:
+                # The server's FIN after its answer: now it is our turn to close.
+                self._next(client)
+            else:
+                self._error(client, "closed before answering")
             return
+        if client.answered:
+            return  # bytes after the answer: ignored until the server closes
         if self.mode == "echo":
             client.got += len(chunk)
             if client.got >= client.expect:
@@ -206,13 +213,19 @@ class LoadRunner:
             self._error(client, "bad response")
             return
         if any(isinstance(e, MessageComplete) for e in events_):
-            self._done(client)
+            # Latency ends with the answer, but the connection is finished only when the
+            # server closes it (it closes first), so TIME_WAIT stays on the server's side.
+            client.answered = True
+            self._record(client)
 
-    def _done(self, client: _Client) -> None:
+    def _record(self, client: _Client) -> None:
         result = self.result
         result.completed += 1
         if self.keep_latencies:
             result.latencies.append(time.perf_counter() - client.started)
+
+    def _done(self, client: _Client) -> None:
+        self._record(client)
         self._next(client)
 
     def _count_error(self, kind: str) -> None:
@@ -241,4 +254,7 @@ class LoadRunner:
         for key in list(self._sel.get_map().values()):
             client = key.data
             if now - client.started > self.timeout:
-                self._error(client, "timeout")
+                if client.answered:
+                    self._next(client)  # answered; the server just never closed
+                else:
+                    self._error(client, "timeout")

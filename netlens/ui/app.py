@@ -1,0 +1,399 @@
+"""The netlens Textual app: keys and actions, background workers, and where their messages land."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from netlens.errors import UserError
+from netlens.server import (
+    AbortConnection,
+    CloseConnection,
+    Control,
+    ControlError,
+    PauseReading,
+    PortInUseError,
+    ResumeReading,
+    SetOption,
+    ShutdownWrite,
+    SocketOption,
+)
+from netlens.textsafe import safe_str
+from netlens.ui.feeds import Feeds
+from netlens.ui.messages import ClientDone, KernelSnapshot, ProbeFailed
+from netlens.ui.screens.help import HelpScreen
+from netlens.ui.screens.main import MainScreen
+from netlens.ui.screens.prompts import PortInUseScreen, PromptScreen, SendScreen, TooSmallScreen
+
+#: Smallest terminal the four panels fit in.
+MIN_SIZE = (80, 24)
+#: How often the kernel is asked (seconds): fast enough to watch, cheap enough to forget.
+PROBE_INTERVAL = 0.5
+#: UI refresh of events/packets/status (seconds): drained in batches, never one message per packet.
+TICK = 0.1
+
+
+class NetlensApp(App[int]):
+    """Server, sockets, events and packets of the teaching server, live."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "netlens"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("s", "send", "Send"),
+        Binding("n", "clients", "N clients"),
+        Binding("r", "toggle_read", "Pause read"),
+        Binding("w", "shutdown", "SHUT_WR", show=False),
+        Binding("x", "close_conn", "Close", show=False),
+        Binding("X", "abort_conn", "RST"),
+        Binding("d", "nodelay", "NODELAY", show=False),
+        Binding("b", "rcvbuf", "SO_RCVBUF", show=False),
+        Binding("f", "filter_packets", "Filter pkts"),
+        Binding("e", "filter_events", "Filter events", show=False),
+        Binding("m", "maximize", "Maximize"),
+        Binding("c", "toggle_capture", "Capture", show=False),
+        Binding("C", "clear_capture", "Clear capture", show=False),
+        Binding("ctrl+s", "save_pcap", "Save pcap"),
+        Binding("f12", "screenshot", "Screenshot", show=False),
+        Binding("tab", "app.focus_next", "Next panel", show=False),
+        Binding("shift+tab", "app.focus_previous", "Previous panel", show=False),
+    ]
+
+    def __init__(self, feeds: Feeds, *, animate: bool = True) -> None:
+        super().__init__()
+        self.feeds = feeds
+        self.main: MainScreen | None = None
+        self._too_small: TooSmallScreen | None = None
+        if not animate:
+            self.animation_level = "none"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def get_default_screen(self) -> Screen[None]:
+        self.main = MainScreen(self.feeds)
+        return self.main
+
+    def on_mount(self) -> None:
+        # After the first refresh: the main screen's panels exist and the first frame is up.
+        self.call_after_refresh(self._start_server)
+
+    def _start_server(self) -> None:
+        try:
+            self.feeds.start_server()
+        except PortInUseError as exc:
+            port = self.feeds.config.port
+            self.push_screen(PortInUseScreen(str(exc), port + 1 if port < 65535 else 0), self._port_chosen)
+            return
+        except UserError as exc:
+            self.exit(return_code=exc.exit_code, message=str(exc))
+            return
+        self._server_started()
+
+    def _port_chosen(self, port: int | None) -> None:
+        if port is None:
+            self.exit(return_code=2)
+            return
+        try:
+            self.feeds.restart_server(port)  # type: ignore[attr-defined]
+        except PortInUseError as exc:
+            self.push_screen(PortInUseScreen(str(exc), port + 1 if 0 < port < 65535 else 0), self._port_chosen)
+            return
+        self._server_started()
+
+    def _server_started(self) -> None:
+        assert self.main is not None
+        self.main.packets.start()
+        if self.feeds.live:
+            self.set_interval(TICK, self._tick)
+            self.probe_loop()
+        else:
+            # A recording never changes: read it once, synchronously, so its screens are deterministic.
+            self.main.apply_snapshot(self.feeds.probe())
+            self.main.tick()
+        self.main.refresh_status()
+        self.check_size()
+
+    def _tick(self) -> None:
+        if self.main is not None and self.main.is_running:
+            try:
+                self.main.tick()
+            except NoMatches:
+                pass  # closing
+
+    def on_unmount(self) -> None:
+        self.feeds.stop()
+
+    def on_resize(self) -> None:
+        # After the refresh: by then the app's size is the new one.
+        self.call_after_refresh(self.check_size)
+
+    def check_size(self) -> None:
+        """Show a clear message instead of a mangled layout when the terminal is too small."""
+        width, height = self.size
+        too_small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        if too_small and self._too_small is None:
+            self._too_small = TooSmallScreen(MIN_SIZE)
+            self.push_screen(self._too_small)
+        elif too_small and self._too_small is not None and self._too_small.is_mounted:
+            self._too_small.show_size(width, height)
+        elif not too_small and self._too_small is not None:
+            if self.screen is self._too_small:
+                self.pop_screen()
+            self._too_small = None
+
+    # ------------------------------------------------------------------- workers
+
+    @work(thread=True, exclusive=True, group="probe", name="kernel probe")
+    def probe_loop(self) -> None:
+        """Ask the kernel about the server's sockets twice a second (thread: it blocks on netlink)."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                snapshot = self.feeds.probe()
+            except UserError as exc:
+                self.post_message(ProbeFailed(str(exc)))
+                time.sleep(2.0)
+                continue
+            self.post_message(KernelSnapshot(snapshot))
+            time.sleep(PROBE_INTERVAL)
+
+    def on_kernel_snapshot(self, message: KernelSnapshot) -> None:
+        if self.main is not None and self.main.is_running:
+            try:
+                self.main.apply_snapshot(message.snapshot)
+            except NoMatches:
+                pass  # the app is closing and its panels are already gone
+
+    def on_probe_failed(self, message: ProbeFailed) -> None:
+        if self.main is not None:
+            self.main.probe_note = message.sentence
+
+    def on_client_done(self, message: ClientDone) -> None:
+        self.say("\n".join(message.lines), error=message.error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures end up: a sentence, never a traceback."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            sentence = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            self.say(f"{event.worker.name} stopped: {sentence}", error=True)
+
+    # ------------------------------------------------------------------- helpers
+
+    def say(self, text: str, error: bool = False) -> None:
+        """A notification that never interprets markup (it may quote wire bytes)."""
+        self.notify(safe_str(text).replace("\\n", "\n"), severity="error" if error else "information",
+                    markup=False, timeout=6 if error else 4)
+
+    def _control(self, make: type[Control] | None = None, **kwargs: object) -> None:
+        assert self.main is not None
+        conn = self.main.selected_conn()
+        if conn is None:
+            self.say("Select a live server connection first (a row whose Server view shows #N, "
+                     "or the client end of one).", error=True)
+            return
+        control = make(conn=conn, **kwargs)  # type: ignore[misc]
+        future = self.feeds.server.submit(control)
+
+        def done(fut: object) -> None:
+            try:
+                result = future.result()
+            except ControlError as exc:
+                self.call_from_thread(self.say, str(exc), True)
+            else:
+                self.call_from_thread(self.say, result)
+
+        future.add_done_callback(done)
+
+    # ------------------------------------------------------------------- actions
+
+    def action_help(self) -> None:
+        """Keys and the TCP primer."""
+        self.push_screen(HelpScreen())
+
+    def action_maximize(self) -> None:
+        """Maximize the focused panel, or restore it."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif screen.focused is not None:
+            screen.maximize(screen.focused)
+
+    def action_toggle_read(self) -> None:
+        """Pause or resume reading the selected connection."""
+        assert self.main is not None
+        conn = self.main.selected_conn()
+        paused = any(s.conn == conn and s.paused for s in self.main.server_conns.values())
+        self._control(ResumeReading if paused else PauseReading)
+
+    def action_shutdown(self) -> None:
+        """shutdown(SHUT_WR) the selected connection."""
+        self._control(ShutdownWrite)
+
+    def action_close_conn(self) -> None:
+        """Close the selected connection."""
+        self._control(CloseConnection)
+
+    def action_abort_conn(self) -> None:
+        """Abort the selected connection with RST."""
+        self._control(AbortConnection)
+
+    def action_nodelay(self) -> None:
+        """Toggle TCP_NODELAY on the selected connection."""
+        assert self.main is not None
+        conn = self.main.selected_conn()
+        on = any(s.conn == conn and s.options.get("TCP_NODELAY") for s in self.main.server_conns.values())
+        self._control(SetOption, option=SocketOption.TCP_NODELAY, value=0 if on else 1)
+
+    def action_rcvbuf(self) -> None:
+        """Ask for an SO_RCVBUF size and set it on the selected connection."""
+
+        def validate(text: str) -> str | None:
+            return None if text.strip().isdigit() and int(text) > 0 else "Give a positive number of bytes."
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self._control(SetOption, option=SocketOption.SO_RCVBUF, value=int(value))
+
+        self.push_screen(PromptScreen("Set SO_RCVBUF", "Receive buffer size in bytes (the kernel doubles it). "
+                                      "Small values make the window fill quickly.", "4096",
+                                      validate=validate), chosen)
+
+    def action_send(self) -> None:
+        """Compose and send a request from a client in a background thread."""
+        self.push_screen(SendScreen(self.feeds.config.mode), self._send)
+
+    def _send(self, choice: tuple[str, str, bool] | None) -> None:
+        if choice is not None:
+            self.send_request(*choice)
+
+    @work(thread=True, group="clients", name="client")
+    def send_request(self, kind: str, text: str, slow: bool) -> None:
+        """Run one client request (thread: it blocks on its socket)."""
+        from netlens.server import clients
+
+        host, port = self.feeds.server.address
+        chunking = {"chunk_size": 1, "chunk_delay": 0.01} if slow else {}
+        try:
+            if kind == "echo":
+                echoed = clients.echo(host, port, [text.encode("utf-8")])
+                lines = [f"echo: {echoed!r}"]
+            else:
+                reply = clients.request(host, port, "search" if kind == "search" else "binary", text,
+                                        **chunking)  # type: ignore[arg-type]
+                lines = [f"{reply.request.describe()} -> {reply.response.describe()}",
+                         f"{reply.sent_bytes} bytes out, {reply.received_bytes} back in "
+                         f"{reply.elapsed * 1000:.1f} ms"]
+        except UserError as exc:
+            self.post_message(ClientDone([str(exc)], error=True))
+            return
+        self.post_message(ClientDone(lines))
+
+    def action_clients(self) -> None:
+        """Ask how many clients to start, then run them in the background."""
+
+        def validate(text: str) -> str | None:
+            ok = text.strip().isdigit() and 1 <= int(text) <= 1000
+            return None if ok else "Give a number from 1 to 1000."
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self.run_clients(int(value))
+
+        self.push_screen(PromptScreen("Start clients", "How many concurrent clients (one request each)?",
+                                      "10", validate=validate), chosen)
+
+    @work(thread=True, group="clients", name="clients")
+    def run_clients(self, n: int) -> None:
+        """N concurrent clients, one request each (thread)."""
+        from netlens.server.load import LoadRunner
+
+        host, port = self.feeds.server.address
+        try:
+            result = LoadRunner(host, port, self.feeds.config.mode, clients=n, requests=1).run()
+        except UserError as exc:
+            self.post_message(ClientDone([str(exc)], error=True))
+            return
+        self.post_message(ClientDone([f"{n} clients: {result.completed} answered, {result.errors} errors, "
+                                      f"p50 {result.percentile(50) * 1000:.1f} ms"], error=bool(result.errors)))
+
+    def action_filter_events(self) -> None:
+        """Events of the selected connection only (again: all)."""
+        assert self.main is not None
+        log = self.main.events
+        if log.conn_filter is not None:
+            log.set_filter(None)
+            self.main.query_one("#events-panel").border_subtitle = ""
+            return
+        conn = self.main.selected_conn()
+        if conn is None:
+            self.say("Select a server connection to filter its events.", error=True)
+            return
+        log.set_filter(conn)
+        self.main.query_one("#events-panel").border_subtitle = f"only #{conn} (e: all)"
+
+    def action_filter_packets(self) -> None:
+        """Packets of the selected connection only (again: all)."""
+        assert self.main is not None
+        self.main.packets.toggle_filter(self.main.selected_socket())
+
+    def action_toggle_capture(self) -> None:
+        """Pause or resume capturing."""
+        assert self.main is not None
+        self.main.packets.toggle_pause()
+
+    def action_clear_capture(self) -> None:
+        """Forget captured packets."""
+        assert self.main is not None
+        self.main.packets.clear()
+
+    def action_save_pcap(self) -> None:
+        """Ask for a file name and save the capture as pcap."""
+        assert self.main is not None
+        default = time.strftime("netlens-%Y%m%d-%H%M%S.pcap")
+
+        def chosen(value: str | None) -> None:
+            if value and self.main is not None:
+                self.main.packets.save(os.path.expanduser(value))
+
+        self.push_screen(PromptScreen("Save capture", "pcap file (readable by Wireshark, tshark, tcpdump):",
+                                      default), chosen)
+
+    def action_screenshot(self) -> None:
+        """Save an SVG screenshot of the screen in the current directory."""
+        path = self.save_screenshot()
+        self.say(f"Screenshot saved to {path}")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action in the command palette, by name."""
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in [
+            ("Send a request", "search, binary or echo; optionally byte by byte", self.action_send),
+            ("Start N clients", "concurrent clients, one request each", self.action_clients),
+            ("Pause/resume reading", "the selected connection: watch Recv-Q and the window", self.action_toggle_read),
+            ("Shutdown write (SHUT_WR)", "the server sends FIN and keeps reading", self.action_shutdown),
+            ("Close connection", "FIN, or RST if unread bytes wait", self.action_close_conn),
+            ("Abort connection (RST)", "SO_LINGER 0 then close", self.action_abort_conn),
+            ("Toggle TCP_NODELAY", "on the selected connection", self.action_nodelay),
+            ("Set SO_RCVBUF", "on the selected connection", self.action_rcvbuf),
+            ("Filter packets to connection", "or show all again", self.action_filter_packets),
+            ("Filter events to connection", "or show all again", self.action_filter_events),
+            ("Pause/resume capture", "stop or restart collecting packets", self.action_toggle_capture),
+            ("Clear capture", "forget every captured packet", self.action_clear_capture),
+            ("Save capture as pcap", "for Wireshark/tshark/tcpdump", self.action_save_pcap),
+            ("Save screenshot", "SVG of the screen", self.action_screenshot),
+            ("TCP primer and keys", "help", self.action_help),
+        ]:
+            yield SystemCommand(title, help_text, action)
+

@@ -1,0 +1,174 @@
+"""Where the UI's data comes from: the live server, kernel and capture — or a recording.
+
+The app reads everything through a :class:`Feeds` object so that the very
+same screens run on live sockets (``LiveFeeds``) and on fixed, recorded data
+(``RecordedFeeds``: deterministic snapshot tests and screenshots).
+Blocking calls (``probe``, ``start_capture``) are made from worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from netlens.probe import Prober, Snapshot
+from netlens.server import (
+    ConnectionSnapshot,
+    Control,
+    ControlError,
+    EventBus,
+    Server,
+    ServerConfig,
+    ServerStats,
+    Subscription,
+)
+from netlens.server.bus import EventRecord
+
+
+class ServerLike(Protocol):
+    """What the UI needs of a server (``netlens.server.Server`` has it all)."""
+
+    config: ServerConfig
+    address: tuple[str, int]
+
+    def snapshot(self) -> list[ConnectionSnapshot]: ...
+    def stats(self) -> ServerStats: ...
+    def submit(self, control: Control) -> Future[str]: ...
+
+
+class Feeds(Protocol):
+    """The data sources behind one app."""
+
+    config: ServerConfig
+    iface: str
+    capture_wanted: bool
+    #: False for recordings: nothing changes, so the app reads them once.
+    live: bool
+
+    @property
+    def server(self) -> ServerLike: ...
+    @property
+    def events(self) -> Subscription: ...
+    def start_server(self) -> None: ...
+    def probe(self) -> Snapshot: ...
+    def now(self) -> float: ...
+    def stop(self) -> None: ...
+
+
+class LiveFeeds:
+    """The real thing: a server on its thread, sock_diag snapshots, packet capture on ``iface``."""
+
+    live = True
+
+    def __init__(self, config: ServerConfig, iface: str = "lo", capture: bool = True) -> None:
+        self.config = config
+        self.iface = iface
+        self.capture_wanted = capture
+        self._server = Server(config)
+        self._events = self._server.subscribe(from_start=True)
+        self._prober = Prober()
+
+    @property
+    def server(self) -> Server:
+        """The running server."""
+        return self._server
+
+    @property
+    def events(self) -> Subscription:
+        """The UI's reader of socket events."""
+        return self._events
+
+    def start_server(self) -> None:
+        """Bind and start (raises PortInUseError / UserError with one sentence)."""
+        self._server.start()
+
+    def restart_server(self, port: int) -> None:
+        """Try again on another port (after the user picked one)."""
+        self.config = ServerConfig(**{**self.config.__dict__, "port": port})
+        self._server = Server(self.config)
+        self._events = self._server.subscribe(from_start=True)
+        self._server.start()
+
+    def probe(self) -> Snapshot:
+        """The kernel's sockets on the server's port (blocking, from a worker thread)."""
+        return self._prober.snapshot(port=self._server.address[1])
+
+    def now(self) -> float:
+        """Wall clock."""
+        return time.time()
+
+    def stop(self) -> None:
+        """Stop the server (within a second)."""
+        self._server.stop()
+
+
+@dataclass
+class RecordedServer:
+    """A server frozen at one moment: fixed snapshots and stats; controls are refused."""
+
+    config: ServerConfig
+    address: tuple[str, int]
+    connections: list[ConnectionSnapshot] = field(default_factory=list)
+    server_stats: ServerStats | None = None
+
+    def snapshot(self) -> list[ConnectionSnapshot]:
+        """The recorded connections."""
+        return list(self.connections)
+
+    def stats(self) -> ServerStats:
+        """The recorded counters."""
+        assert self.server_stats is not None
+        return self.server_stats
+
+    def submit(self, control: Control) -> Future[str]:
+        """Recorded data cannot be changed: every control fails with a sentence."""
+        future: Future[str] = Future()
+        future.set_exception(ControlError("this is a recording; there is no live connection to act on"))
+        return future
+
+
+class RecordedFeeds:
+    """Fixed data for deterministic screens: recorded events, one kernel snapshot, a clock that stands still."""
+
+    capture_wanted = False
+    live = False
+
+    def __init__(self, server: RecordedServer, records: list[EventRecord], kernel: Snapshot,
+                 now: float, iface: str = "lo", packets: Any = None) -> None:
+        self.config = server.config
+        self.iface = iface
+        self._server = server
+        bus = EventBus(1 << max(4, (len(records) or 1).bit_length()))
+        self._events = bus.subscribe()
+        for record in records:
+            bus.publish(record)
+        self._kernel = kernel
+        self._now = now
+        #: A packet store loaded from a pcap (or None: no packets panel data).
+        self.packets = packets
+
+    @property
+    def server(self) -> RecordedServer:
+        """The recorded server."""
+        return self._server
+
+    @property
+    def events(self) -> Subscription:
+        """Replays the recorded events once."""
+        return self._events
+
+    def start_server(self) -> None:
+        """Nothing to start."""
+
+    def probe(self) -> Snapshot:
+        """The recorded kernel snapshot."""
+        return self._kernel
+
+    def now(self) -> float:
+        """The recording's moment."""
+        return self._now
+
+    def stop(self) -> None:
+        """Nothing to stop."""

@@ -1,0 +1,52 @@
+"""Messages the workers send up to the app ("attributes down, messages up")."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from netlens.probe import Snapshot
+
+
+class KernelSnapshot(Message):
+    """A fresh sock_diag snapshot of the server's port."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest snapshot matters if the UI falls behind.
+        return isinstance(message, KernelSnapshot)
+
+
+class ProbeFailed(Message):
+    """The kernel could not be asked; ``sentence`` says why."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__()
+        self.sentence = sentence
+
+
+class CaptureStarted(Message):
+    """Capture runs; ``note`` says which filter path it uses."""
+
+    def __init__(self, note: str) -> None:
+        super().__init__()
+        self.note = note
+
+
+class CaptureFailed(Message):
+    """Capture could not start (privilege, interface...); the rest keeps working."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__()
+        self.sentence = sentence
+
+
+class ClientDone(Message):
+    """A request sent from the UI finished; ``lines`` say how (already escaped)."""
+
+    def __init__(self, lines: list[str], error: bool = False) -> None:
+        super().__init__()
+        self.lines = lines
+        self.error = error

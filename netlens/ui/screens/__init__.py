@@ -1,0 +1,1 @@
+"""Screens of the netlens app: main, packet detail, help, dialogs."""

@@ -1,0 +1,204 @@
+"""The main screen: connections, socket inspector, packets and events, side by side."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from netlens.probe import ConnectionTracker, Snapshot, SocketInfo
+from netlens.server import ConnectionSnapshot
+from netlens.ui.feeds import Feeds
+from netlens.ui.format import count, endpoint
+from netlens.ui.screens.packet import PacketScreen
+from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
+from netlens.ui.widgets.events import EventLog
+from netlens.ui.widgets.inspector import SocketInspector
+from netlens.ui.widgets.packets import PacketList, PacketsView
+from netlens.ui.widgets.virtual_list import VirtualList
+
+#: Seconds a closed connection stays on screen (red) before it goes.
+LINGER = 6.0
+
+
+class Panel(Vertical):
+    """A bordered, titled panel that ``m`` can maximize."""
+
+    ALLOW_MAXIMIZE = True
+
+
+class MainScreen(Screen[None]):
+    """All four views of the server's sockets at once."""
+
+    BINDINGS = [Binding("g", "goto_connection", "Packet's connection", show=False)]
+
+    def __init__(self, feeds: Feeds) -> None:
+        super().__init__()
+        self.feeds = feeds
+        self.tracker = ConnectionTracker(linger=LINGER)
+        self.kernel: Snapshot | None = None
+        self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
+        self.probe_note: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Horizontal(id="top"):
+            with Panel(id="connections-panel", classes="panel"):
+                yield ConnectionsTable(id="connections")
+            with Panel(id="inspector-panel", classes="panel"):
+                yield SocketInspector(id="inspector")
+        with Horizontal(id="bottom"):
+            with Panel(id="packets-panel", classes="panel"):
+                yield PacketsView(self.feeds, id="packets")
+            with Panel(id="events-panel", classes="panel"):
+                yield EventLog(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#connections-panel").border_title = "Connections"
+        self.query_one("#inspector-panel").border_title = "Socket"
+        self.query_one("#packets-panel").border_title = "Packets"
+        self.query_one("#events-panel").border_title = "Events"
+        self.query_one(ConnectionsTable).focus()
+
+    # ------------------------------------------------------------------ data in
+
+    @property
+    def table(self) -> ConnectionsTable:
+        """The connections table."""
+        return self.query_one(ConnectionsTable)
+
+    @property
+    def events(self) -> EventLog:
+        """The events log."""
+        return self.query_one(EventLog)
+
+    @property
+    def packets(self) -> PacketsView:
+        """The packets panel."""
+        return self.query_one(PacketsView)
+
+    def tick(self) -> None:
+        """10 Hz: take new socket events, refresh the status line and the inspector."""
+        records = self.feeds.events.drain_records()
+        if records:
+            self.events.add(records)
+        self.packets.tick()
+        self.refresh_status()
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """A kernel snapshot arrived: merge it with the server's view and update the table."""
+        self.kernel = snapshot
+        self.probe_note = snapshot.note
+        now = self.feeds.now()
+        self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
+                             for s in self.feeds.server.snapshot()}
+        update = self.tracker.update(snapshot)
+        self.table.apply(update, self.server_conns, now)
+        self.refresh_inspector()
+
+    def refresh_inspector(self) -> None:
+        """Show the selected connection in the inspector."""
+        selection = self.table.selection
+        inspector = self.query_one(SocketInspector)
+        if selection is None:
+            inspector.show(None, None, self.feeds.now())
+            return
+        snap = self.server_snapshot_of(selection)
+        inspector.show(selection.socket, snap, self.feeds.now(), closed=selection.status.value == "closed")
+
+    def server_snapshot_of(self, selection: Selection) -> ConnectionSnapshot | None:
+        """The server's view of the selected connection (its own row, or its peer's for a client socket)."""
+        sock = selection.socket
+        snap = self.server_conns.get(server_key(sock))
+        if snap is None:
+            # A client-side socket: the server's connection is the one whose peer it is.
+            snap = self.server_conns.get((sock.remote_addr, sock.remote_port, sock.local_addr, sock.local_port))
+        return snap
+
+    def selected_conn(self) -> int | None:
+        """The server connection id the selection stands for, if any."""
+        selection = self.table.selection
+        if selection is None:
+            return None
+        snap = self.server_snapshot_of(selection)
+        return snap.conn if snap is not None else None
+
+    def selected_socket(self) -> SocketInfo | None:
+        """The kernel record under the cursor."""
+        selection = self.table.selection
+        return selection.socket if selection is not None else None
+
+    def on_data_table_row_highlighted(self, event: ConnectionsTable.RowHighlighted) -> None:
+        """Moving the cursor shows that connection in the inspector (and filters, if on)."""
+        self.refresh_inspector()
+        if self.events.conn_filter is not None:
+            conn = self.selected_conn()
+            if conn is not None and conn != self.events.conn_filter:
+                self.events.set_filter(conn)
+        self.packets.follow_selection(self.selected_socket())
+
+    # ------------------------------------------------------------------ packets
+
+    def on_virtual_list_selected(self, event: VirtualList.Selected) -> None:
+        """Enter on a packet opens its detail screen."""
+        if not isinstance(event.list, PacketList):
+            return
+        store = self.packets.store
+        no = event.list.number_at(event.index)
+        if store is None or no is None:
+            return
+
+        def back(result: int | None) -> None:
+            if result is not None:
+                self.goto_connection_of(result)
+
+        self.app.push_screen(PacketScreen(store, no), back)
+
+    def action_goto_connection(self) -> None:
+        """Select the connection of the packet under the cursor."""
+        no = self.packets.selected_number()
+        if no is not None:
+            self.goto_connection_of(no)
+
+    def goto_connection_of(self, no: int) -> None:
+        """Move the connections cursor to the socket packet ``no`` belongs to (server side first)."""
+        store = self.packets.store
+        stream = store.stream_of(no) if store is not None else None
+        if stream is None:
+            self.app.notify("That packet is not part of a TCP connection.", severity="warning", markup=False)
+            return
+        key = stream.key
+        family = "IPv6" if ":" in key.server[0] else "IPv4"
+        for local, remote in ((key.server, key.client), (key.client, key.server)):
+            if self.table.select_key(row_key((family, local[0], local[1], remote[0], remote[1]))):
+                self.table.focus()
+                return
+        self.app.notify(f"Connection {key} is no longer in the table (it closed a while ago).",
+                        severity="warning", markup=False)
+
+    # ---------------------------------------------------------------- status line
+
+    def refresh_status(self) -> None:
+        """The one-line summary at the top."""
+        server = self.feeds.server
+        stats = server.stats()
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" netlens ", style="bold reverse")
+        text.append(f" {stats.mode} server ", style="bold")
+        text.append(endpoint(*stats.address), style="bold cyan")
+        text.append(f"  conns {stats.active}  accepted {count(stats.accepted)}  "
+                    f"requests {count(stats.requests)}  errors {count(stats.protocol_errors)}  ")
+        dropped = self.feeds.events.dropped
+        text.append(f"events {count(self.events.total)}")
+        if dropped:
+            text.append(f" ({count(dropped)} dropped)", style="bold red")
+        text.append("  ")
+        text.append_text(self.packets.status_text())
+        if self.probe_note:
+            text.append("  kernel: " + self.probe_note, style="yellow")
+        text.append("   ? help", style="dim")
+        self.query_one("#status", Static).update(text)

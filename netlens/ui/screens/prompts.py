@@ -1,0 +1,149 @@
+"""Small modal dialogs: ask for a value, pick a port when ours is taken, terminal too small."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Input, Label, Select, Static
+
+Validator = Callable[[str], str | None]  # returns an error sentence, or None when fine
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text; dismisses with it, or None on Escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, hint: str, value: str = "", placeholder: str = "",
+                 validate: Validator | None = None) -> None:
+        super().__init__()
+        self._title = title
+        self._hint = hint
+        self._value = value
+        self._placeholder = placeholder
+        self._validate = validate
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._title, style="bold"))
+            yield Static(Text(self._hint, style="dim"), classes="hint")
+            yield Input(value=self._value, placeholder=self._placeholder, id="prompt-input")
+            yield Static("", id="prompt-error", classes="error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Validate and close with the value."""
+        error = self._validate(event.value) if self._validate else None
+        if error:
+            self.query_one("#prompt-error", Static).update(Text(error, style="bold red"))
+            return
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        """Close without a value."""
+        self.dismiss(None)
+
+
+class SendScreen(ModalScreen[tuple[str, str, bool] | None]):
+    """Compose a request: kind (search / binary / echo), text, and byte-by-byte or not."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self._mode = mode
+
+    def compose(self) -> ComposeResult:
+        kinds = [("echo", "echo")] if self._mode == "echo" else [("search", "search"), ("binary", "binary")]
+        with Vertical(classes="dialog"):
+            yield Label(Text("Send a request", style="bold"))
+            yield Static(Text("search: a JSON lookup (try morpheus, ring, 🐶); binary: raw bytes; "
+                              "echo: any text. Enter sends.", style="dim"), classes="hint")
+            yield Select(kinds, value=kinds[0][1], allow_blank=False, id="send-kind")
+            yield Input(value="morpheus" if self._mode == "search" else "hello", id="send-text")
+            with Horizontal(classes="buttons"):
+                yield Button("Send", variant="primary", id="send")
+                yield Button("Send byte by byte", id="send-slow")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#send-text", Input).focus()
+
+    def _result(self, slow: bool) -> tuple[str, str, bool]:
+        kind = str(self.query_one("#send-kind", Select).value)
+        return kind, self.query_one("#send-text", Input).value, slow
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter sends."""
+        self.dismiss(self._result(False))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Send, send slowly, or cancel."""
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        else:
+            self.dismiss(self._result(event.button.id == "send-slow"))
+
+    def action_cancel(self) -> None:
+        """Close without sending."""
+        self.dismiss(None)
+
+
+class PortInUseScreen(ModalScreen[int | None]):
+    """Our port is taken: offer the next free one, any free one, or quitting."""
+
+    BINDINGS = [Binding("escape", "quit", "Quit")]
+
+    def __init__(self, sentence: str, suggestion: int) -> None:
+        super().__init__()
+        self._sentence = sentence
+        self._suggestion = suggestion
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text("The server could not start", style="bold red"))
+            yield Static(Text(self._sentence), id="sentence")
+            with Horizontal(classes="buttons"):
+                yield Button(f"Use port {self._suggestion}", variant="primary", id="suggested")
+                yield Button("Any free port", id="any")
+                yield Button("Quit", id="quit")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Pick a port, or quit (None)."""
+        choice = {"suggested": self._suggestion, "any": 0}.get(event.button.id or "")
+        self.dismiss(choice)
+
+    def action_quit(self) -> None:
+        """Leave without a server."""
+        self.dismiss(None)
+
+
+class TooSmallScreen(Screen[None]):
+    """Shown while the terminal is smaller than the layout needs.
+
+    A full screen, not a modal one, so the panels behind it are not laid out
+    (and squeezed to nothing) at a size they cannot work in.
+    """
+
+    BINDINGS = [Binding("q", "app.quit", "Quit")]
+
+    def __init__(self, need: tuple[int, int]) -> None:
+        super().__init__()
+        self._need = need
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="too-small")
+
+    def show_size(self, width: int, height: int) -> None:
+        """Say how big the terminal is and how big it must be."""
+        need_w, need_h = self._need
+        self.query_one("#too-small", Static).update(Text(
+            f"The terminal is {width}x{height}; netlens needs at least {need_w}x{need_h}.\n"
+            f"Enlarge the window or reduce the font size. (q quits)", justify="center"))
+
+    def on_mount(self) -> None:
+        self.show_size(self.app.size.width, self.app.size.height)

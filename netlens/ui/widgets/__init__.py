@@ -1,0 +1,1 @@
+"""Widgets of the netlens app: each a view over one data source."""

@@ -1,0 +1,113 @@
+"""The socket events log: every server event as it happens, optionally only one connection's."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.cache import LRUCache
+
+from netlens.server.bus import EventRecord, materialize
+from netlens.server.events import Closed, CloseCause, SocketEvent
+from netlens.ui.format import clock
+from netlens.ui.widgets.virtual_list import VirtualList
+
+#: Records kept; older ones are forgotten in halves (the newest always stay).
+MAX_RECORDS = 200_000
+
+_KIND_STYLES = {
+    "listening": "bold green",
+    "accepted": "green",
+    "mask": "magenta",
+    "recv": "cyan",
+    "stage": "yellow",
+    "queued": "blue",
+    "send": "blue",
+    "peer-fin": "bright_red",
+    "closed": "red",
+    "error": "bold red",
+    "control": "bold magenta",
+    "stopped": "bold red",
+}
+
+
+class EventLog(VirtualList):
+    """A virtual list over raw event records; events are built only for rows on screen."""
+
+    DEFAULT_CSS = """
+    EventLog { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._records: list[EventRecord] = []
+        self._view: list[int] | None = None  # indices into _records when filtered
+        self._events: LRUCache[int, SocketEvent] = LRUCache(1024)
+        #: Only this connection's events (None: all).
+        self.conn_filter: int | None = None
+        self.total = 0
+
+    def add(self, records: list[EventRecord]) -> None:
+        """Append newly drained records and redraw if anything changed."""
+        if not records:
+            return
+        self.total += len(records)
+        start = len(self._records)
+        self._records.extend(records)
+        if self._view is not None:
+            wanted = self.conn_filter
+            self._view.extend(i for i in range(start, len(self._records)) if self._records[i][2] == wanted)
+        if len(self._records) > MAX_RECORDS:
+            self._forget(len(self._records) - MAX_RECORDS // 2)
+        self.rows_changed()
+
+    def _forget(self, n: int) -> None:
+        del self._records[:n]
+        self._events.clear()
+        if self._view is not None:
+            self._view = [i - n for i in self._view if i >= n]
+        self.rows_changed(reset=True)
+
+    def set_filter(self, conn: int | None) -> None:
+        """Show only connection ``conn``'s events (``None``: every event)."""
+        self.conn_filter = conn
+        if conn is None:
+            self._view = None
+        else:
+            self._view = [i for i, record in enumerate(self._records) if record[2] == conn]
+        self._events.clear()
+        self.follow = True
+        self.rows_changed(reset=True)
+
+    def clear(self) -> None:
+        """Forget every event shown so far."""
+        self._records.clear()
+        self._view = [] if self._view is not None else None
+        self._events.clear()
+        self.rows_changed(reset=True)
+
+    def row_count(self) -> int:
+        return len(self._view) if self._view is not None else len(self._records)
+
+    def event_at(self, row: int) -> SocketEvent:
+        """The event on display row ``row`` (built once, then cached)."""
+        index = self._view[row] if self._view is not None else row
+        event = self._events.get(index)
+        if event is None:
+            event = materialize(self._records[index])
+            self._events[index] = event
+        return event
+
+    def render_row(self, index: int) -> Text:
+        event = self.event_at(index)
+        text = Text(no_wrap=True)
+        text.append(clock(event.ts) + " ", style="dim")
+        text.append(f"#{event.conn:<4}" if event.conn else "srv  ", style="bold")
+        style = _KIND_STYLES.get(event.kind, "")
+        if isinstance(event, Closed) and event.by in (CloseCause.RESET, CloseCause.ERROR, CloseCause.TIMEOUT):
+            style = "bold red"
+        # describe() escapes wire bytes; Text() never parses markup.
+        text.append(" " + event.describe(), style=style)
+        return text
+
+    def row_width(self) -> int:
+        return max(self.size.width, 200)
+

@@ -1,0 +1,197 @@
+"""A list that renders only its visible rows (Textual's Line API), for lists of any length.
+
+Subclasses say how many rows there are and how to draw one; the widget does
+scrolling, a row cursor, and "follow" (stay at the newest row until the user
+scrolls away, as a capture tool should). Drawing a row is the subclass's
+cost, paid only for rows on screen, so a million-row list costs what a
+forty-row one does.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.events import Click, MouseScrollUp
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+class VirtualList(ScrollView, can_focus=True):
+    """Base class: override :meth:`row_count` and :meth:`render_row`."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last / follow", show=False),
+        Binding("enter", "select", "Open", show=False),
+    ]
+
+    COMPONENT_CLASSES = {"virtual-list--cursor"}
+
+    #: Row under the cursor (-1: none yet).
+    cursor: reactive[int] = reactive(-1, always_update=True)
+    #: Keep the newest row in view as rows arrive.
+    follow: reactive[bool] = reactive(True)
+
+    class Highlighted(Message):
+        """The cursor moved to ``index``."""
+
+        def __init__(self, sender: VirtualList, index: int) -> None:
+            super().__init__()
+            self.list = sender
+            self.index = index
+
+        @property
+        def control(self) -> VirtualList:
+            """The list that sent the message."""
+            return self.list
+
+    class Selected(Highlighted):
+        """Enter (or a double click) on row ``index``."""
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(512)
+        self._count = 0
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    def row_count(self) -> int:
+        """How many rows the list has now."""
+        raise NotImplementedError
+
+    def render_row(self, index: int) -> Text:
+        """The row at ``index`` as Rich text (never markup parsed from data)."""
+        raise NotImplementedError
+
+    def row_width(self) -> int:
+        """Widest row in cells, for horizontal scrolling (default: the widget's width)."""
+        return self.size.width
+
+    # -- data changes -----------------------------------------------------------------
+
+    def rows_changed(self, reset: bool = False) -> None:
+        """Call after rows were appended (or everything changed, ``reset``)."""
+        if reset:
+            self._cache.clear()
+        count = self.row_count()
+        grew = count != self._count
+        self._count = count
+        self.virtual_size = Size(self.row_width(), count)
+        if self.follow and count:
+            if self.cursor != count - 1:
+                self.cursor = count - 1
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        elif self.cursor >= count:
+            self.cursor = count - 1
+        if grew or reset:
+            self.refresh()
+
+    def invalidate(self) -> None:
+        """Forget drawn rows (their content changed) and redraw."""
+        self._cache.clear()
+        self.refresh()
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        style = self.rich_style
+        if index >= self._count or index < 0:
+            return Strip.blank(width, style)
+        key = (index, width + scroll_x)
+        strip = self._cache.get(key)
+        if strip is None:
+            text = self.render_row(index)
+            text.no_wrap = True
+            text.end = ""
+            strip = Strip(list(text.render(self.app.console))).crop_extend(0, scroll_x + width, style)
+            self._cache[key] = strip
+        if index == self.cursor:
+            # The cursor row is styled on top of the cached one; nothing to invalidate on moves.
+            strip = strip.apply_style(self.get_component_rich_style("virtual-list--cursor"))
+        return strip.crop(scroll_x, scroll_x + width).apply_offsets(scroll_x, index)
+
+    # -- cursor and following ---------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if new >= 0:
+            self.post_message(self.Highlighted(self, new))
+        self.refresh()
+
+    def _move(self, index: int) -> None:
+        count = self.row_count()
+        if not count:
+            return
+        index = max(0, min(count - 1, index))
+        self.cursor = index
+        self.follow = index == count - 1 and self.follow
+        self.scroll_to_region_of(index)
+
+    def scroll_to_region_of(self, index: int) -> None:
+        """Scroll just enough to show row ``index``."""
+        top = int(self.scroll_y)
+        height = max(1, self.scrollable_content_region.height)
+        if index < top:
+            self.scroll_to(y=index, animate=False, immediate=True)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the cursor; moving up stops following."""
+        if delta < 0:
+            self.follow = False
+        self._move((self.cursor if self.cursor >= 0 else 0) + delta)
+
+    def action_page(self, direction: int) -> None:
+        """Move a page up or down."""
+        if direction < 0:
+            self.follow = False
+        self._move(self.cursor + direction * max(1, self.scrollable_content_region.height - 1))
+
+    def action_first(self) -> None:
+        """Go to the first row (stops following)."""
+        self.follow = False
+        self._move(0)
+
+    def action_last(self) -> None:
+        """Go to the newest row and follow new ones again."""
+        self.follow = True
+        self._move(self.row_count() - 1)
+
+    def action_select(self) -> None:
+        """Open the row under the cursor."""
+        if 0 <= self.cursor < self.row_count():
+            self.post_message(self.Selected(self, self.cursor))
+
+    def _on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        # Scrolling back through history means "stop following".
+        self.follow = False
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old and new < self.max_scroll_y:
+            self.follow = False
+
+    def on_resize(self) -> None:
+        """Keep the newest row in view when the list is (re)sized while following."""
+        if self.follow and self._count:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+
+    def on_click(self, event: Click) -> None:
+        """Click moves the cursor; a double click opens the row."""
+        index = int(self.scroll_y) + event.y
+        if 0 <= index < self.row_count():
+            self.follow = False
+            self.cursor = index
+            if event.chain >= 2:
+                self.post_message(self.Selected(self, index))

@@ -44,17 +44,18 @@ class MainScreen(Screen[None]):
         self.probe_note: str | None = None
 
     def compose(self) -> ComposeResult:
+        # Full width for the two tables (connections, packets), the per-connection
+        # views (socket inspector, events) side by side between them.
         yield Static(id="status")
-        with Horizontal(id="top"):
-            with Panel(id="connections-panel", classes="panel"):
-                yield ConnectionsTable(id="connections")
+        with Panel(id="connections-panel", classes="panel"):
+            yield ConnectionsTable(id="connections")
+        with Horizontal(id="middle"):
             with Panel(id="inspector-panel", classes="panel"):
                 yield SocketInspector(id="inspector")
-        with Horizontal(id="bottom"):
-            with Panel(id="packets-panel", classes="panel"):
-                yield PacketsView(self.feeds, id="packets")
             with Panel(id="events-panel", classes="panel"):
                 yield EventLog(id="events")
+        with Panel(id="packets-panel", classes="panel"):
+            yield PacketsView(self.feeds, id="packets")
         yield Footer()
 
     def on_mount(self) -> None:

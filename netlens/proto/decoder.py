@@ -208,16 +208,7 @@ class Decoder:
         raise self._fail("decoder already failed", answerable=False)  # pragma: no cover
 
     def _parse_header(self, raw: bytearray) -> dict[str, Any]:
-        try:
-            header = _json_decode(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise self._fail(f"JSON header is not valid UTF-8 ({exc.reason} at byte {exc.start})", True) from None
-        except RecursionError:
-            raise self._fail("JSON header is nested too deeply", True) from None
-        except ValueError as exc:
-            raise self._fail(f"JSON header is not valid JSON ({_json_reason(exc)})", True) from None
-        if not isinstance(header, dict):
-            raise self._fail(f"JSON header is {_json_type(header)}, not an object", True)
+        header = self._json_object(raw, "JSON header")
         missing = [key for key in REQUIRED_KEYS if key not in header]
         if missing:
             raise self._fail("JSON header is missing " + ", ".join(repr(k) for k in missing), True)
@@ -249,18 +240,21 @@ class Decoder:
     def _parse_content(self, header: dict[str, Any], content: bytes) -> dict[str, Any] | None:
         if header["content-type"] != JSON_CONTENT_TYPE:
             return None
-        try:
-            value = _json_decode(content.decode(TEXT_ENCODING))
-        except UnicodeDecodeError as exc:
-            raise self._fail(f"JSON content is not valid UTF-8 ({exc.reason} at byte {exc.start})", True) from None
-        except RecursionError:
-            raise self._fail("JSON content is nested too deeply", True) from None
-        except ValueError as exc:
-            raise self._fail(f"JSON content is not valid JSON ({_json_reason(exc)})", True) from None
-        if not isinstance(value, dict):
-            raise self._fail(f"JSON content is {_json_type(value)}, not an object", True)
-        return value
+        return self._json_object(content, "JSON content")
 
+    def _json_object(self, raw: bytes | bytearray, what: str) -> dict[str, Any]:
+        """Decode UTF-8 JSON that must be an object; every failure is a ProtocolError naming ``what``."""
+        try:
+            value = _json_decode(raw.decode(TEXT_ENCODING))
+        except UnicodeDecodeError as exc:
+            raise self._fail(f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})", True) from None
+        except RecursionError:
+            raise self._fail(f"{what} is nested too deeply", True) from None
+        except ValueError as exc:
+            raise self._fail(f"{what} is not valid JSON ({_json_reason(exc)})", True) from None
+        if not isinstance(value, dict):
+            raise self._fail(f"{what} is {_json_type(value)}, not an object", True)
+        return value
 
 def _json_reason(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):

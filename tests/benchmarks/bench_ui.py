@@ -510,7 +510,7 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
 
 
 async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.Namespace,
-                         profile: Any) -> dict[str, Any]:
+                         profile: Any, load_pids: list[Any]) -> dict[str, Any]:
     """Press keys on one target under load; returns the figures."""
     view = app.main.packets
     target.widget.focus()
@@ -528,6 +528,11 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
     lag_stop = asyncio.Event()
     for spans in meter.intervals.values():
         spans.clear()
+    import psutil
+
+    children = [psutil.Process(proc.pid) for proc in load_pids]
+    sys0 = psutil.cpu_times()
+    kids0 = [sum(c.cpu_times()[:2]) for c in children]
     stats0, cpu0, server0 = view.capture.stats(), thread_cpu(), app.feeds.server.stats()
     t0 = time.perf_counter()
     meter.recording = True
@@ -550,7 +555,12 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
     meter.recording = False
     t1 = time.perf_counter()
     stats1, cpu1, server1 = view.capture.stats(), thread_cpu(), app.feeds.server.stats()
+    sys1 = psutil.cpu_times()
+    kids1 = [sum(c.cpu_times()[:2]) for c in children]
     elapsed = t1 - t0
+    total = sum(sys1) - sum(sys0)
+    machine = {name: (getattr(sys1, name) - getattr(sys0, name)) / total
+               for name in ("user", "system", "softirq", "idle") if hasattr(sys1, name)}
     latencies = [p.painted - p.posted for p in presses if p.painted is not None]
     return {
         "target": target.name,
@@ -569,6 +579,8 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
         "active": server1.active,
         "table_rows": app.main.table.row_count,
         "cpu": {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / elapsed for k in cpu1},
+        "load_cpu": [(a - b) / elapsed for a, b in zip(kids1, kids0)],
+        "machine": machine,
         "intervals": {k: list(v) for k, v in meter.intervals.items()},
         "lag": lag,
         "presses_raw": presses,
@@ -623,7 +635,7 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
                                       "datatable--cursor"))
             for target in targets:
                 print(f"  pressing keys on the {target.name} ...", flush=True)
-                result["targets"].append(await measure_target(app, meter, target, args, profile))
+                result["targets"].append(await measure_target(app, meter, target, args, profile, load.procs))
         finally:
             if load.procs:
                 result["load_reports"] = await asyncio.to_thread(load.finish)
@@ -774,6 +786,9 @@ def print_live(result: dict[str, Any], args: argparse.Namespace) -> None:
         cpu = ", ".join(f"{name} {share:.0%}" for name, share in sorted(fig["cpu"].items(), key=lambda kv: -kv[1])
                         if share >= 0.01)
         print(f"    CPU of this process's threads (share of one core): {cpu}")
+        load_cpu = ", ".join(f"{share:.0%}" for share in fig["load_cpu"])
+        machine = ", ".join(f"{name} {share:.0%}" for name, share in fig["machine"].items())
+        print(f"    CPU of the load processes (holder, echo...): {load_cpu}; whole machine ({os.cpu_count()} cores): {machine}")
         attribution(fig)
     for rep in result.get("load_reports", []):
         if "error" in rep:

@@ -12,12 +12,9 @@ import shutil
 import socket
 import struct
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-T = TypeVar("T")
 
 # ss's state names -> the kernel names netlens uses.
 SS_STATES = {
@@ -119,18 +116,6 @@ def run_ss(port: int, options: str = "-Htanpimo") -> list[SsSocket]:
     result = subprocess.run([ss, options, f"( sport = :{port} or dport = :{port} )"],
                             capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
     return parse_ss(result.stdout)
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 class Sockets:

@@ -11,7 +11,7 @@ import time
 
 from netlens.server import Server
 
-from server_helpers import wait_for
+from waiting import wait_for
 
 
 def start_headless(*args: str) -> subprocess.Popen[str]:

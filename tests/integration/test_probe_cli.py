@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import Sockets, wait_for
+from probe_helpers import Sockets
+from waiting import wait_for
 
 from netlens.probe import Prober
 

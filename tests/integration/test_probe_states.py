@@ -13,7 +13,8 @@ import socket
 import sys
 
 import pytest
-from probe_helpers import Sockets, SsSocket, run_ss, wait_for
+from probe_helpers import Sockets, SsSocket, run_ss
+from waiting import wait_for
 
 from netlens.probe import SHUTDOWN_WR, Prober, Snapshot, SocketInfo
 

@@ -6,7 +6,8 @@ import socket
 import sys
 
 import pytest
-from probe_helpers import Sockets, wait_for
+from probe_helpers import Sockets
+from waiting import wait_for
 
 from netlens.probe import ConnectionTracker, Prober, RowStatus, TrackerUpdate
 

@@ -21,7 +21,8 @@ from netlens.server import (
 )
 from netlens.server.events import Closed, CloseCause, ControlApplied
 
-from server_helpers import ss_queues, wait_for
+from waiting import wait_for
+from probe_helpers import run_ss
 
 
 def connected(server: Server) -> tuple[socket.socket, int]:
@@ -32,8 +33,8 @@ def connected(server: Server) -> tuple[socket.socket, int]:
 
 def server_side_recv_q(server: Server, client: socket.socket) -> int:
     port = server.address[1]
-    me = f"127.0.0.1:{client.getsockname()[1]}"
-    return [r[1] for r in ss_queues(port) if r[3] == f"127.0.0.1:{port}" and r[4] == me][0]
+    me = client.getsockname()[1]
+    return [s.recv_q for s in run_ss(port) if s.local_port == port and s.remote_port == me][0]
 
 
 def test_pause_reading_lets_recv_q_grow_and_resume_drains_it(echo_server: Server) -> None:

@@ -8,7 +8,7 @@ import time
 from netlens.server import Server, ServerConfig, clients
 from netlens.server.events import Closed, CloseCause, MaskChanged, PeerShutdown
 
-from server_helpers import wait_for
+from waiting import wait_for
 
 
 def test_tutorial_multiconn_exchange_on_many_connections(echo_server: Server) -> None:

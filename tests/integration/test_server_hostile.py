@@ -15,7 +15,8 @@ from netlens.proto import encode_request
 from netlens.server import Server, ServerConfig, clients
 from netlens.server.events import Closed, CloseCause, ErrorEvent
 
-from server_helpers import decode_one, exchange, wait_for
+from server_helpers import decode_one, exchange
+from waiting import wait_for
 
 IDLE = 0.6
 

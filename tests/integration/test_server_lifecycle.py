@@ -14,7 +14,8 @@ import pytest
 from netlens.proto import encode_request
 from netlens.server import PortInUseError, Server, ServerConfig, clients
 
-from server_helpers import ss_queues, wait_for
+from waiting import wait_for
+from probe_helpers import run_ss
 
 
 def test_stop_within_a_second_closes_every_socket() -> None:
@@ -30,7 +31,7 @@ def test_stop_within_a_second_closes_every_socket() -> None:
         sock.settimeout(2)
         assert sock.recv(10) == b""  # every connection got its FIN
         sock.close()
-    assert not [r for r in ss_queues(port) if r[0] in ("LISTEN", "ESTAB") and r[3].endswith(f":{port}")]
+    assert not [s for s in run_ss(port) if s.state in ("LISTEN", "ESTABLISHED") and s.local_port == port]
 
 
 def test_port_in_use_is_one_sentence_with_exit_code_2() -> None:
@@ -45,7 +46,7 @@ def test_restart_on_the_same_port_despite_time_wait() -> None:
     with Server(ServerConfig(port=0)) as server:
         port = server.address[1]
         clients.search("127.0.0.1", port, "ring")
-        wait_for(lambda: any(r[0] == "TIME-WAIT" for r in ss_queues(port)))
+        wait_for(lambda: any(s.state == "TIME_WAIT" for s in run_ss(port)))
     with Server(ServerConfig(port=port)) as again:  # SO_REUSEADDR
         assert clients.search("127.0.0.1", port, "ring").response.value is not None
         assert again.address[1] == port

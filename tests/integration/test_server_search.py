@@ -11,7 +11,9 @@ from netlens.proto import encode_request
 from netlens.server import Server, ServerConfig, clients
 from netlens.server.events import Accepted, Closed, CloseCause, MaskChanged, Received, ResponseQueued, Sent, StageReached
 
-from server_helpers import decode_one, exchange, ss_queues, wait_for
+from server_helpers import decode_one, exchange
+from waiting import wait_for
+from probe_helpers import run_ss
 
 
 @pytest.mark.parametrize("value,result", [
@@ -70,11 +72,10 @@ def test_server_closes_first_so_time_wait_lands_on_the_server(search_server: Ser
         client_port = sock.getsockname()[1]
         assert decode_one(data).value["result"].startswith("Follow")
         # The client has not closed yet: it sits in CLOSE_WAIT, the server in FIN_WAIT2.
-        states = {(local, peer): state for state, _, _, local, peer in ss_queues(port)}
-        assert states[(f"127.0.0.1:{client_port}", f"127.0.0.1:{port}")] == "CLOSE-WAIT"
-    rows = wait_for(lambda: [r for r in ss_queues(port) if r[0] == "TIME-WAIT"
-                             and r[3] == f"127.0.0.1:{port}" and r[4] == f"127.0.0.1:{client_port}"])
-    assert rows
+        states = {(s.local_port, s.remote_port): s.state for s in run_ss(port)}
+        assert states[(client_port, port)] == "CLOSE_WAIT"
+    assert wait_for(lambda: [s for s in run_ss(port) if s.state == "TIME_WAIT"
+                             and (s.local_port, s.remote_port) == (port, client_port)])
 
 
 def test_200_concurrent_clients(search_server: Server) -> None:

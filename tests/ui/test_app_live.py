@@ -10,11 +10,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from waiting import until
 from rich.console import Console
 from textual.events import Resize
 from textual.geometry import Size
@@ -31,18 +30,6 @@ from netlens.ui.widgets.inspector import SocketInspector
 from netlens.ui.widgets.packets import PacketList, PacketsView
 
 SIZE = (120, 40)
-
-
-async def until(pilot, predicate: Callable[[], object], timeout: float = 6.0) -> object:
-    """Let the app run until ``predicate()`` is truthy (or fail after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate.__doc__ or predicate}")
-        await pilot.pause(0.05)
 
 
 def lines_of(widget) -> list[str]:
@@ -77,11 +64,14 @@ def table_row(app: NetlensApp, local_port: int, remote_port: int) -> list[str] |
     return None
 
 
-def select(app: NetlensApp, local_port: int, remote_port: int) -> None:
+async def select(pilot, app: NetlensApp, local_port: int, remote_port: int) -> None:
+    """Wait for the socket's row, put the cursor on it and focus the table (as a user would)."""
+    await until(pilot, lambda: table_row(app, local_port, remote_port))
     table = app.screen.query_one(ConnectionsTable)
     key = next(k.value for k in table.rows if table._rows[k.value].socket.local_port == local_port
                and table._rows[k.value].socket.remote_port == remote_port)
     assert table.select_key(key)
+    table.focus()
 
 
 async def server_port(pilot, app: NetlensApp) -> int:
@@ -125,8 +115,7 @@ async def test_selecting_a_row_fills_the_inspector() -> None:
             sock.sendall(b"hello inspector")
             assert sock.recv(100) == b"hello inspector"
             me = sock.getsockname()[1]
-            await until(pilot, lambda: table_row(app, port, me))
-            select(app, port, me)
+            await select(pilot, app, port, me)
             inspector = app.screen.query_one(SocketInspector)
 
             def shown() -> str:
@@ -145,9 +134,7 @@ async def test_pause_read_makes_recv_q_grow_and_resume_drains_it() -> None:
         port = await server_port(pilot, app)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             me = sock.getsockname()[1]
-            await until(pilot, lambda: table_row(app, port, me))
-            select(app, port, me)
-            app.screen.query_one(ConnectionsTable).focus()
+            await select(pilot, app, port, me)
             await pilot.press("r")
             await until(pilot, lambda: any(s.paused for s in app.feeds.server.snapshot()))
             sock.sendall(b"z" * 6000)
@@ -168,9 +155,7 @@ async def test_rst_action_sends_an_rst_packet() -> None:
         port = await server_port(pilot, app)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             me = sock.getsockname()[1]
-            await until(pilot, lambda: table_row(app, port, me))
-            select(app, port, me)
-            app.screen.query_one(ConnectionsTable).focus()
+            await select(pilot, app, port, me)
             await pilot.press("X")
             sock.settimeout(3)
             with pytest.raises(ConnectionResetError):
@@ -275,14 +260,15 @@ async def test_help_and_send_dialog() -> None:
 
 
 NO_PRIVILEGE = textwrap.dedent("""
-    import asyncio, sys, time
-    sys.path.insert(0, {here!r})
+    import asyncio, sys
+    sys.path[:0] = [{here!r}, {tests!r}]
     from netlens.server import ServerConfig, clients
     from netlens.ui.app import NetlensApp
     from netlens.ui.feeds import LiveFeeds
     from netlens.ui.widgets.packets import PacketsView
     from netlens.ui.widgets.events import EventLog
-    from test_app_live import rows_of, server_port, table_row, text_of, until
+    from test_app_live import rows_of, server_port, table_row, text_of
+    from waiting import until
 
     async def main():
         app = NetlensApp(LiveFeeds(ServerConfig(port=0)), animate=False)
@@ -304,7 +290,7 @@ NO_PRIVILEGE = textwrap.dedent("""
 def test_capture_without_privilege_shows_why_and_the_rest_works() -> None:
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) drops CAP_NET_RAW for this test"
-    script = NO_PRIVILEGE.format(here=str(Path(__file__).parent))
+    script = NO_PRIVILEGE.format(here=str(Path(__file__).parent), tests=str(Path(__file__).parent.parent))
     out = subprocess.run([setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw", sys.executable, "-c", script],
                          capture_output=True, text=True, timeout=60, env=dict(os.environ, TZ="UTC"))
     assert out.returncode == 0, out.stderr[-3000:]

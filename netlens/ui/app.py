@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Iterable
 
@@ -28,6 +29,7 @@ from netlens.server import (
 )
 from netlens.textsafe import safe_str
 from netlens.ui.feeds import Feeds
+from netlens.ui.kernel_view import KernelView
 from netlens.ui.messages import ClientDone, KernelSnapshot, ProbeFailed
 from netlens.ui.screens.help import HelpScreen
 from netlens.ui.screens.main import MainScreen, Panel
@@ -39,6 +41,8 @@ MIN_SIZE = (80, 24)
 PROBE_INTERVAL = 0.5
 #: UI refresh of events/packets/status (seconds): drained in batches, never one message per packet.
 TICK = 0.1
+#: GIL switch interval while the app runs (seconds); see on_mount.
+SWITCH_INTERVAL = 0.0005
 
 
 class NetlensApp(App[int]):
@@ -59,6 +63,7 @@ class NetlensApp(App[int]):
         super().__init__()
         self.feeds = feeds
         self.main: MainScreen | None = None
+        self._switch_interval = sys.getswitchinterval()
         self._too_small: TooSmallScreen | None = None
         if not animate:
             self.animation_level = "none"
@@ -70,6 +75,12 @@ class NetlensApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
+        # The server, capture and probe threads share this process's GIL with the UI. Every
+        # syscall the server makes gives the GIL up, and getting it back waits for the
+        # switch interval (5 ms by default) whenever the UI is busy: at that default the
+        # server manages a few dozen requests a second under a busy UI. 0.5 ms keeps it fast.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         # After the first refresh: the main screen's panels exist and the first frame is up.
         self.call_after_refresh(self._start_server)
 
@@ -104,7 +115,7 @@ class NetlensApp(App[int]):
             self.probe_loop()
         else:
             # A recording never changes: read it once, synchronously, so its screens are deterministic.
-            self.main.apply_snapshot(self.feeds.probe())
+            self.main.apply_snapshot(KernelView().fold(self.feeds.probe()))
             self.main.tick()
         self.main.refresh_status()
         self.check_size()
@@ -118,6 +129,7 @@ class NetlensApp(App[int]):
 
     def on_unmount(self) -> None:
         self.feeds.stop()
+        sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self) -> None:
         # After the refresh: by then the app's size is the new one.
@@ -141,22 +153,31 @@ class NetlensApp(App[int]):
 
     @work(thread=True, exclusive=True, group="probe", name="kernel probe")
     def probe_loop(self) -> None:
-        """Ask the kernel about the server's sockets twice a second (thread: it blocks on netlink)."""
+        """Ask the kernel about the server's sockets about twice a second (thread: it blocks on netlink).
+
+        Tracking and folding the rows happens here too, off the UI thread. The
+        pace adapts: a snapshot that took long (tens of thousands of sockets)
+        waits four times as long before the next, so probing never takes more
+        than a fifth of a core from the server that shares this process.
+        """
         worker = get_current_worker()
+        view = KernelView()
         while not worker.is_cancelled:
+            started = time.perf_counter()
             try:
                 snapshot = self.feeds.probe()
             except UserError as exc:
                 self.post_message(ProbeFailed(str(exc)))
                 time.sleep(2.0)
                 continue
-            self.post_message(KernelSnapshot(snapshot))
-            time.sleep(PROBE_INTERVAL)
+            folded = view.fold(snapshot, time.perf_counter() - started)
+            self.post_message(KernelSnapshot(folded))
+            time.sleep(max(PROBE_INTERVAL, 4 * (time.perf_counter() - started)))
 
     def on_kernel_snapshot(self, message: KernelSnapshot) -> None:
         if self.main is not None and self.main.is_running:
             try:
-                self.main.apply_snapshot(message.snapshot)
+                self.main.apply_snapshot(message.view)
             except NoMatches:
                 pass  # the app is closing and its panels are already gone
 

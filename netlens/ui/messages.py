@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from netlens.probe import Snapshot
+from netlens.ui.kernel_view import KernelUpdate
 
 
 class KernelSnapshot(Message):
-    """A fresh sock_diag snapshot of the server's port."""
+    """A fresh sock_diag snapshot of the server's port, already folded into table rows."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, view: KernelUpdate) -> None:
         super().__init__()
-        self.snapshot = snapshot
+        self.view = view
 
     def can_replace(self, message: Message) -> bool:
         # Only the newest snapshot matters if the UI falls behind.

@@ -9,9 +9,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from netlens.probe import ConnectionTracker, Snapshot, SocketInfo
+from netlens.probe import Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.ui.feeds import Feeds
+from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.format import count, endpoint
 from netlens.ui.screens.packet import PacketScreen
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
@@ -19,10 +20,6 @@ from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
 from netlens.ui.widgets.packets import PacketList, PacketsView
 from netlens.ui.widgets.virtual_list import VirtualList
-
-#: Seconds a closed connection stays on screen (red) before it goes.
-LINGER = 6.0
-
 
 class Panel(Vertical):
     """A bordered, titled panel that ``m`` can maximize."""
@@ -54,7 +51,6 @@ class MainScreen(Screen[None]):
     def __init__(self, feeds: Feeds) -> None:
         super().__init__()
         self.feeds = feeds
-        self.tracker = ConnectionTracker(linger=LINGER)
         self.kernel: Snapshot | None = None
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
@@ -106,15 +102,18 @@ class MainScreen(Screen[None]):
         self.packets.tick()
         self.refresh_status()
 
-    def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """A kernel snapshot arrived: merge it with the server's view and update the table."""
-        self.kernel = snapshot
-        self.probe_note = snapshot.note
+    def apply_snapshot(self, view: KernelUpdate) -> None:
+        """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
+        self.kernel = view.snapshot
+        self.probe_note = view.snapshot.note
         now = self.feeds.now()
         self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
                              for s in self.feeds.server.snapshot()}
-        update = self.tracker.update(snapshot)
-        self.table.apply(update, self.server_conns, now)
+        self.table.apply(view.update, self.server_conns, now)
+        subtitle = f"+ {view.hidden_time_wait:,} older TIME_WAIT not shown" if view.hidden_time_wait else ""
+        panel = self.query_one("#connections-panel")
+        if panel.border_subtitle != subtitle:
+            panel.border_subtitle = subtitle
         self.refresh_inspector()
 
     def refresh_inspector(self) -> None:
@@ -218,4 +217,5 @@ class MainScreen(Screen[None]):
         if self.probe_note:
             text.append("  kernel: " + self.probe_note, style="yellow")
         text.append("   ? help", style="dim")
-        self.query_one("#status", Static).update(text)
+        # The status line is one fixed row: no layout pass for its updates.
+        self.query_one("#status", Static).update(text, layout=False)

@@ -9,11 +9,12 @@ forty-row one does.
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.events import Click, MouseScrollUp
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -60,6 +61,8 @@ class VirtualList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(512)
         self._count = 0
+        self._line_style = Style()
+        self._cursor_style = Style()
 
     # -- for subclasses ---------------------------------------------------------------
 
@@ -84,7 +87,7 @@ class VirtualList(ScrollView, can_focus=True):
         count = self.row_count()
         grew = count != self._count
         self._count = count
-        self.virtual_size = Size(self.row_width(), count)
+        self._resize_virtual(Size(self.row_width(), count))
         if self.follow and count:
             if self.cursor != count - 1:
                 self.cursor = count - 1
@@ -95,6 +98,27 @@ class VirtualList(ScrollView, can_focus=True):
         if grew or reset:
             self.refresh()
 
+    def _resize_virtual(self, size: Size) -> None:
+        """Set the virtual size without a screen-wide layout when only the row count moved.
+
+        ``virtual_size`` is a layout reactive: assigning it re-lays out and
+        repaints the whole screen, which at 10 updates a second under a
+        packet flood cost a third of the UI's time. While the scrollbars stay
+        as they are, updating the value and the scrollbars is all it takes.
+        (Relies on ScrollView._scroll_update, stable in the pinned Textual.)
+        """
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.scrollable_content_region.height
+        width = self.scrollable_content_region.width
+        same_bars = (old.height > height) == (size.height > height) and (old.width > width) == (size.width > width)
+        if same_bars and self.size.height:
+            self.set_reactive(VirtualList.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
+
     def invalidate(self) -> None:
         """Forget drawn rows (their content changed) and redraw."""
         self._cache.clear()
@@ -102,11 +126,17 @@ class VirtualList(ScrollView, can_focus=True):
 
     # -- drawing ----------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's base style walks every ancestor: once per paint, not once per line.
+        self._line_style = self.rich_style
+        self._cursor_style = self.get_component_rich_style("virtual-list--cursor")
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
-        style = self.rich_style
+        style = self._line_style
         if index >= self._count or index < 0:
             return Strip.blank(width, style)
         key = (index, width + scroll_x)
@@ -119,8 +149,10 @@ class VirtualList(ScrollView, can_focus=True):
             self._cache[key] = strip
         if index == self.cursor:
             # The cursor row is styled on top of the cached one; nothing to invalidate on moves.
-            strip = strip.apply_style(self.get_component_rich_style("virtual-list--cursor"))
-        return strip.crop(scroll_x, scroll_x + width).apply_offsets(scroll_x, index)
+            strip = strip.apply_style(self._cursor_style)
+        # No apply_offsets(): clicks map to rows from scroll_y + event.y, and the
+        # per-segment mouse metadata it adds cost more than drawing the row.
+        return strip.crop(scroll_x, scroll_x + width)
 
     # -- cursor and following ---------------------------------------------------------
 

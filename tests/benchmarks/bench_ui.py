@@ -6,25 +6,35 @@ Run as root (capture on lo): ``python tests/benchmarks/bench_ui.py [--seconds 10
    with ``LiveFeeds`` in echo mode on port 0 and capture on ``lo``. Load comes from
    other processes (they do not share the app's GIL):
 
-   * one process holds ``--conns`` (200) connections open to the app's server and
-     pings each one now and then (so the server's 30 s idle timeout never closes them);
-   * ``--load-procs`` processes with ``--load-conns`` connections each send small
-     TCP_NODELAY echo requests, pipelined up to ``--depth`` per connection, paced to
-     ``--pps`` (40,000) packets/s in total. Each paces itself on its own sockets'
-     TCP_INFO segment counters (the packets of its connections, both directions).
+   * ``--load-procs`` (3) processes with ``--load-conns`` (8) connections each send
+     small (16-byte) TCP_NODELAY echo requests, pipelined up to ``--depth`` (64) per
+     connection, paced to ``--pps`` (40,000) packets/s in total. Each paces itself on
+     its own sockets' TCP_INFO segment counters (its connections' packets, both ways).
+     One request per round trip cannot reach 40k packets/s against the Python server
+     inside the app; pipelining lets one server recv/send answer many requests.
+   * one more process holds the rest of ``--conns`` (200 connections open to the
+     server in all) and pings each now and then, so the server's 30 s idle timeout
+     never closes them.
 
    The packet rate reported is what the app's capture stored over the measurement
    window (``PacketsView.capture.stats()``), whatever the target was.
 
    While the load runs, a thread of this process posts key presses to the app
-   exactly as a terminal driver's input thread does (``driver.send_message`` of an
+   exactly as a terminal driver's input thread does (``driver.process_message`` of an
    ``events.Key``), ``up``/``down`` alternately so the cursor moves each time, each
-   25-75 ms after the previous one was painted (random phase against the 10 Hz tick).
-   "Painted" is the first frame the app hands to its terminal after the key whose
-   content shows the cursor on the row the key moved it to: ``App._display`` is
-   wrapped, the frame (a compositor update) is encoded to terminal bytes as a real
-   driver does, and the frame's line for the new cursor row is checked for the
-   cursor's background colour. Latency = painted - posted.
+   25-75 ms after the previous one was painted (random phase against the 10 Hz tick),
+   first in the packet list (following the flood), then in the connections table,
+   until ``--presses`` presses per widget have moved its cursor (a press that found
+   the list empty is reported, not counted). "Painted" is the first frame the app
+   hands to its terminal after the key whose content shows the cursor on the row
+   the key moved it to: ``App._display`` is wrapped, the frame (a compositor update)
+   is encoded to terminal bytes as a real driver does, and the frame's line for the
+   new cursor row is checked for the cursor's background colour.
+   Latency = painted - posted; "key -> action ran" splits off the input queue wait.
+   To explain the figures it also times the UI thread's work (10 Hz tick, packet
+   analysis, kernel snapshot into the table, frames, layout, garbage collection),
+   attributes each press's latency to what ran meanwhile, and reports the CPU of
+   every thread and process, and how far the packet list is behind the capture.
 
 2. Refresh cost: ``PacketStore``s over ``PacketRing``s of 1,000 and 1,000,000
    synthetic echo-conversation frames (``netlens.capture.synth.Conversation``) are
@@ -46,6 +56,7 @@ import asyncio
 import gc
 import multiprocessing as mp
 import os
+import queue
 import random
 import selectors
 import signal
@@ -120,9 +131,12 @@ def hold_connections(port: int, count: int, lifetime: float, stop: Any, ready: A
                 next_ping = now + period
             for key, _ in sel.select(timeout=max(0.0, min(0.2, next_ping - time.monotonic()))):
                 try:
-                    key.fileobj.recv(4096)  # type: ignore[union-attr]
-                except (BlockingIOError, OSError):
+                    if not key.fileobj.recv(4096):  # type: ignore[union-attr]
+                        sel.unregister(key.fileobj)  # the server closed it (the app is going away)
+                except BlockingIOError:
                     pass
+                except OSError:
+                    sel.unregister(key.fileobj)
     except OSError as exc:
         ready.put(f"holder: {exc}")
     finally:
@@ -233,26 +247,40 @@ class LoadProcesses:
     def start(self) -> tuple[int, int]:
         """Start every process; returns (idle connections held, load connections)."""
         a = self.args
-        holder = self.ctx.Process(target=hold_connections, name="bench-holder", daemon=True,
-                                  args=(self.port, a.conns, a.lifetime, self.stop, self.ready))
-        holder.start()
-        self.procs.append(holder)
-        held = self.ready.get(timeout=60)
-        if isinstance(held, str):
-            raise RuntimeError(held)
-        load_conns = 0
-        for i in range(a.load_procs):
+        held = load_conns = 0
+        busy = a.load_procs * a.load_conns if a.pps > 0 else 0
+        if a.conns > busy:
+            holder = self.ctx.Process(target=hold_connections, name="bench-holder", daemon=True,
+                                      args=(self.port, a.conns - busy, a.lifetime, self.stop, self.ready))
+            holder.start()
+            self.procs.append(holder)
+            held = self._ready()
+        loaders = []
+        for i in range(a.load_procs if a.pps > 0 else 0):
             proc = self.ctx.Process(target=echo_load, name=f"bench-load-{i}", daemon=True,
                                     args=(self.port, a.load_conns, a.pps / a.load_procs, a.depth, a.lifetime,
                                           self.stop, self.ready, self.report))
             proc.start()
             self.procs.append(proc)
-        for _ in range(a.load_procs):
-            got = self.ready.get(timeout=60)
+            loaders.append(proc)
+        for _ in loaders:
+            load_conns += self._ready()
+        return held, load_conns
+
+    def _ready(self) -> int:
+        """The next "ready" (a connection count) from a child; an error if one failed or died."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                got = self.ready.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p.name for p in self.procs if not p.is_alive()]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"load process {', '.join(dead) or '(slow)'} did not get ready") from None
+                continue
             if isinstance(got, str):
                 raise RuntimeError(got)
-            load_conns += got
-        return held, load_conns
+            return int(got)
 
     def finish(self, timeout: float = 10.0) -> list[dict[str, float]]:
         """Stop every process (terminate the ones that do not stop); returns the load processes' reports."""
@@ -288,6 +316,8 @@ class Press:
     expected: int | None = None
     #: Frames handed to the terminal between the action and the one that showed it.
     frames: int = 0
+    #: The key did not move the cursor (at an end of the list): nothing to paint, not counted.
+    noop: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -302,6 +332,10 @@ class Target:
     def cursor(self) -> int:
         w = self.widget
         return w.cursor if hasattr(w, "follow") else w.cursor_row
+
+    def rows(self) -> int:
+        w = self.widget
+        return w.row_count() if hasattr(w, "follow") else w.row_count
 
     def screen_line(self, row: int) -> int | None:
         """Screen y of ``row`` as the widget is scrolled now (None: not visible)."""
@@ -320,7 +354,6 @@ class Meter:
         self.pending: Press | None = None
         self.target: Target | None = None
         self.frames = 0
-        self.unverified_frames = 0
         self.intervals: dict[str, list[tuple[float, float]]] = {}
         self.recording = False
         original = app._display
@@ -359,13 +392,17 @@ class Meter:
     def install(self, main: Any) -> None:
         """Time the main screen's periodic work and frames (and the garbage collector's pauses)."""
         gc_spans = self.intervals.setdefault("garbage collection", [])
+        full_spans = self.intervals.setdefault("  of which full (gen 2)", [])
         gc_start = [0.0]
 
         def on_gc(phase: str, info: dict[str, int]) -> None:
             if phase == "start":
                 gc_start[0] = time.perf_counter()
             elif self.recording and threading.current_thread() is threading.main_thread():
-                gc_spans.append((gc_start[0], time.perf_counter()))
+                span = (gc_start[0], time.perf_counter())
+                gc_spans.append(span)
+                if info.get("generation") == 2:
+                    full_spans.append(span)
 
         gc.callbacks.append(on_gc)
         self._gc_callback = on_gc
@@ -381,7 +418,7 @@ class Meter:
 
     def uninstall(self) -> None:
         """Stop listening to the garbage collector."""
-        if self._gc_callback in gc.callbacks:
+        if getattr(self, "_gc_callback", None) in gc.callbacks:
             gc.callbacks.remove(self._gc_callback)
 
     def watch(self, target: Target) -> None:
@@ -389,30 +426,36 @@ class Meter:
         self.target = target
         widget = target.widget
 
-        def mark() -> None:
+        def mark(before: int) -> None:
             press = self.pending
             if press is not None and press.handled is None:
                 press.handled = time.perf_counter()
                 press.expected = target.cursor()
+                if press.expected == before:
+                    press.noop = True
+                    press.done.set()
 
         if hasattr(widget, "follow"):  # a VirtualList
             action = widget.action_cursor
 
             def action_cursor(delta: int) -> None:
+                before = target.cursor()
                 action(delta)
-                mark()
+                mark(before)
 
             widget.action_cursor = action_cursor
         else:  # the DataTable
             up, down = widget.action_cursor_up, widget.action_cursor_down
 
             def action_cursor_up() -> None:
+                before = target.cursor()
                 up()
-                mark()
+                mark(before)
 
             def action_cursor_down() -> None:
+                before = target.cursor()
                 down()
-                mark()
+                mark(before)
 
             widget.action_cursor_up = action_cursor_up
             widget.action_cursor_down = action_cursor_down
@@ -426,7 +469,6 @@ class Meter:
         assert target is not None and press.expected is not None
         y = target.screen_line(press.expected)
         if y is None:
-            self.unverified_frames += 1
             return False
         region = target.widget.region
         x1, x2 = region.x, region.right
@@ -447,24 +489,34 @@ class Meter:
 
 
 def press_keys(app: Any, meter: Meter, count: int, presses: list[Press], stop: threading.Event) -> None:
-    """Thread: post ``count`` key presses like a terminal's input thread; each after the last was painted."""
+    """Thread: post key presses like a terminal's input thread until ``count`` of them moved the cursor.
+
+    Each press comes 25-75 ms after the previous one was painted. A press that could
+    not move the cursor (the list had fewer than two rows at that moment) is kept but
+    not counted. Gives up after 5 presses in a row that were not painted within 3 s,
+    or after ``3 * count`` presses in all.
+    """
     from textual import events
 
     driver = app._driver
     rng = random.Random(1234)
-    for i in range(count):
-        if stop.wait(rng.uniform(0.025, 0.075)):
-            return
+    misses = counted = 0
+    for i in range(3 * count):
+        if counted >= count or stop.wait(rng.uniform(0.025, 0.075)):
+            break
         key = "up" if i % 2 == 0 else "down"
         press = Press(key, time.perf_counter())
         meter.pending = press
         presses.append(press)
         driver.process_message(events.Key(key, None))
-        if not press.done.wait(3.0):
-            # Never painted within 3 s: counted as a miss (and the cursor may be off by one now).
-            meter.pending = None
-        if stop.is_set():
-            return
+        painted = press.done.wait(3.0)
+        meter.pending = None
+        misses = 0 if painted else misses + 1
+        counted += not press.noop
+        if press.noop:
+            stop.wait(0.2)  # the list is (nearly) empty for now: give it a moment
+        if misses >= 5 or stop.is_set():
+            break
     meter.pending = None
 
 
@@ -501,6 +553,13 @@ async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -
         await asyncio.sleep(0.05)
 
 
+async def sample_list(view: Any, samples: list[int], stop: asyncio.Event) -> None:
+    """Rows in the packet list, twice a second (how much of the capture it shows)."""
+    while not stop.is_set():
+        samples.append(view.list.row_count())
+        await asyncio.sleep(0.5)
+
+
 async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
     """How late a 10 ms asyncio sleep wakes on the app's loop (how busy the UI thread is)."""
     while not stop.is_set():
@@ -531,6 +590,8 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
     import psutil
 
     children = [psutil.Process(proc.pid) for proc in load_pids]
+    me = psutil.Process()
+    me0 = sum(me.cpu_times()[:2])
     sys0 = psutil.cpu_times()
     kids0 = [sum(c.cpu_times()[:2]) for c in children]
     stats0, cpu0, server0 = view.capture.stats(), thread_cpu(), app.feeds.server.stats()
@@ -539,6 +600,9 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
     if profile is not None:
         profile.enable()
     lag_task = asyncio.create_task(loop_lag(lag, lag_stop))
+    rows: list[int] = []
+    rows_task = asyncio.create_task(sample_list(view, rows, lag_stop))
+    skipped0 = view.store.skipped if view.store is not None else 0
     thread = threading.Thread(target=press_keys, args=(app, meter, args.presses, presses, stop),
                               name="key presser", daemon=True)
     thread.start()
@@ -549,6 +613,7 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
         stop.set()
         lag_stop.set()
         await lag_task
+        await rows_task
         thread.join(5)
     if profile is not None:
         profile.disable()
@@ -557,13 +622,20 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
     stats1, cpu1, server1 = view.capture.stats(), thread_cpu(), app.feeds.server.stats()
     sys1 = psutil.cpu_times()
     kids1 = [sum(c.cpu_times()[:2]) for c in children]
+    me1 = sum(me.cpu_times()[:2])
     elapsed = t1 - t0
     total = sum(sys1) - sum(sys0)
     machine = {name: (getattr(sys1, name) - getattr(sys0, name)) / total
                for name in ("user", "system", "softirq", "idle") if hasattr(sys1, name)}
+    # CPU (in cores) used by processes other than this one and its load processes: someone else's work.
+    busy_cores = (1 - machine.get("idle", 0.0)) * (os.cpu_count() or 1)
+    others = busy_cores - (me1 - me0) / elapsed - sum(kids1) / elapsed + sum(kids0) / elapsed
     latencies = [p.painted - p.posted for p in presses if p.painted is not None]
+    noops = sum(p.noop for p in presses)
+    presses = [p for p in presses if not p.noop]
     return {
         "target": target.name,
+        "noops": noops,
         "presses": len(presses),
         "painted": len(latencies),
         "latencies": latencies,
@@ -573,14 +645,17 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
         "pps": (stats1.captured - stats0.captured) / (stats1.elapsed - stats0.elapsed),
         "drops": stats1.kernel_drops - stats0.kernel_drops,
         "pending": view.store.pending if view.store is not None else 0,
+        "skipped": (view.store.skipped - skipped0) if view.store is not None else 0,
+        "list_rows": rows,
         "stored": stats1.stored,
-        "requests_per_s": None,
         "server_bytes_in_per_s": (server1.bytes_in - server0.bytes_in) / elapsed,
         "active": server1.active,
         "table_rows": app.main.table.row_count,
         "cpu": {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / elapsed for k in cpu1},
         "load_cpu": [(a - b) / elapsed for a, b in zip(kids1, kids0)],
         "machine": machine,
+        "app_cpu": (me1 - me0) / elapsed,
+        "others": others,
         "intervals": {k: list(v) for k, v in meter.intervals.items()},
         "lag": lag,
         "presses_raw": presses,
@@ -609,37 +684,60 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
 
     resource_tracker.ensure_running()
     load = LoadProcesses(0, args)
-    async with app.run_test(size=SIZE) as pilot:
-        del pilot
-        view = await wait_for(lambda: app.main is not None and app.main.is_mounted and app.main.packets,
-                              10, "the main screen")
-        await wait_for(lambda: view.state in ("running", "failed"), 20, "the capture to start")
-        if view.state == "failed":
-            raise RuntimeError("capture failed to start (run as root): " + str(view.query_one("#packets-message").content))
-        port = app.feeds.server.address[1]
-        meter.install(app.main)
-        result["filter"] = view.capture.filter_note if view.capture else ""
-        try:
-            load.port = port
-            held, load_conns = await asyncio.to_thread(load.start)
-            result["held"], result["load_conns"] = held, load_conns
-            expected_rows = 2 * (held + load_conns) + 1  # both ends of each loopback connection, plus LISTEN
-            await wait_for(lambda: app.main.table.row_count >= expected_rows, 30,
-                           f"{expected_rows} rows in the connections table")
-            await asyncio.sleep(args.warmup)
-            targets = []
-            if args.target in ("packets", "both"):
-                targets.append(Target("packet list", app.main.query_one(PacketList), "virtual-list--cursor"))
-            if args.target in ("connections", "both"):
-                targets.append(Target("connections table", app.main.query_one(ConnectionsTable),
-                                      "datatable--cursor"))
-            for target in targets:
-                print(f"  pressing keys on the {target.name} ...", flush=True)
-                result["targets"].append(await measure_target(app, meter, target, args, profile, load.procs))
-        finally:
-            if load.procs:
+    workers: list[Any] = []
+    view: Any = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            del pilot
+            view = await wait_for(lambda: app.main is not None and app.main.is_mounted and app.main.packets,
+                                  10, "the main screen")
+            await wait_for(lambda: view.state in ("running", "failed"), 20, "the capture to start")
+            if view.state == "failed":
+                raise RuntimeError("capture failed to start (run as root): "
+                                   + str(view.query_one("#packets-message").content))
+            port = app.feeds.server.address[1]
+            meter.install(app.main)
+            result["filter"] = view.capture.filter_note if view.capture else ""
+            try:
+                load.port = port
+                held, load_conns = await asyncio.to_thread(load.start)
+                result["held"], result["load_conns"] = held, load_conns
+                expected_rows = 2 * (held + load_conns) + 1  # both ends of each loopback connection, and LISTEN
+                await wait_for(lambda: app.main.table.row_count >= expected_rows, 30,
+                               f"{expected_rows} rows in the connections table")
+                await asyncio.sleep(args.warmup)
+                if args.gc_freeze:
+                    # Experiment: what the garbage collector's full collections cost the UI (see --help).
+                    gc.collect()
+                    gc.freeze()
+                targets = []
+                if args.target in ("packets", "both"):
+                    targets.append(Target("packet list", app.main.query_one(PacketList), "virtual-list--cursor"))
+                if args.target in ("connections", "both"):
+                    targets.append(Target("connections table", app.main.query_one(ConnectionsTable),
+                                          "datatable--cursor"))
+                for target in targets:
+                    if target.rows() < 3:
+                        print(f"  the {target.name} has {target.rows()} rows: no cursor to move, skipped", flush=True)
+                        continue
+                    print(f"  pressing keys on the {target.name} ...", flush=True)
+                    result["targets"].append(await measure_target(app, meter, target, args, profile, load.procs))
+            finally:
                 result["load_reports"] = await asyncio.to_thread(load.finish)
-    meter.uninstall()
+                workers = list(app.workers)
+    finally:
+        # Belt and braces: whatever state the app ended in (an error, Ctrl-C), no thread of it may
+        # outlive the benchmark, and no load process the end of this phase.
+        if load.procs and any(proc.is_alive() for proc in load.procs):
+            load.finish(timeout=2)
+        for worker in workers + list(app.workers):
+            worker.cancel()
+        app.feeds.stop()
+        if view is not None and view.capture is not None:
+            view.capture.stop(timeout=0.5)
+        meter.uninstall()
+        if args.gc_freeze:
+            gc.unfreeze()
     if profile is not None:
         profile.dump_stats(args.profile)
         result["profile"] = args.profile
@@ -684,11 +782,13 @@ def build_store(count: int, server_port: int = 65432) -> Any:
 
 def recorded_feeds_with(store: Any) -> Any:
     """The UI tests' recorded moment, with ``store`` as its packets."""
+    from netlens.ui.feeds import RecordedFeeds
+
     sys.path.insert(0, str(ROOT / "tests" / "ui"))
     import recording  # the deterministic feed the snapshot tests use
 
-    return type(recording.recorded_feeds())(recording._server(), recording._events(), recording._kernel(),
-                                            recording.NOW, packets=store)
+    return RecordedFeeds(recording._server(), recording._events(), recording._kernel(), recording.NOW,
+                         packets=store)
 
 
 async def refresh_costs(store: Any, repeats: int) -> dict[str, dict[str, float]]:
@@ -763,9 +863,15 @@ def print_live(result: dict[str, Any], args: argparse.Namespace) -> None:
     for fig in result["targets"]:
         lat = fig["latencies"]
         print(f"\n  [{fig['target']}] {fig['presses']} presses, {fig['painted']} painted"
-              f" ({fig['presses'] - fig['painted']} not painted within 3 s), window {fig['elapsed']:.1f} s")
+              f" ({fig['presses'] - fig['painted']} not painted within 3 s"
+              + (f"; {fig['noops']} more could not move the cursor and are not counted" if fig["noops"] else "")
+              + f"), window {fig['elapsed']:.1f} s")
         print(f"    capture: {fig['pps']:,.0f} packets/s stored, {fig['drops']} kernel drops, "
               f"{fig['stored']:,} in the ring, {fig['pending']:,} waiting for analysis at the end")
+        rows = fig["list_rows"]
+        if rows:
+            print(f"    packet list: {min(rows):,} to {max(rows):,} rows (median {int(statistics.median(rows)):,}); "
+                  f"{fig['skipped']:,} packets left the ring before they were analysed (never listed)")
         print(f"    server: {fig['active']} connections open, echo {fig['server_bytes_in_per_s'] / 1e3:,.0f} kB/s in;"
               f" connections table: {fig['table_rows']} rows")
         print(f"    key -> painted frame  p50 {ms(pct(lat, 50))}  p90 {ms(pct(lat, 90))}  p99 {ms(pct(lat, 99))}"
@@ -773,6 +879,11 @@ def print_live(result: dict[str, Any], args: argparse.Namespace) -> None:
         act = fig["to_action"]
         print(f"    key -> action ran     p50 {ms(pct(act, 50))}  p90 {ms(pct(act, 90))}  p99 {ms(pct(act, 99))}"
               f"  max {ms(max(act) if act else float('nan'))} ms")
+        frames = fig["frames_per_press"]
+        if frames:
+            first = sum(1 for n in frames if n == 1) / len(frames)
+            print(f"    the first frame after the key's action showed it for {first:.0%} of presses "
+                  f"(at most {max(frames)} frames later)")
         lag = fig["lag"]
         print(f"    event-loop lag (10 ms sleeps, {len(lag)}): p50 {ms(pct(lag, 50))}  p99 {ms(pct(lag, 99))}  "
               f"max {ms(max(lag) if lag else float('nan'))} ms")
@@ -788,11 +899,22 @@ def print_live(result: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"    CPU of this process's threads (share of one core): {cpu}")
         load_cpu = ", ".join(f"{share:.0%}" for share in fig["load_cpu"])
         machine = ", ".join(f"{name} {share:.0%}" for name, share in fig["machine"].items())
-        print(f"    CPU of the load processes (holder, echo...): {load_cpu}; whole machine ({os.cpu_count()} cores): {machine}")
+        print(f"    CPU of the load processes (holder, echo...): {load_cpu}; "
+              f"whole machine ({os.cpu_count()} cores): {machine}")
+        print(f"    this process used {fig['app_cpu']:.2f} cores; everything else on the machine (kernel softirq work "
+              f"included) {max(0.0, fig['others']):.2f} cores")
         attribution(fig)
-    for rep in result.get("load_reports", []):
+    reports = result.get("load_reports", [])
+    for rep in reports:
         if "error" in rep:
             print(f"  load process error: {rep['error']}")
+    good = [rep for rep in reports if "error" not in rep and rep["elapsed"] > 0]
+    if good:
+        print(f"\n  echo load over the whole run ({len(good)} processes): "
+              f"{sum(r['sends'] / r['elapsed'] for r in good):,.0f} requests/s sent, "
+              f"{sum(r['echoed'] / r['elapsed'] for r in good):,.0f} echoed/s, "
+              f"{sum(r['packets'] / r['elapsed'] for r in good):,.0f} packets/s on their connections (TCP_INFO), "
+              f"{sum(r['cpu'] / r['elapsed'] for r in good):.0%} CPU in total")
 
 
 def attribution(fig: dict[str, Any]) -> None:
@@ -815,7 +937,46 @@ def attribution(fig: dict[str, Any]) -> None:
         accounted = sum(v for k, v in parts.items() if k != "garbage collection")
         shown = "  ".join(f"{name} {v * 1e3:.1f}" for name, v in sorted(parts.items(), key=lambda kv: -kv[1])
                           if v >= 0.0005)
-        print(f"    mean latency of {label}: {total * 1e3:.1f} ms = {shown}  other {max(0.0, total - accounted) * 1e3:.1f} (ms)")
+        print(f"    mean latency of {label}: {total * 1e3:.1f} ms = {shown}  "
+              f"other {max(0.0, total - accounted) * 1e3:.1f} (ms)")
+
+
+def tree_state() -> str:
+    """The commit measured, and which files under netlens/ differ from it (the figures belong to that state)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "netlens"],
+                                 capture_output=True, text=True, timeout=10).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    files = [line[3:] for line in changed if line.strip()]
+    return f"commit {head}" + (f" + uncommitted changes in {', '.join(files)}" if files else " (clean)")
+
+
+def other_load() -> str:
+    """Other processes busy on the CPU right now (they would skew the figures)."""
+    import psutil
+
+    me = os.getpid()
+    procs = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.info["pid"] != me]
+    for p in procs:
+        try:
+            p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    time.sleep(0.5)
+    busy = []
+    for p in procs:
+        try:
+            share = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if share >= 10:
+            busy.append(f"{' '.join(p.info['cmdline'] or [p.info['name']])[:60]} ({share:.0f}%)")
+    return "; ".join(busy)
 
 
 def main() -> int:
@@ -824,10 +985,11 @@ def main() -> int:
     parser.add_argument("--presses", type=int, default=200, help="key presses per target")
     parser.add_argument("--target", choices=("packets", "connections", "both"), default="both")
     parser.add_argument("--pps", type=float, default=40_000, help="target loopback packets/s of the echo load")
-    parser.add_argument("--conns", type=int, default=200, help="connections held open")
-    parser.add_argument("--load-procs", type=int, default=2, help="echo load processes")
-    parser.add_argument("--load-conns", type=int, default=4, help="echo connections per load process")
-    parser.add_argument("--depth", type=int, default=8, help="requests in flight per echo connection")
+    parser.add_argument("--conns", type=int, default=200,
+                        help="connections open to the server in all (the echo ones included; the rest idle)")
+    parser.add_argument("--load-procs", type=int, default=3, help="echo load processes")
+    parser.add_argument("--load-conns", type=int, default=8, help="echo connections per load process")
+    parser.add_argument("--depth", type=int, default=64, help="requests in flight per echo connection")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--lifetime", type=float, default=600.0, help="child processes stop by themselves after this")
     parser.add_argument("--sizes", default="1000,1000000", help="stored packets for the refresh cost")
@@ -835,6 +997,9 @@ def main() -> int:
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-refresh", action="store_true")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the UI thread during the presses (slows it)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="experiment: gc.freeze() after the warm-up, so full collections skip the objects "
+                             "alive by then (measures what the collector's pauses cost)")
     args = parser.parse_args()
     if not args.skip_live and os.geteuid() != 0:
         print("run as root: packet capture on lo needs CAP_NET_RAW (or --skip-live)", file=sys.stderr)
@@ -844,14 +1009,20 @@ def main() -> int:
     cores = os.cpu_count()
     print(f"netlens UI benchmark: {cores} cores, Python {sys.version.split()[0]}, Textual {textual.__version__}, "
           f"terminal {SIZE[0]}x{SIZE[1]} (headless; frames encoded as for a real terminal)")
+    print(f"  code: {tree_state()}")
+    busy = other_load()
+    if busy:
+        print(f"  note: other processes were using CPU when the benchmark started: {busy}")
     live: dict[str, Any] | None = None
     refresh: dict[int, dict[str, dict[str, float]]] = {}
     try:
         if not args.skip_live:
-            print(f"Live: echo server + capture on lo in the app; {args.conns} held connections; "
-                  f"{args.load_procs}x{args.load_conns} echo connections (depth {args.depth}) "
-                  f"paced to {args.pps:,.0f} packets/s; {args.presses} presses per target")
-            live = asyncio.run(live_phase(args))
+            load_text = (f"{args.load_procs}x{args.load_conns} echo connections (depth {args.depth}) paced to "
+                         f"{args.pps:,.0f} packets/s, the rest idle" if args.pps > 0 else "all idle (no echo load)")
+            print(f"Live: echo server + capture on lo in the app; {args.conns} connections to it: {load_text}; "
+                  f"{args.presses} presses per target"
+                  + ("; EXPERIMENT: gc.freeze() after warm-up" if args.gc_freeze else ""))
+            live = run_bounded(live_phase(args))
             print(f"  capture filter: {live.get('filter')}")
             print_live(live, args)
             if live.get("profile"):
@@ -866,9 +1037,9 @@ def main() -> int:
                 store = build_store(size)
                 built = time.perf_counter() - started
                 print(f"  built and analysed {store.last - store.first + 1:,} frames "
-                      f"({store.ring.bytes_stored / 2**20:,.1f} MiB, {len(store.streams()):,} streams) in {built:.1f} s",
-                      flush=True)
-                refresh[size] = asyncio.run(refresh_costs(store, args.repeats))
+                      f"({store.ring.bytes_stored / 2**20:,.1f} MiB, {len(store.streams()):,} streams) "
+                      f"in {built:.1f} s", flush=True)
+                refresh[size] = run_bounded(refresh_costs(store, args.repeats))
                 del store
                 gc.collect()
             for size, figures in refresh.items():
@@ -883,6 +1054,38 @@ def main() -> int:
     return 0
 
 
+def run_bounded(coro: Any) -> Any:
+    """``asyncio.run`` (Ctrl-C cancels the coroutine, so its clean-up runs), without its unbounded
+    wait for the default executor's threads at the end: a thread the app left running is
+    dealt with by :func:`exit_bounded` instead of hanging here."""
+    runner = asyncio.Runner()
+    loop = runner.get_loop()
+    try:
+        return runner.run(coro)
+    finally:
+        executor = getattr(loop, "_default_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+            loop._default_executor = None  # type: ignore[attr-defined]
+        runner.close()
+
+
+def exit_bounded(code: int) -> None:
+    """Exit, but never wait more than a few seconds for a thread the app left behind."""
+    deadline = time.monotonic() + 5
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate() if t is not threading.current_thread() and t.is_alive()
+            and not t.daemon]
+    if left:
+        print(f"threads still running after 5 s: {', '.join(left)}; exiting anyway", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def summary(live: dict[str, Any] | None, refresh: dict[int, dict[str, dict[str, float]]],
             args: argparse.Namespace) -> None:
     print("\nSummary")
@@ -895,7 +1098,8 @@ def summary(live: dict[str, Any] | None, refresh: dict[int, dict[str, dict[str, 
                   f"p50 {ms(pct(lat, 50))} p90 {ms(pct(lat, 90))} p99 {ms(pct(lat, 99))} max "
                   f"{ms(max(lat) if lat else float('nan'))} ms  [{verdict} p99 < 100 ms]  "
                   f"at {fig['pps']:,.0f} packets/s (target {args.pps:,.0f}), {fig['active']} server connections "
-                  f"({live['held']} held + {live['load_conns']} echo)")
+                  f"({live['held']} idle + {live['load_conns']} echo); packet list {fig['pending']:,} packets "
+                  f"behind the capture at the end")
     if refresh:
         sizes = sorted(refresh)
         for where in ("end", "middle"):
@@ -909,4 +1113,4 @@ def summary(live: dict[str, Any] | None, refresh: dict[int, dict[str, dict[str, 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_bounded(main())

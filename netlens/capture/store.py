@@ -112,13 +112,7 @@ class PacketStore:
         first = ring.first
         if first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
-            missed = first - self._next
-            self.skipped += missed
-            if missed < 1 << 20:
-                self._sid.frombytes(bytes(self._sid.itemsize * missed))
-            else:
-                self._reset_index(first)
-            self._next = first
+            self.skip_to(first)
         batch = ring.read(self._next, limit=limit)
         if batch:
             linktype = ring.linktype
@@ -130,6 +124,25 @@ class PacketStore:
             self._evicted_seen = ring.evicted
             self._prune(ring.first)
         return len(batch)
+
+    def skip_to(self, no: int) -> int:
+        """Leave packets up to ``no`` (excluded) unanalysed, as if evicted; returns how many.
+
+        A consumer that fell too far behind (a flood) jumps to the present
+        instead of analysing the past forever: the skipped packets still list,
+        with absolute numbers and no analysis, and their streams' state simply
+        misses them (as Wireshark's does for packets it never captured).
+        """
+        missed = no - self._next
+        if missed <= 0:
+            return 0
+        self.skipped += missed
+        if missed < 1 << 20:
+            self._sid.frombytes(bytes(self._sid.itemsize * missed))
+        else:
+            self._reset_index(no)
+        self._next = no
+        return missed
 
     def _reset_index(self, first: int) -> None:
         self._sid = array("I")

@@ -2,21 +2,25 @@
 
 The loop is the only writer and must never block or slow down for a reader,
 so publishing is one slot store and one counter increment: the loop records
-``(event class, timestamp, connection id, fields...)`` tuples, and the
-dataclass is built only when a subscriber drains it. A subscriber that falls
+``(event code, timestamp, connection id, fields...)`` tuples, and the
+dataclass is built only when a subscriber drains it. Records hold only plain
+values (ints, floats, strings, bytes, tuples of those), so Python's garbage
+collector stops tracking them: a UI keeping 200,000 of them does not make
+every full collection scan them. A subscriber that falls
 more than ``capacity`` events behind loses the oldest ones, and its
 ``dropped`` counter says how many.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
-from netlens.server.events import SocketEvent
+from netlens.server.events import EVENT_CODES, EVENT_TYPES, SocketEvent
 
 DEFAULT_CAPACITY = 1 << 16
 
-#: ``(event class, ts, conn, *fields)``: an event not yet built (see :func:`materialize`).
+#: ``(event code, ts, conn, *fields)``: an event not yet built (see :func:`materialize`).
 EventRecord = tuple[Any, ...]
 
 
@@ -33,7 +37,7 @@ class EventBus:
         self.published = 0
 
     def publish(self, record: EventRecord) -> None:
-        """Store one record ``(cls, ts, conn, *fields)``. Called only by the loop thread."""
+        """Store one record ``(code, ts, conn, *fields)``. Called only by the loop thread."""
         seq = self.published
         self._ring[seq & self._mask] = record
         # The slot is written before the counter moves, so a reader that sees
@@ -87,7 +91,7 @@ class Subscription:
     def drain_records(self, limit: int | None = None) -> list[EventRecord]:
         """Like :meth:`drain`, but the raw records, for readers that show only some events.
 
-        A record is ``(event class, ts, conn, *fields)``: ``record[1]`` is the
+        A record is ``(event code, ts, conn, *fields)``: ``record[1]`` is the
         timestamp and ``record[2]`` the connection id, so a reader can filter
         and count without building anything; :func:`materialize` builds the
         event for the records it does show (a UI: the rows on screen).
@@ -97,6 +101,12 @@ class Subscription:
         return records
 
 
+def make_record(cls: type[SocketEvent], ts: float, conn: int, *fields: Any) -> EventRecord:
+    """A record as the server loop publishes it (for tests and recordings): enums as their values."""
+    plain = tuple(field.value if isinstance(field, enum.Enum) else field for field in fields)
+    return (EVENT_CODES[cls], ts, conn, *plain)
+
+
 def materialize(record: EventRecord) -> SocketEvent:
     """The frozen event dataclass for one raw record."""
-    return record[0](*record[1:])
+    return EVENT_TYPES[record[0]](*record[1:])

@@ -188,6 +188,11 @@ class Closed(SocketEvent):
     reason: str
     kind: ClassVar[str] = "closed"
 
+    def __post_init__(self) -> None:
+        # Records carry the cause as its plain string (see netlens.server.bus).
+        if not isinstance(self.by, CloseCause):
+            object.__setattr__(self, "by", CloseCause(self.by))
+
     def describe(self) -> str:
         return f"closed by {self.by.value}: {safe_str(self.reason)}"
 
@@ -230,12 +235,15 @@ class Stopped(SocketEvent):
         return "stopped; every socket closed"
 
 
-#: Every concrete event class by its ``kind`` (for parsers of ``--json`` output).
-EVENT_KINDS: dict[str, type[SocketEvent]] = {
-    cls.kind: cls
-    for cls in (Listening, Accepted, MaskChanged, Received, StageReached, ResponseQueued,
-                Sent, PeerShutdown, Closed, ErrorEvent, ControlApplied, Stopped)
-}
+#: Every concrete event class, in a fixed order: a record names its class by index here.
+EVENT_TYPES: tuple[type[SocketEvent], ...] = (
+    Listening, Accepted, MaskChanged, Received, StageReached, ResponseQueued,
+    Sent, PeerShutdown, Closed, ErrorEvent, ControlApplied, Stopped,
+)
+#: The same classes by their ``kind`` (for parsers of ``--json`` output).
+EVENT_KINDS: dict[str, type[SocketEvent]] = {cls.kind: cls for cls in EVENT_TYPES}
+#: A class's index in EVENT_TYPES: what the server loop records instead of the class.
+EVENT_CODES: dict[type[SocketEvent], int] = {cls: code for code, cls in enumerate(EVENT_TYPES)}
 
 
 def event_line(event: SocketEvent) -> str:

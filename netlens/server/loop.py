@@ -28,6 +28,7 @@ from netlens.server.bus import EventBus, Subscription
 from netlens.server.config import ServerConfig
 from netlens.server.connection import Connection, ConnectionSnapshot, ServerStats
 from netlens.server.events import (
+    EVENT_CODES,
     Accepted,
     Address,
     Closed,
@@ -447,7 +448,7 @@ class Server:
             conn.sock.close()
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
-        self._emit(Closed, conn.id, cause, reason)
+        self._emit(Closed, conn.id, cause.value, reason)
 
     def _shutdown_write(self, conn: Connection) -> None:
         conn.shutdown_after_flush = False
@@ -553,7 +554,7 @@ class Server:
 
     def _emit(self, cls: type, conn_id: int, *fields: Any) -> None:
         if self._publish:
-            self.bus.publish((cls, time.time(), conn_id, *fields))
+            self.bus.publish((EVENT_CODES[cls], time.time(), conn_id, *fields))
 
     def _close_all_resources(self) -> None:
         for conn in list(self._conns.values()):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from rich.table import Table
 from rich.text import Text
 
 from netlens.capture.hexdump import hexdump_rows
@@ -91,11 +90,16 @@ def hexdump(data: bytes, width: int = 16, limit: int = 4096) -> Text:
     return out
 
 
-def pairs(rows: list[tuple[str, str | Text]], key_width: int = 14) -> Table:
-    """Aligned ``key  value`` rows; long values wrap inside their own column (keys are ours)."""
-    table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(style="bold", width=key_width, no_wrap=True)
-    table.add_column(ratio=1)
+def pairs(rows: list[tuple[str, str | Text]], key_width: int = 14) -> Text:
+    """Aligned ``key  value`` lines, one per row (keys are ours; values already safe).
+
+    Plain lines, not a table: the inspector redraws them twice a second and
+    a Rich table costs a measuring pass and a layout each time.
+    """
+    out = Text(no_wrap=True, overflow="ellipsis")
     for key, value in rows:
-        table.add_row(key, value if isinstance(value, Text) else Text(value))
-    return table
+        out.append(f"{key:<{key_width}} ", style="bold")
+        out.append_text(value if isinstance(value, Text) else Text(value))
+        out.append("\n")
+    out.rstrip()
+    return out

@@ -25,6 +25,7 @@ from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, Socket
 from netlens.proto import encode_request, reply
 from netlens.proto.decoder import Decoder
 from netlens.server import ConnectionSnapshot, ServerConfig, ServerStats
+from netlens.server.bus import make_record
 from netlens.server.events import (
     Accepted,
     Closed,
@@ -91,7 +92,7 @@ def _events() -> list[tuple]:
     hostile = encode_request("search", HOSTILE, "little")
     hostile_answer = reply(Decoder().feed(hostile)[-1].message, "little")
     c1, c2, c3 = ("127.0.0.1", 50412), ("127.0.0.1", 50418), ("127.0.0.1", 50424)
-    return [
+    return [make_record(*event) for event in [
         (Listening, t, 0, SERVER, "search"),
         (Accepted, t + 1.0001, 1, c1, SERVER), (MaskChanged, t + 1.0001, 1, 0, READ),
         (Received, t + 1.0002, 1, len(request), request),
@@ -114,7 +115,7 @@ def _events() -> list[tuple]:
         (MaskChanged, t + 4.5009, 3, READ, WRITE),
         (Sent, t + 4.5010, 3, len(hostile_answer[0]), 0),
         (Closed, t + 4.5011, 3, CloseCause.SERVER, "response sent"),
-    ]
+    ]]
 
 
 def _kernel() -> Snapshot:

@@ -6,16 +6,18 @@ import dataclasses
 
 import pytest
 
-from netlens.server.bus import EventBus
+import gc
+
+from netlens.server.bus import EventBus, make_record
 from netlens.server.events import Closed, CloseCause, Received, Sent, StageReached
 
 
 def test_subscribers_read_independently_in_order() -> None:
     bus = EventBus(8)
     first = bus.subscribe()
-    bus.publish((Sent, 1.0, 1, 10, 0))
+    bus.publish(make_record(Sent, 1.0, 1, 10, 0))
     second = bus.subscribe()
-    bus.publish((Sent, 2.0, 1, 20, 5))
+    bus.publish(make_record(Sent, 2.0, 1, 20, 5))
     assert [e.nbytes for e in first.drain()] == [10, 20]
     assert [e.nbytes for e in second.drain()] == [20]
     assert first.drain() == [] and first.pending == 0
@@ -25,7 +27,7 @@ def test_a_slow_reader_loses_the_oldest_and_counts_them() -> None:
     bus = EventBus(8)
     sub = bus.subscribe()
     for n in range(20):
-        bus.publish((Sent, float(n), 1, n, 0))
+        bus.publish(make_record(Sent, float(n), 1, n, 0))
     events = sub.drain()
     assert [e.nbytes for e in events] == list(range(12, 20))
     assert sub.dropped == 12
@@ -34,7 +36,7 @@ def test_a_slow_reader_loses_the_oldest_and_counts_them() -> None:
 def test_drain_limit_and_from_start() -> None:
     bus = EventBus(16)
     for n in range(5):
-        bus.publish((Sent, float(n), 1, n, 0))
+        bus.publish(make_record(Sent, float(n), 1, n, 0))
     sub = bus.subscribe(from_start=True)
     assert [e.nbytes for e in sub.drain(limit=3)] == [0, 1, 2]
     assert [e.nbytes for e in sub.drain()] == [3, 4]
@@ -43,7 +45,7 @@ def test_drain_limit_and_from_start() -> None:
 def test_events_are_frozen_dataclasses_with_wall_clock_and_conn() -> None:
     bus = EventBus(4)
     sub = bus.subscribe()
-    bus.publish((Received, 1700000000.5, 7, 3, b"abc"))
+    bus.publish(make_record(Received, 1700000000.5, 7, 3, b"abc"))
     (event,) = sub.drain()
     assert dataclasses.is_dataclass(event) and (event.ts, event.conn) == (1700000000.5, 7)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -62,3 +64,17 @@ def test_event_lines_escape_wire_bytes() -> None:
     assert "\x1b" not in StageReached(0.0, 1, "request complete", "search '\x1b[31m'").describe()
     closed = Closed(0.0, 1, CloseCause.PEER, "peer closed")
     assert closed.to_dict() == {"event": "closed", "ts": 0.0, "conn": 1, "by": "peer", "reason": "peer closed"}
+
+
+def test_records_hold_only_plain_values_so_the_collector_ignores_them() -> None:
+    from netlens.server.events import Accepted
+
+    record = make_record(Closed, 1.0, 3, CloseCause.RESET, "connection reset by peer")
+    accepted = make_record(Accepted, 1.0, 3, ("127.0.0.1", 5000), ("127.0.0.1", 65432))
+    gc.collect()  # CPython stops tracking tuples of untracked values at a collection
+    assert not gc.is_tracked(record) and not gc.is_tracked(accepted)
+    bus = EventBus(4)
+    sub = bus.subscribe()
+    bus.publish(record)
+    (event,) = sub.drain()
+    assert event.by is CloseCause.RESET

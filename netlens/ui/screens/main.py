@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from netlens.probe import Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot
+from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.format import count, endpoint
@@ -20,6 +23,14 @@ from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
 from netlens.ui.widgets.packets import PacketList, PacketsView
 from netlens.ui.widgets.virtual_list import VirtualList
+
+#: New event rows per tick above which the lists repaint less often...
+FLOOD_ROWS = 50
+#: ...namely every this many seconds.
+FLOOD_PAINT = 0.25
+#: Longest a key press may hold back a data repaint (seconds).
+MAX_DEFER = 2.0
+
 
 class Panel(Vertical):
     """A bordered, titled panel that ``m`` can maximize."""
@@ -54,6 +65,8 @@ class MainScreen(Screen[None]):
         self.kernel: Snapshot | None = None
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
+        self._pending: list[EventRecord] = []
+        self._painted = 0.0
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -95,10 +108,24 @@ class MainScreen(Screen[None]):
         return self.query_one(PacketsView)
 
     def tick(self) -> None:
-        """10 Hz: take new socket events, refresh the status line and the inspector."""
-        records = self.feeds.events.drain_records()
-        if records:
-            self.events.add(records)
+        """10 Hz: take the new socket events; repaint the lists and the status line.
+
+        Under a flood (hundreds of new rows a second) the repaint runs at 4 Hz
+        instead: nobody reads rows scrolling that fast, and each repaint takes
+        time from key presses and from the server sharing the process. Right
+        after a key press the repaint waits too, so the key's frame comes first.
+        """
+        self._pending.extend(self.feeds.events.drain_records())
+        now = time.monotonic()
+        flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
+        if now - self._painted < (FLOOD_PAINT if flooding else 0.0):
+            return
+        if getattr(self.app, "user_active", False) and now - self._painted < MAX_DEFER:
+            return
+        self._painted = now
+        if self._pending:
+            self.events.add(self._pending)
+            self._pending = []
         self.packets.tick()
         self.refresh_status()
 

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tree
 
 from netlens.capture import Ladder, PacketStore, RULES
-from netlens.ui.widgets.packets import packet_row
+from netlens.ui.widgets.packets import LockedStore, packet_row
 
 #: Arrows drawn at most in a ladder (a bulk transfer can have thousands).
 MAX_ARROWS = 2000
@@ -65,7 +65,7 @@ class PacketScreen(Screen[int | None]):
         Binding("4", "show_tab('analysis')", "Analysis", show=False),
     ]
 
-    def __init__(self, store: PacketStore, no: int) -> None:
+    def __init__(self, store: PacketStore | LockedStore, no: int) -> None:
         super().__init__()
         self.store = store
         self.no = no

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Group, RenderableType
-from rich.rule import Rule
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -25,7 +23,7 @@ def _opt(value: object, unit: str = "") -> str:
     return "-" if value is None else f"{value}{unit}"
 
 
-def server_view(snap: ConnectionSnapshot, now: float, hex_width: int = 16) -> list[RenderableType]:
+def server_view(snap: ConnectionSnapshot, now: float, hex_width: int = 16) -> list[Text]:
     """The server's own state for one connection (``hex_width`` bytes per hex line)."""
     header = Text(f"#{snap.conn} server's view", style="bold cyan")
     rows: list[tuple[str, str | Text]] = [
@@ -46,7 +44,7 @@ def server_view(snap: ConnectionSnapshot, now: float, hex_width: int = 16) -> li
         rows.append(("shutdown", "SHUT_WR done (FIN sent)"))
     if snap.options:
         rows.append(("options", ", ".join(f"{k}={v}" for k, v in sorted(snap.options.items()))))
-    parts: list[RenderableType] = [header, pairs(rows)]
+    parts: list[Text] = [header, pairs(rows)]
     parts.append(Text(f"receive buffer ({snap.recv_buffered:,} bytes, not yet parsed)", style="bold"))
     parts.append(hexdump(snap.recv_buffer, width=hex_width, limit=512))
     parts.append(Text(f"send buffer ({snap.send_buffered:,} bytes, not yet accepted by send())", style="bold"))
@@ -57,7 +55,7 @@ def server_view(snap: ConnectionSnapshot, now: float, hex_width: int = 16) -> li
     return parts
 
 
-def kernel_view(sock: SocketInfo) -> list[RenderableType]:
+def kernel_view(sock: SocketInfo) -> list[Text]:
     """The kernel's state for one socket: queues, TCP_INFO, memory, timer — with units."""
     recv_help, send_help = _QUEUE_HELP["LISTEN" if sock.state == "LISTEN" else None]
     rows: list[tuple[str, str | Text]] = [
@@ -115,13 +113,15 @@ class SocketInspector(VerticalScroll):
 
     DEFAULT_CSS = """
     SocketInspector { height: 1fr; }
-    SocketInspector > Static { width: 1fr; }
+    /* One screen line per text line: the line count alone decides when a layout is needed. */
+    SocketInspector > Static { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._body = Static(Text("Select a connection to inspect it.", style="dim"), expand=True)
         self._last: object = None
+        self._lines = 0
         self._args: tuple[SocketInfo | None, ConnectionSnapshot | None, float, bool] = (None, None, 0.0, False)
 
     def compose(self):  # type: ignore[no-untyped-def]
@@ -138,19 +138,26 @@ class SocketInspector(VerticalScroll):
             return
         self._last = signature
         if sock is None:
-            self._body.update(Text("Select a connection to inspect it.", style="dim"))
+            self._body.update(Text("Select a connection to inspect it.", style="dim"), layout=False)
             return
         route = (f"{endpoint(sock.local_addr, sock.local_port)} ⇄ "
                  f"{endpoint(sock.remote_addr, sock.remote_port)}" if sock.state != "LISTEN"
                  else f"{endpoint(sock.local_addr, sock.local_port)} listening")
         side = "server side" if snap is not None else ("closed" if closed else "")
-        parts: list[RenderableType] = [Text.assemble((route, "bold"), ("  " + side, "dim"))]
+        parts: list[Text] = [Text.assemble((route, "bold"), ("  " + side, "dim"))]
         if snap is not None:
             # 16 bytes a line need ~74 columns; a narrow panel gets 8.
             parts += server_view(snap, now, 16 if self.size.width >= 74 else 8)
-            parts.append(Rule(style="dim"))
+            parts.append(Text("─" * max(10, self.size.width - 2), style="dim"))
         parts += kernel_view(sock)
-        self._body.update(Group(*parts))
+        body = Text("\n", no_wrap=True, overflow="ellipsis").join(parts)
+        lines = body.plain.count("\n") + 1
+        # The body only ever grows (shorter content is padded with blank lines): moving
+        # between connections then needs no layout pass, which would repaint the screen.
+        if lines < self._lines:
+            body.append("\n" * (self._lines - lines))
+        self._body.update(body, layout=lines > self._lines)
+        self._lines = max(lines, self._lines)
 
     def on_resize(self) -> None:
         """Redraw for the new width (the hex dump's bytes per line depend on it)."""

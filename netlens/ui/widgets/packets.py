@@ -8,11 +8,13 @@ the number of packets stored.
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -27,12 +29,42 @@ if TYPE_CHECKING:
     from netlens.capture import Capture, Stream
     from netlens.ui.feeds import Feeds
 
-#: Longest the UI thread spends analysing new packets per tick (seconds).
-ANALYSIS_BUDGET = 0.025
-#: Packets analysed per call inside that budget.
-ANALYSIS_BATCH = 500
+#: Packets analysed per hold of the store's lock (about a millisecond of work).
+ANALYSIS_BATCH = 200
+#: Share of the time the analysis thread may work (it sleeps the rest).
+ANALYSIS_DUTY = 0.3
+#: Packets the analysis may lag behind the capture before it jumps to the present.
+MAX_BACKLOG = 100_000
+#: How many of the newest packets it analyses after such a jump.
+CATCH_UP = 10_000
 
 HEADER = "    No.       Time  Source → Destination  Flags   Len  Info"
+
+
+class LockedStore:
+    """A :class:`PacketStore` shared by the analysis thread and the UI thread.
+
+    The store is not thread-safe, so every method call holds one lock; plain
+    counters (``first``, ``last``, ``pending``...) are read without it. The
+    analysis thread holds the lock for one small batch at a time, so a frame
+    waits at most about a millisecond to draw its rows.
+    """
+
+    def __init__(self, store: PacketStore) -> None:
+        self._store = store
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+        lock = self.lock
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return attr(*args, **kwargs)
+
+        return locked
 
 
 def packet_style(summary: PacketSummary) -> str:
@@ -88,7 +120,7 @@ class PacketList(VirtualList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.store: PacketStore | None = None
+        self.store: LockedStore | None = None
         #: Packet numbers shown when filtered to one stream (None: all).
         self.only: list[int] | None = None
 
@@ -147,8 +179,11 @@ class PacketsView(Vertical):
         super().__init__(id=id)
         self.feeds = feeds
         self.ring: PacketRing | None = None
-        self.store: PacketStore | None = None
+        self.store: LockedStore | None = None
         self.capture: Capture | None = None
+        #: Packets the analysis skipped to keep up with a flood.
+        self.jumped = 0
+        self._shown_last = 0
         self.state = "off"  # off | starting | running | paused | failed | recorded
         self.note = ""
         self.filter_stream: int | None = None
@@ -175,9 +210,9 @@ class PacketsView(Vertical):
         """Load recorded packets, or start capturing in a worker (scapy loads off the UI's path)."""
         recorded = getattr(self.feeds, "packets", None)
         if recorded is not None:
-            self.store = recorded
+            self.store = LockedStore(recorded)
             self.ring = recorded.ring
-            self.list.store = recorded
+            self.list.store = self.store
             self.state = "recorded"
             self._message("")
             self.list.rows_changed(reset=True)
@@ -187,11 +222,43 @@ class PacketsView(Vertical):
             self._message("Packet capture is off (--no-capture).")
             return
         self.ring = PacketRing()
-        self.store = PacketStore(self.ring, server_ports=(self.feeds.server.address[1],))
-        self.list.store = self.store
+        self._new_store()
         self.state = "starting"
         self._message(f"Starting capture on {self.feeds.iface}…")
         self._start_capture()
+        self._analyse()
+
+    def _new_store(self) -> None:
+        assert self.ring is not None
+        self.store = LockedStore(PacketStore(self.ring, server_ports=(self.feeds.server.address[1],)))
+        self.list.store = self.store
+        self._shown_last = 0
+
+    @work(thread=True, exclusive=True, group="analysis", name="packet analysis")
+    def _analyse(self) -> None:
+        """Analyse packets as they arrive, in small locked batches, off the UI thread.
+
+        Under a flood it can fall behind; past MAX_BACKLOG packets it jumps to
+        the newest CATCH_UP ones, so the list stays live (the skipped packets
+        still list, unanalysed) instead of showing the past ever later.
+        """
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            store = self.store
+            if store is None or self.ring is None or getattr(self.app, "user_active", False):
+                # Nothing to do, or a key was just pressed: leave the GIL to the keyboard.
+                time.sleep(0.02)
+                continue
+            if store.pending > MAX_BACKLOG:
+                self.jumped += store.skip_to(self.ring.last + 1 - CATCH_UP)
+            started = time.perf_counter()
+            if not store.update(limit=ANALYSIS_BATCH):
+                time.sleep(0.02)
+                continue
+            # At most ANALYSIS_DUTY of the time: the server and the keyboard share this
+            # process's one GIL with us, and a flood must not take it from them.
+            busy = time.perf_counter() - started
+            time.sleep(busy * (1 / ANALYSIS_DUTY - 1))
 
     @work(thread=True, exclusive=True, group="capture", name="capture")
     def _start_capture(self) -> None:
@@ -225,18 +292,21 @@ class PacketsView(Vertical):
     # ------------------------------------------------------------------ the timer
 
     def tick(self) -> None:
-        """Analyse what arrived (within a time budget) and let the list grow."""
+        """Let the list grow to what the analysis thread has reached."""
         store = self.store
         if store is None or self.state == "recorded":
             return
-        deadline = time.perf_counter() + ANALYSIS_BUDGET
-        before = store.last
-        while store.pending and time.perf_counter() < deadline:
-            store.update(limit=ANALYSIS_BATCH)
-        if store.last != before:
+        last = store.last
+        if last != self._shown_last:
+            self._shown_last = last
             if self.filter_stream is not None:
                 self.list.only = store.stream_packets(self.filter_stream)
             self.list.rows_changed()
+
+    def flooding(self) -> bool:
+        """More new packets since the last repaint than anyone can read."""
+        store = self.store
+        return store is not None and store.last - self._shown_last > 200
 
     def status_text(self) -> Text:
         """Capture part of the status line."""
@@ -252,8 +322,10 @@ class PacketsView(Vertical):
         text = Text(f"{self.feeds.iface}: {count(stats.captured)} pkts")
         if stats.kernel_drops:
             text.append(f" {count(stats.kernel_drops)} dropped", style="bold red")
-        if self.store is not None and self.store.pending:
+        if self.store is not None and self.store.pending > ANALYSIS_BATCH * 10:
             text.append(f" ({count(self.store.pending)} to analyse)", style="yellow")
+        if self.jumped:
+            text.append(f" ({count(self.jumped)} skipped by the analysis)", style="yellow")
         if self.state == "paused":
             text.append(" paused", style="bold yellow")
         return text
@@ -321,8 +393,7 @@ class PacketsView(Vertical):
         if self.ring is None or self.state == "recorded":
             return
         self.ring.clear()
-        self.store = PacketStore(self.ring, server_ports=(self.feeds.server.address[1],))
-        self.list.store = self.store
+        self._new_store()
         self.filter_stream = None
         self.list.only = None
         self.list.rows_changed(reset=True)

@@ -381,6 +381,12 @@ class Server:
             if not conn.outbox:
                 self._close(conn, outcome.cause, outcome.reason)
                 return
+        if conn.outbox and conn.session.mode == "echo" and not conn.mask & WRITE:
+            # Echo sends at once: usually the kernel takes it all and WRITE interest is
+            # never needed; only what it cannot take waits for the socket to be writable.
+            # (Search mode keeps the reference's visible READ -> WRITE switch.)
+            self._on_writable(conn)
+            return
         self._update_mask(conn)
 
     def _on_writable(self, conn: Connection) -> None:

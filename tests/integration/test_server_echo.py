@@ -39,13 +39,34 @@ def test_write_interest_only_while_bytes_wait(echo_server: Server) -> None:
         for _ in range(3):
             sock.sendall(b"ping")
             assert sock.recv(10) == b"ping"
-        wait_for(lambda: echo_server.snapshot() and echo_server.snapshot()[0].mask == 1)
-        snap = echo_server.snapshot()[0]
+        snap = wait_for(lambda: echo_server.snapshot())[0]
         assert snap.mask_name == "READ" and snap.send_buffered == 0 and snap.bytes_in == 12
     wait_for(lambda: echo_server.stats().active == 0)
     masks = [(e.old, e.new) for e in sub.drain() if isinstance(e, MaskChanged)]
-    # READ on accept; READ|WRITE while an echo waits; back to READ once sent — three times.
-    assert masks == [(0, 1)] + [(1, 3), (3, 1)] * 3
+    # Registered for READ on accept; the echoes went out at once, so WRITE was never needed.
+    assert masks == [(0, 1)]
+
+
+def test_write_interest_while_the_peer_is_not_reading() -> None:
+    from netlens.server import SetOption, SocketOption
+
+    with Server(ServerConfig(mode="echo", port=0)) as server:
+        sub = server.subscribe(from_start=False)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(server.address)
+            conn = wait_for(lambda: server.snapshot())[0].conn
+            server.submit(SetOption(conn, SocketOption.SO_SNDBUF, 4096)).result(2)
+            sock.sendall(b"w" * 100_000)  # more than both buffers hold: some must wait
+            snap = wait_for(lambda: [s for s in server.snapshot() if s.send_buffered])[0]
+            assert "WRITE" in snap.mask_name
+            got = 0
+            sock.settimeout(3)
+            while got < 100_000:
+                got += len(sock.recv(65536))
+        wait_for(lambda: server.stats().active == 0)
+        masks = [(e.old, e.new) for e in sub.drain() if isinstance(e, MaskChanged)]
+        assert (1, 3) in masks and masks[-1][1] & 2 == 0  # WRITE while bytes waited, gone after
 
 
 def test_half_close_flushes_the_echo_then_closes(echo_server: Server) -> None:

@@ -48,7 +48,7 @@ SWITCH_INTERVAL = 0.0005
 #: After a key press, data repaints wait this long (seconds) so the key's own frame is cheap...
 INPUT_GRACE = 0.15
 #: ...but never longer than this while keys keep coming (held arrow keys).
-MAX_DEFER = 2.0
+MAX_DEFER = 5.0
 #: Young-generation threshold of the garbage collector (default 700): fewer, slightly larger pauses.
 GC_YOUNG_THRESHOLD = 5000
 #: Full collections: after this many seconds without a key press...

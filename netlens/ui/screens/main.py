@@ -29,7 +29,7 @@ FLOOD_ROWS = 50
 #: ...namely every this many seconds.
 FLOOD_PAINT = 0.25
 #: Longest a key press may hold back a data repaint (seconds).
-MAX_DEFER = 2.0
+MAX_DEFER = 5.0
 
 
 class Panel(Vertical):
@@ -66,7 +66,8 @@ class MainScreen(Screen[None]):
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
         self._pending: list[EventRecord] = []
-        self._painted = 0.0
+        #: When each part of the screen was last repainted by the tick.
+        self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -112,22 +113,30 @@ class MainScreen(Screen[None]):
 
         Under a flood (hundreds of new rows a second) the repaint runs at 4 Hz
         instead: nobody reads rows scrolling that fast, and each repaint takes
-        time from key presses and from the server sharing the process. Right
-        after a key press the repaint waits too, so the key's frame comes first.
+        time from key presses and from the server sharing the process. While
+        keys are being pressed the repaints wait (the key's frame comes
+        first), and when they are overdue they come one panel per tick, so no
+        single frame carries them all.
         """
         self._pending.extend(self.feeds.events.drain_records())
         now = time.monotonic()
         flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
-        if now - self._painted < (FLOOD_PAINT if flooding else 0.0):
-            return
-        if getattr(self.app, "user_active", False) and now - self._painted < MAX_DEFER:
-            return
-        self._painted = now
-        if self._pending:
-            self.events.add(self._pending)
-            self._pending = []
-        self.packets.tick()
-        self.refresh_status()
+        interval = FLOOD_PAINT if flooding else 0.0
+        if getattr(self.app, "user_active", False):
+            due = [part for part, last in self._painted.items() if now - last >= MAX_DEFER]
+            parts = due[:1]
+        else:
+            parts = [part for part, last in self._painted.items() if now - last >= interval]
+        for part in parts:
+            self._painted[part] = now
+            if part == "events":
+                if self._pending:
+                    self.events.add(self._pending)
+                    self._pending = []
+            elif part == "packets":
+                self.packets.tick()
+            else:
+                self.refresh_status()
 
     def apply_snapshot(self, view: KernelUpdate) -> None:
         """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
                      on_event=lambda line: print(safe_str(line)))
         return 0
     action, value = ("search", args.value) if args.kind == "search" else ("binary", args.text)
-    chunking = {"chunk_size": 1, "chunk_delay": 0.005} if args.byte_by_byte else {}
-    reply = clients.request(args.host, args.port, action, value, timeout=args.timeout, **chunking)
+    reply = clients.request(args.host, args.port, action, value, timeout=args.timeout,
+                            chunk_size=1 if args.byte_by_byte else None,
+                            chunk_delay=0.005 if args.byte_by_byte else 0.0)
     print(f"sent {reply.sent_bytes} bytes to {where}: {safe_str(reply.request.describe())}")
     response = reply.response
     if response.value is not None:

@@ -173,26 +173,27 @@ class Decoder:
             return ProtoHeaderRead(length)
 
         if stage is Stage.JSON_HEADER:
-            length = self.header_length
-            assert length is not None
+            header_length = self.header_length
+            assert header_length is not None
             # Reject non-protocol bytes (e.g. an HTTP request) on the first
             # header byte instead of waiting for a length that never comes.
             if buf and buf[0] not in _HEADER_FIRST_BYTES:
                 raise self._fail(
                     f"JSON header starts with byte 0x{buf[0]:02x}, not '{{'", answerable=False
                 )
-            if len(buf) < length:
+            if len(buf) < header_length:
                 return None
-            raw = buf[:length]
-            del buf[:length]
-            header = self._parse_header(raw)
-            self.header = header
+            raw = buf[:header_length]
+            del buf[:header_length]
+            parsed = self._parse_header(raw)
+            self.header = parsed
             self.stage = Stage.CONTENT
-            return JsonHeaderRead(header)
+            return JsonHeaderRead(parsed)
 
         if stage is Stage.CONTENT:
-            header = self.header
-            assert header is not None and self.header_length is not None
+            current = self.header
+            assert current is not None and self.header_length is not None
+            header = current
             length = header["content-length"]
             if len(buf) < length:
                 return None

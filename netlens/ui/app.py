@@ -6,7 +6,7 @@ import gc
 import os
 import sys
 import time
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -69,7 +69,7 @@ class NetlensApp(App[int]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
-        Binding("f12", "screenshot", "Screenshot", show=False),
+        Binding("f12", "take_screenshot", "Screenshot", show=False),
     ]
 
     def __init__(self, feeds: Feeds, *, animate: bool = True) -> None:
@@ -275,14 +275,14 @@ class NetlensApp(App[int]):
         self.notify(safe_str(text).replace("\\n", "\n"), severity="error" if error else "information",
                     markup=False, timeout=6 if error else 4)
 
-    def _control(self, make: type[Control] | None = None, **kwargs: object) -> None:
+    def _control(self, make: Callable[..., Control], **kwargs: Any) -> None:
         assert self.main is not None
         conn = self.main.selected_conn()
         if conn is None:
             self.say("Select a live server connection first (a row whose Server view shows #N, "
                      "or the client end of one).", error=True)
             return
-        control = make(conn=conn, **kwargs)  # type: ignore[misc]
+        control = make(conn=conn, **kwargs)
         future = self.feeds.server.submit(control)
 
         def done(fut: object) -> None:
@@ -368,14 +368,13 @@ class NetlensApp(App[int]):
         from netlens.server import clients
 
         host, port = self.feeds.server.address
-        chunking = {"chunk_size": 1, "chunk_delay": 0.01} if slow else {}
         try:
             if kind == "echo":
                 echoed = clients.echo(host, port, [text.encode("utf-8")])
                 lines = [f"echo: {echoed!r}"]
             else:
                 reply = clients.request(host, port, "search" if kind == "search" else "binary", text,
-                                        **chunking)  # type: ignore[arg-type]
+                                        chunk_size=1 if slow else None, chunk_delay=0.01 if slow else 0.0)
                 lines = [f"{reply.request.describe()} -> {reply.response.describe()}",
                          f"{reply.sent_bytes} bytes out, {reply.received_bytes} back in "
                          f"{reply.elapsed * 1000:.1f} ms"]
@@ -454,7 +453,7 @@ class NetlensApp(App[int]):
         self.push_screen(PromptScreen("Save capture", "pcap file (readable by Wireshark, tshark, tcpdump):",
                                       default), chosen)
 
-    def action_screenshot(self) -> None:
+    def action_take_screenshot(self) -> None:
         """Save an SVG screenshot of the screen in the current directory."""
         path = self.save_screenshot()
         self.say(f"Screenshot saved to {path}")
@@ -476,7 +475,7 @@ class NetlensApp(App[int]):
             ("Pause/resume capture", "stop or restart collecting packets", self.action_toggle_capture),
             ("Clear capture", "forget every captured packet", self.action_clear_capture),
             ("Save capture as pcap", "for Wireshark/tshark/tcpdump", self.action_save_pcap),
-            ("Save screenshot", "SVG of the screen", self.action_screenshot),
+            ("Save screenshot", "SVG of the screen", self.action_take_screenshot),
             ("TCP primer and keys", "help", self.action_help),
         ]:
             yield SystemCommand(title, help_text, action)

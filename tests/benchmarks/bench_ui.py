@@ -74,6 +74,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from waiting import until  # noqa: E402
 
 SIZE = (120, 40)
 #: struct tcp_info: tcpi_segs_out, tcpi_segs_in at byte 136 (Linux >= 4.2).
@@ -542,15 +545,11 @@ def thread_cpu() -> dict[str, float]:
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    """Let the app run until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    """Let the app run until ``predicate()`` is truthy (the tests' helper, with a named failure)."""
+    try:
+        return await until(None, predicate, timeout)
+    except AssertionError:
+        raise RuntimeError(f"timed out waiting for {what}") from None
 
 
 async def sample_list(view: Any, samples: list[int], stop: asyncio.Event) -> None:

@@ -27,7 +27,7 @@ from netlens.ui.screens.prompts import PortInUseScreen, PromptScreen, TooSmallSc
 from netlens.ui.widgets.connections import ConnectionsTable
 from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
-from netlens.ui.widgets.packets import PacketList, PacketsView
+from netlens.ui.widgets.packets import PacketsView
 
 SIZE = (120, 40)
 

@@ -158,7 +158,7 @@ class ConnectionsTable(DataTable):
                 if previous == signature:
                     continue
                 self._signatures[skey] = signature
-                cells = self._render(skey, row, snap, status, age)
+                cells = self._render_cells(skey, row, snap, status, age)
                 old = self._cells.get(skey)
                 if old is None:
                     self.add_row(*cells, key=skey)
@@ -186,7 +186,7 @@ class ConnectionsTable(DataTable):
         self._moved[skey] = (row.last_change, moved)
         return moved
 
-    def _render(self, skey: str, row: ConnectionRow, snap: ConnectionSnapshot | None, status: RowStatus,
+    def _render_cells(self, skey: str, row: ConnectionRow, snap: ConnectionSnapshot | None, status: RowStatus,
                 age: str) -> tuple[Text, ...]:
         sock = row.socket
         tint = _STATUS_STYLE[status]

@@ -17,6 +17,7 @@ from textual import work
 from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
 from netlens.capture import PacketRing, PacketStore, PacketSummary
@@ -194,6 +195,12 @@ class PacketsView(Vertical):
         yield PacketList(id="packet-list")
 
     @property
+    def panel(self) -> Widget | None:
+        """The bordered panel around this view (its subtitle says what is filtered)."""
+        parent = self.parent
+        return parent if isinstance(parent, Widget) else None
+
+    @property
     def list(self) -> PacketList:
         """The packet list widget."""
         return self.query_one(PacketList)
@@ -344,7 +351,7 @@ class PacketsView(Vertical):
 
     def toggle_filter(self, sock: SocketInfo | None) -> None:
         """Show only the selected connection's packets, or all of them again."""
-        panel = self.parent
+        panel = self.panel
         if self.filter_stream is not None:
             self._set_filter(None)
             if panel is not None:
@@ -371,7 +378,7 @@ class PacketsView(Vertical):
         self.list.only = None if stream_id is None else self.store.stream_packets(stream_id)
         self.list.follow = True
         self.list.rows_changed(reset=True)
-        panel = self.parent
+        panel = self.panel
         if panel is not None and stream_id is not None:
             panel.border_subtitle = f"stream {stream_id}: {self.store.stream(stream_id).key} (f: all)"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from netlens.capture.frames import format_ip
 from netlens.capture.messages import MessageStream
+from netlens.display import endpoint
 
 CLIENT_TO_SERVER = 0
 SERVER_TO_CLIENT = 1
@@ -26,11 +27,6 @@ SEEN_FIN = 16
 SEEN_RST = 32
 _SEEN_NAMES = ((SEEN_SYN, "SYN"), (SEEN_SYN_ACK, "SYN-ACK"), (SEEN_ACK, "ACK"),
                (SEEN_DATA, "data"), (SEEN_FIN, "FIN"), (SEEN_RST, "RST"))
-
-
-def format_endpoint(host: str, port: int) -> str:
-    """``127.0.0.1:65432`` or ``[::1]:65432``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class StreamKey:
         return pair in ((self.client, self.server), (self.server, self.client))
 
     def __str__(self) -> str:
-        return f"{format_endpoint(*self.client)} ⇄ {format_endpoint(*self.server)}"
+        return f"{endpoint(*self.client)} ⇄ {endpoint(*self.server)}"
 
 
 def _plain(address: tuple) -> tuple[str, int]:  # type: ignore[type-arg]
@@ -126,8 +122,8 @@ class Stream:
         self.client_ip, self.client_port = client
         self.server_ip, self.server_port = server
         client_host, server_host = format_ip(self.client_ip), format_ip(self.server_ip)
-        self.client = format_endpoint(client_host, self.client_port)
-        self.server = format_endpoint(server_host, self.server_port)
+        self.client = endpoint(client_host, self.client_port)
+        self.server = endpoint(server_host, self.server_port)
         family = socket.AF_INET if version == 4 else socket.AF_INET6
         self.key = StreamKey(family, (client_host, self.client_port), (server_host, self.server_port))
         self.packets = array("I")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from netlens.capture.streams import format_endpoint
+from netlens.display import endpoint
 
 
 class PacketSummary(NamedTuple):
@@ -49,12 +49,12 @@ class PacketSummary(NamedTuple):
     @property
     def source(self) -> str:
         """``host:port`` (or just the host when there is no port)."""
-        return format_endpoint(self.src, self.sport) if self.sport is not None else self.src
+        return endpoint(self.src, self.sport) if self.sport is not None else self.src
 
     @property
     def destination(self) -> str:
         """``host:port`` (or just the host when there is no port)."""
-        return format_endpoint(self.dst, self.dport) if self.dport is not None else self.dst
+        return endpoint(self.dst, self.dport) if self.dport is not None else self.dst
 
     def line(self, absolute: bool = False) -> str:
         """One tshark-like text line: number, time, addresses, flags, numbers, info, analysis marks."""

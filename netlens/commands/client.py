@@ -31,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the request; failures become one sentence and a non-zero exit (via UserError)."""
     from netlens.server import clients
-    from netlens.server.events import format_address
+    from netlens.display import endpoint
     from netlens.textsafe import safe_repr, safe_str
 
-    where = format_address((args.host, args.port))
+    where = endpoint(args.host, args.port)
     if args.kind == "echo":
         messages = [t.encode("utf-8") for t in args.texts] or list(clients.TUTORIAL_MESSAGES)
         clients.echo(args.host, args.port, messages, timeout=args.timeout,

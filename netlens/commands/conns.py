@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from netlens import DEFAULT_PORT
+from netlens.display import endpoint
 from netlens.errors import UserError
 
 if TYPE_CHECKING:  # heavy imports stay inside run()
@@ -66,8 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _endpoint(addr: str, port: int) -> str:
     """``addr:port`` as ss prints it: IPv6 in brackets, port 0 as ``*``."""
-    host = f"[{addr}]" if ":" in addr else addr
-    return f"{host}:{port if port else '*'}"
+    return endpoint(addr, port) if port else endpoint(addr, 0)[:-1] + "*"
 
 
 def _duration(ms: int) -> str:

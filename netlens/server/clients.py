@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 from netlens.errors import UserError
 from netlens.proto import Decoder, Message, MessageComplete, ProtocolError, encode, request_message
-from netlens.server.events import Address, format_address
+from netlens.display import endpoint
+from netlens.server.events import Address
 
 DEFAULT_TIMEOUT = 5.0
 #: The tutorial multiconn client's two messages (44 bytes in all).
@@ -39,7 +40,7 @@ class Reply:
 
 def connect(host: str, port: int, timeout: float = DEFAULT_TIMEOUT, nodelay: bool = False) -> socket.socket:
     """Open a TCP connection or raise :class:`ClientError` saying why not."""
-    where = format_address((host, port))
+    where = endpoint(host, port)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
@@ -89,7 +90,7 @@ def request(
     ``chunk_size``/``chunk_delay`` write the request in pieces (1 = one byte per
     segment, with TCP_NODELAY) to show the server reassembling it.
     """
-    where = format_address((host, port))
+    where = endpoint(host, port)
     message = request_message(action, value)
     data = encode(message)
     started = time.perf_counter()
@@ -160,12 +161,12 @@ def echo(
     Mirrors the tutorial's multiconn client: send everything, read until as
     many bytes came back as were sent, then close. ``on_event`` hears each step.
     """
-    where = format_address((host, port))
+    where = endpoint(host, port)
     total = sum(len(m) for m in messages)
     say = on_event or (lambda line: None)
     sock = connect(host, port, timeout)
     with sock:
-        say(f"connected to {where} from {format_address(sock.getsockname()[:2])}")
+        say(f"connected to {where} from {endpoint(*sock.getsockname()[:2])}")
         for message in messages:
             say(f"sending {message!r}")
             _send(sock, message, None, 0.0, where)

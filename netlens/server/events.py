@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import enum
 import selectors
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from netlens.display import clock, endpoint
 from netlens.textsafe import safe_bytes, safe_str
 
 #: Bytes of payload shown in a human event line before it is cut.
@@ -32,12 +32,6 @@ def mask_name(mask: int) -> str:
     if mask & selectors.EVENT_WRITE:
         names.append("WRITE")
     return "|".join(names) or "-"
-
-
-def format_address(address: Address) -> str:
-    """``127.0.0.1:65432`` or ``[::1]:65432``."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class CloseCause(str, enum.Enum):
@@ -81,7 +75,7 @@ class Listening(SocketEvent):
     kind: ClassVar[str] = "listening"
 
     def describe(self) -> str:
-        return f"listening on {format_address(self.address)} ({self.mode} mode)"
+        return f"listening on {endpoint(*self.address)} ({self.mode} mode)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +87,7 @@ class Accepted(SocketEvent):
     kind: ClassVar[str] = "accepted"
 
     def describe(self) -> str:
-        return f"accepted {format_address(self.peer)} -> {format_address(self.local)}"
+        return f"accepted {endpoint(*self.peer)} -> {endpoint(*self.local)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +242,7 @@ EVENT_CODES: dict[type[SocketEvent], int] = {cls: code for code, cls in enumerat
 
 def event_line(event: SocketEvent) -> str:
     """The headless server's human line: time, connection, description."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.ts)) + f".{int(event.ts % 1 * 1000):03d}"
+    stamp = clock(event.ts)
     who = f"#{event.conn}" if event.conn else "server"
     return f"{stamp} {who:>7} {event.describe()}"
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from netlens.proto import Decoder, MessageComplete, ProtocolError, encode_request
 from netlens.server.clients import ClientError
-from netlens.server.events import format_address
+from netlens.display import endpoint
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -126,7 +126,7 @@ class LoadRunner:
         result.elapsed = time.perf_counter() - started
         if self._refused:
             raise ClientError(
-                f"nothing is listening on {format_address((self.host, self.port))}; start the server "
+                f"nothing is listening on {endpoint(self.host, self.port)}; start the server "
                 f"first with `netlens serve` (or `netlens serve --headless --mode {self.mode}`).")
         if progress is not None:
             progress(result)

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+from netlens.display import endpoint
 from netlens.errors import UserError
 from netlens.server import controls as ctl
 from netlens.server.bus import EventBus, Subscription
@@ -43,7 +44,6 @@ from netlens.server.events import (
     Sent,
     StageReached,
     Stopped,
-    format_address,
 )
 from netlens.server.sessions import EchoSession, Outcome, SearchSession, Session
 
@@ -205,7 +205,7 @@ class Server:
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
-            where = format_address((str(sockaddr[0]), port))
+            where = endpoint(str(sockaddr[0]), port)
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(
                     f"{where} is already in use by another program; pick another port with --port "

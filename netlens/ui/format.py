@@ -7,7 +7,6 @@ search value like ``[bold red]x[/]`` or ``\\x1b[2J`` shows as those characters.
 
 from __future__ import annotations
 
-import time
 
 from rich.text import Text
 
@@ -51,16 +50,6 @@ def micros(us: int | None) -> str:
         return "-"
     ms = us / 1000
     return f"{ms:.3f} ms" if ms < 10 else f"{ms:.0f} ms"
-
-
-def clock(ts: float) -> str:
-    """Wall-clock time of day with milliseconds: ``14:03:07.412``."""
-    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
-
-
-def endpoint(addr: str, port: int) -> str:
-    """``127.0.0.1:65432`` or ``[::1]:65432``."""
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def wire(value: bytes | str, limit: int = 200, style: str = "") -> Text:

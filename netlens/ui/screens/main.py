@@ -16,7 +16,8 @@ from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
 from netlens.ui.kernel_view import KernelUpdate
-from netlens.ui.format import count, endpoint
+from netlens.display import endpoint
+from netlens.ui.format import count
 from netlens.ui.screens.packet import PacketScreen
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
 from netlens.ui.widgets.events import EventLog

@@ -15,7 +15,8 @@ from textual.widgets import DataTable
 
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
 from netlens.server import ConnectionSnapshot
-from netlens.ui.format import duration, endpoint, size, wire
+from netlens.display import endpoint
+from netlens.ui.format import duration, size, wire
 
 #: Seconds a new/changed row keeps its colour.
 HIGHLIGHT_HOLD = 2.0

@@ -7,7 +7,7 @@ from textual.cache import LRUCache
 
 from netlens.server.bus import EventRecord, materialize
 from netlens.server.events import Closed, CloseCause, SocketEvent
-from netlens.ui.format import clock
+from netlens.display import clock
 from netlens.ui.widgets.virtual_list import VirtualList
 
 #: Records kept; older ones are forgotten in halves (the newest always stay).

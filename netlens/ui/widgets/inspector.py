@@ -10,7 +10,8 @@ from textual.widgets import Static
 
 from netlens.probe import SHUTDOWN_RD, SHUTDOWN_WR, SocketInfo
 from netlens.server import ConnectionSnapshot
-from netlens.ui.format import duration, endpoint, hexdump, micros, pairs, size, wire
+from netlens.display import endpoint
+from netlens.ui.format import duration, hexdump, micros, pairs, size, wire
 
 # One line each for what the columns mean, for people meeting them for the first time.
 _QUEUE_HELP = {

@@ -103,6 +103,10 @@ class Decoder:
         """Bytes received but not yet consumed by a complete stage."""
         return bytes(self._buffer)
 
+    def peek(self, limit: int) -> bytes:
+        """The first ``limit`` buffered bytes (without copying the rest)."""
+        return bytes(self._buffer[:limit])
+
     @property
     def buffered_length(self) -> int:
         """How many bytes wait in the buffer."""

@@ -55,8 +55,12 @@ class Connection:
         #: Socket options a user set, by name, for the inspector.
         self.options: dict[str, int] = {}
 
-    def snapshot(self, now: float) -> ConnectionSnapshot:
-        """A frozen copy, taken on request (under the loop's lock)."""
+    def snapshot(self, now: float, buffers: bool = True) -> ConnectionSnapshot:
+        """A frozen copy, taken on request (under the loop's lock).
+
+        Without ``buffers`` the byte fields are left empty (their lengths are
+        still given): a table of every connection needs no copies of them.
+        """
         session = self.session
         header: dict[str, Any] | None = None
         recv_buffer = b""
@@ -65,7 +69,7 @@ class Connection:
         if isinstance(session, SearchSession):
             decoder = session.decoder
             recv_buffered = decoder.buffered_length
-            recv_buffer = decoder.buffered[:SNAPSHOT_BYTES]
+            recv_buffer = decoder.peek(SNAPSHOT_BYTES) if buffers else b""
             header = dict(decoder.header) if decoder.header is not None else None
             request, response = session.request_summary, session.response_summary
         return ConnectionSnapshot(
@@ -80,9 +84,9 @@ class Connection:
             reading=self.reading,
             recv_buffer=recv_buffer,
             recv_buffered=recv_buffered,
-            send_buffer=bytes(self.outbox[:SNAPSHOT_BYTES]),
+            send_buffer=bytes(self.outbox[:SNAPSHOT_BYTES]) if buffers else b"",
             send_buffered=len(self.outbox),
-            last_in=self.last_in[:SNAPSHOT_BYTES],
+            last_in=self.last_in[:SNAPSHOT_BYTES] if buffers else b"",
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             recv_calls=self.recv_calls,

@@ -157,11 +157,18 @@ class Server:
         self._wake()
         return future
 
-    def snapshot(self) -> list[ConnectionSnapshot]:
-        """The server's view of every live connection, oldest first (thread-safe)."""
+    def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]:
+        """The server's view of every live connection (or just ``conn``), oldest first (thread-safe).
+
+        The loop waits while this copies, so a caller that shows many
+        connections asks for them without ``buffers``.
+        """
         now = time.time()
         with self._lock:
-            return [conn.snapshot(now) for conn in self._conns.values()]
+            if conn is not None:
+                found = self._conns.get(conn)
+                return [found.snapshot(now, buffers)] if found is not None else []
+            return [c.snapshot(now, buffers) for c in self._conns.values()]
 
     def stats(self) -> ServerStats:
         """Counters since start (thread-safe)."""

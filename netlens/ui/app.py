@@ -285,7 +285,7 @@ class NetlensApp(App[int]):
         control = make(conn=conn, **kwargs)
         future = self.feeds.server.submit(control)
 
-        def done(fut: object) -> None:
+        def done(_: object) -> None:
             try:
                 result = future.result()
             except ControlError as exc:

@@ -33,7 +33,7 @@ class ServerLike(Protocol):
     config: ServerConfig
     address: tuple[str, int]
 
-    def snapshot(self) -> list[ConnectionSnapshot]: ...
+    def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]: ...
     def stats(self) -> ServerStats: ...
     def submit(self, control: Control) -> Future[str]: ...
 
@@ -113,9 +113,9 @@ class RecordedServer:
     connections: list[ConnectionSnapshot] = field(default_factory=list)
     server_stats: ServerStats | None = None
 
-    def snapshot(self) -> list[ConnectionSnapshot]:
-        """The recorded connections."""
-        return list(self.connections)
+    def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]:
+        """The recorded connections (all, or ``conn``)."""
+        return [c for c in self.connections if conn is None or c.conn == conn]
 
     def stats(self) -> ServerStats:
         """The recorded counters."""

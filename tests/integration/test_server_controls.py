@@ -109,3 +109,17 @@ def test_socket_options_report_what_the_kernel_uses(echo_server: Server) -> None
 def test_unknown_connection_is_a_clear_error(echo_server: Server) -> None:
     with pytest.raises(ControlError, match="connection #999 is not open"):
         echo_server.submit(CloseConnection(999)).result(2)
+
+
+def test_snapshot_of_one_connection_and_without_buffers(echo_server: Server) -> None:
+    first, conn1 = connected(echo_server)
+    second, conn2 = connected(echo_server)
+    with first, second:
+        echo_server.submit(PauseReading(conn1)).result(2)
+        echo_server.submit(SendBytes(conn1, b"queued for you")).result(2)
+        wait_for(lambda: echo_server.snapshot(conn=conn1)[0].bytes_out == 14)
+        (only,) = echo_server.snapshot(conn=conn1)
+        assert only.conn == conn1 and only.last_in == b""
+        light = {s.conn: s for s in echo_server.snapshot(buffers=False)}
+        assert set(light) == {conn1, conn2} and light[conn1].send_buffer == b""
+        assert echo_server.snapshot(conn=999) == []

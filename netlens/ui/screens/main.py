@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from netlens.probe import Snapshot, SocketInfo
+from netlens.probe import SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
@@ -63,7 +63,6 @@ class MainScreen(Screen[None]):
     def __init__(self, feeds: Feeds) -> None:
         super().__init__()
         self.feeds = feeds
-        self.kernel: Snapshot | None = None
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
         self._pending: list[EventRecord] = []
@@ -141,11 +140,10 @@ class MainScreen(Screen[None]):
 
     def apply_snapshot(self, view: KernelUpdate) -> None:
         """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
-        self.kernel = view.snapshot
         self.probe_note = view.snapshot.note
         now = self.feeds.now()
         self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
-                             for s in self.feeds.server.snapshot()}
+                             for s in self.feeds.server.snapshot(buffers=False)}
         self.table.apply(view.update, self.server_conns, now)
         subtitle = f"+ {view.hidden_time_wait:,} older TIME_WAIT not shown" if view.hidden_time_wait else ""
         panel = self.query_one("#connections-panel")
@@ -161,6 +159,9 @@ class MainScreen(Screen[None]):
             inspector.show(None, None, self.feeds.now())
             return
         snap = self.server_snapshot_of(selection)
+        if snap is not None:
+            # The table's copy has no buffers; the inspector shows this one connection's.
+            snap = next(iter(self.feeds.server.snapshot(conn=snap.conn)), snap)
         inspector.show(selection.socket, snap, self.feeds.now(), closed=selection.status.value == "closed")
 
     def server_snapshot_of(self, selection: Selection) -> ConnectionSnapshot | None:

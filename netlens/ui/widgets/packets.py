@@ -186,7 +186,6 @@ class PacketsView(Vertical):
         self.jumped = 0
         self._shown_last = 0
         self.state = "off"  # off | starting | running | paused | failed | recorded
-        self.note = ""
         self.filter_stream: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -284,7 +283,6 @@ class PacketsView(Vertical):
 
     def on_capture_started(self, message: CaptureStarted) -> None:
         self.state = "running"
-        self.note = message.note
         self._message("")
         self.tooltip = message.note
 

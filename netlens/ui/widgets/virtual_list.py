@@ -119,11 +119,6 @@ class VirtualList(ScrollView, can_focus=True):
         else:
             self.virtual_size = size
 
-    def invalidate(self) -> None:
-        """Forget drawn rows (their content changed) and redraw."""
-        self._cache.clear()
-        self.refresh()
-
     # -- drawing ----------------------------------------------------------------------
 
     def render_lines(self, crop: Region) -> list[Strip]:

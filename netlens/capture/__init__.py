@@ -85,6 +85,7 @@ from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
 
 __all__ = [
+    "RULES",
     "Arrow",
     "Capture",
     "CaptureError",
@@ -101,7 +102,6 @@ __all__ = [
     "PcapError",
     "PcapReader",
     "PcapWriter",
-    "RULES",
     "ReadResult",
     "Rule",
     "Stream",

@@ -95,8 +95,8 @@ def dissect(frame: bytes, linktype: int = 1, search_port: int | None = None) -> 
     (the workshop port 65432 is always bound). Frames scapy cannot parse come
     back as one "Undecodable frame" layer; this never raises for bad bytes.
     """
-    import scapy.layers.inet  # noqa: F401  (registers IP/TCP and raw-IP link types)
-    import scapy.layers.inet6  # noqa: F401
+    import scapy.layers.inet
+    import scapy.layers.inet6
     import scapy.layers.l2  # noqa: F401  (Ethernet, cooked, loopback link types)
     from scapy.config import conf
     from scapy.packet import NoPayload

@@ -238,7 +238,7 @@ def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
         return Tcp(version, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, window,
                    transport, tcp_length, payload_offset, end - payload_offset, note)
     if proto == IPPROTO_UDP and end >= transport + 8:
-        sport, dport, length = _UDP.unpack_from(frame, transport)
+        sport, dport, _length = _UDP.unpack_from(frame, transport)
         return Other("UDP", format_ip(src), format_ip(dst), sport, dport, f"len={max(0, end - transport - 8)}")
     if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6) and end >= transport + 2:
         name = "ICMP" if proto == IPPROTO_ICMP else "ICMPv6"

@@ -255,7 +255,7 @@ class Capture:
             raise CaptureError(f"cannot capture on {self.iface}: {exc}.") from None
         finally:
             scapy_log.setLevel(level)
-        sock: socket.socket = listener.ins  # type: ignore[attr-defined]
+        sock: socket.socket = listener.ins
         try:
             hatype = sock.getsockname()[3]
             linktype = _ARPHRD_LINKTYPE.get(hatype)
@@ -290,7 +290,7 @@ class Capture:
             if self._mmap is not None:
                 self._mmap.close()
                 self._mmap = None
-            listener.close()  # type: ignore[attr-defined]
+            listener.close()
             raise
         self.linktype = linktype
         self.ring.linktype = linktype

@@ -331,7 +331,7 @@ def _ng_resolution(options: bytes, order: str) -> int:
             value = options[i + 4]
             if value & 0x80:
                 return 1 << min(value & 0x7F, 62)
-            return 10 ** min(value, 18)
+            return int(10 ** min(value, 18))
         i += 4 + (length + 3) // 4 * 4
     return 1_000_000
 

@@ -102,7 +102,7 @@ class PacketRing:
                 chunk = self._new_chunk()
             data = chunk.data
             chunk.offsets.append(len(data))
-            data += frame  # type: ignore[operator]  # the tail chunk's data is a bytearray
+            data += frame  # the tail chunk's data is a bytearray
             chunk.stamps.append(ts_ns)
             self._last += 1
             self._count += 1

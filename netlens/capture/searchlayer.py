@@ -64,7 +64,7 @@ class SearchMessage(Packet):
     def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kwargs: Any) -> type[Packet]:
         """Bytes that cannot begin a message are dissected as Raw instead."""
         if _pkt is not None and not looks_like_message(bytes(_pkt)):
-            return conf.raw_layer  # type: ignore[no-any-return]
+            return conf.raw_layer
         return cls
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:

@@ -237,7 +237,7 @@ class PacketStore:
                 if messages.next_seq is None and f.syn_seen:
                     # Known ISN: the byte stream starts right after the SYN, even if
                     # the first data segment captured is not the first one sent.
-                    messages.next_seq = (f.base + 1) & _MASK  # type: ignore[operator]
+                    messages.next_seq = (f.base + 1) & _MASK
                 start = tcp.payload_offset
                 events = messages.feed(tcp.seq, frame[start:start + length], no, d)
                 if events:

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the request; failures become one sentence and a non-zero exit (via UserError)."""
-    from netlens.server import clients
     from netlens.display import endpoint
+    from netlens.server import clients
     from netlens.textsafe import safe_repr, safe_str
 
     where = endpoint(args.host, args.port)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from netlens.proto.errors import ProtocolError
 from netlens.proto.message import (
@@ -59,7 +59,7 @@ class MessageComplete:
     wire_length: int
 
 
-DecoderEvent = Union[ProtoHeaderRead, JsonHeaderRead, MessageComplete]
+DecoderEvent = ProtoHeaderRead | JsonHeaderRead | MessageComplete
 
 
 class Decoder:

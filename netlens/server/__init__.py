@@ -25,6 +25,7 @@ from netlens.server.events import CloseCause, SocketEvent
 from netlens.server.loop import PortInUseError, Server
 
 __all__ = [
+    "MODES",
     "AbortConnection",
     "CloseCause",
     "CloseConnection",
@@ -32,7 +33,6 @@ __all__ = [
     "Control",
     "ControlError",
     "EventBus",
-    "MODES",
     "Mode",
     "PauseReading",
     "PortInUseError",

@@ -9,12 +9,12 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
+from netlens.display import endpoint
 from netlens.errors import UserError
 from netlens.proto import Decoder, Message, MessageComplete, ProtocolError, encode, request_message
-from netlens.display import endpoint
 from netlens.server.events import Address
 
 DEFAULT_TIMEOUT = 5.0
@@ -48,7 +48,7 @@ def connect(host: str, port: int, timeout: float = DEFAULT_TIMEOUT, nodelay: boo
             f"nothing is listening on {where}; start the server first with "
             f"`netlens serve` (or `netlens serve --headless`)."
         ) from None
-    except socket.timeout:
+    except TimeoutError:
         raise ClientError(f"connecting to {where} timed out after {timeout:g} s.") from None
     except socket.gaierror as exc:
         raise ClientError(f"cannot resolve {host!r}: {exc.strerror}.") from None
@@ -68,7 +68,7 @@ def _send(sock: socket.socket, data: bytes, chunk_size: int | None, chunk_delay:
             sock.sendall(data[start:start + chunk_size])
             if chunk_delay:
                 time.sleep(chunk_delay)
-    except socket.timeout:
+    except TimeoutError:
         raise ClientError(f"sending to {where} timed out.") from None
     except OSError as exc:
         raise ClientError(f"the connection to {where} broke while sending: {exc.strerror or exc}.") from None
@@ -105,7 +105,7 @@ def request(
         while True:
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 raise ClientError(f"no complete answer from {where} within {timeout:g} s.") from None
             except ConnectionResetError:
                 raise ClientError(f"{where} reset the connection before answering.") from None
@@ -138,7 +138,7 @@ def _await_close(sock: socket.socket, timeout: float = 1.0) -> int:
     try:
         while chunk := sock.recv(65536):
             extra += len(chunk)
-    except (socket.timeout, OSError):
+    except (TimeoutError, OSError):
         pass
     return extra
 
@@ -174,7 +174,7 @@ def echo(
         while len(received) < total:
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 raise ClientError(
                     f"{where} echoed {len(received)} of {total} bytes within {timeout:g} s.") from None
             except OSError as exc:

@@ -14,12 +14,12 @@ import math
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
+from netlens.display import endpoint
 from netlens.proto import Decoder, MessageComplete, ProtocolError, encode_request
 from netlens.server.clients import ClientError
-from netlens.display import endpoint
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE

@@ -32,8 +32,8 @@ from netlens.server.events import (
     EVENT_CODES,
     Accepted,
     Address,
-    Closed,
     CloseCause,
+    Closed,
     ControlApplied,
     ErrorEvent,
     Listening,
@@ -426,10 +426,10 @@ class Server:
     def _update_mask(self, conn: Connection) -> None:
         """Register exactly the interest the connection has now (never WRITE with nothing to send)."""
         want = 0
-        if conn.reading and not conn.paused:
-            # Echo backpressure: stop reading a peer that does not read its echoes.
-            if not (conn.session.mode == "echo" and len(conn.outbox) > self.config.echo_buffer_limit):
-                want = READ
+        # Echo backpressure: stop reading a peer that does not read its echoes.
+        backlogged = conn.session.mode == "echo" and len(conn.outbox) > self.config.echo_buffer_limit
+        if conn.reading and not conn.paused and not backlogged:
+            want = READ
         if conn.outbox:
             want |= WRITE
         old = conn.mask

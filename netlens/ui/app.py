@@ -6,7 +6,8 @@ import gc
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -458,7 +459,7 @@ class NetlensApp(App[int]):
         path = self.save_screenshot()
         self.say(f"Screenshot saved to {path}")
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action in the command palette, by name."""
         yield from super().get_system_commands(screen)
         for title, help_text, action in [

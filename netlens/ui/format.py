@@ -7,7 +7,6 @@ search value like ``[bold red]x[/]`` or ``\\x1b[2J`` shows as those characters.
 
 from __future__ import annotations
 
-
 from rich.text import Text
 
 from netlens.capture.hexdump import hexdump_rows

@@ -93,11 +93,13 @@ def main() -> int:
         )
         scans = prober.scanner.full_scans
         times = time_runs(lambda: prober.snapshot(port=port), args.runs)
-        report("netlens snapshot(port), warm owner cache", times, f"({prober.scanner.full_scans - scans} full /proc scans)")
+        report("netlens snapshot(port), warm owner cache", times,
+               f"({prober.scanner.full_scans - scans} full /proc scans)")
         report("netlens snapshot(port), cold (new Prober)", time_runs(lambda: Prober().snapshot(port=port), args.runs))
         scans = prober.scanner.full_scans
         times = time_runs(lambda: prober.snapshot(), args.runs)
-        report("netlens snapshot(), all sockets, warm", times, f"({prober.scanner.full_scans - scans} full /proc scans)")
+        report("netlens snapshot(), all sockets, warm", times,
+               f"({prober.scanner.full_scans - scans} full /proc scans)")
         report(
             "  sock_diag only (processes=False)",
             time_runs(lambda: prober.snapshot(port=port, processes=False), args.runs),

@@ -651,7 +651,7 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
         "active": server1.active,
         "table_rows": app.main.table.row_count,
         "cpu": {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / elapsed for k in cpu1},
-        "load_cpu": [(a - b) / elapsed for a, b in zip(kids1, kids0)],
+        "load_cpu": [(a - b) / elapsed for a, b in zip(kids1, kids0, strict=False)],
         "machine": machine,
         "app_cpu": (me1 - me0) / elapsed,
         "others": others,

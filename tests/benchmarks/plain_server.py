@@ -108,7 +108,7 @@ class PlainMessage:
         self.sock.close()
 
 
-def serve(host: str, port: int, ready: "socket.socket | None" = None) -> None:
+def serve(host: str, port: int, ready: socket.socket | None = None) -> None:
     """Serve forever on host:port (port 0: any); writes the port to stdout when listening."""
     sel = selectors.DefaultSelector()
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

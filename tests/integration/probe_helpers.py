@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-
 # ss's state names -> the kernel names netlens uses.
 SS_STATES = {
     "ESTAB": "ESTABLISHED",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+
 from netlens.proto import Decoder, Message, MessageComplete
 
 

@@ -77,7 +77,7 @@ def test_sigterm_flushes_and_summarises(search_server: Server, tmp_path) -> None
         search(port)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        _out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()

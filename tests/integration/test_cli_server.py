@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 
-from netlens.server import Server
-
 from waiting import wait_for
+
+from netlens.server import Server
 
 
 def start_headless(*args: str) -> subprocess.Popen[str]:

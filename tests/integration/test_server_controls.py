@@ -6,6 +6,8 @@ import socket
 import time
 
 import pytest
+from probe_helpers import run_ss
+from waiting import wait_for
 
 from netlens.server import (
     AbortConnection,
@@ -19,10 +21,7 @@ from netlens.server import (
     ShutdownWrite,
     SocketOption,
 )
-from netlens.server.events import Closed, CloseCause, ControlApplied
-
-from waiting import wait_for
-from probe_helpers import run_ss
+from netlens.server.events import CloseCause, Closed, ControlApplied
 
 
 def connected(server: Server) -> tuple[socket.socket, int]:
@@ -34,7 +33,7 @@ def connected(server: Server) -> tuple[socket.socket, int]:
 def server_side_recv_q(server: Server, client: socket.socket) -> int:
     port = server.address[1]
     me = client.getsockname()[1]
-    return [s.recv_q for s in run_ss(port) if s.local_port == port and s.remote_port == me][0]
+    return next(s.recv_q for s in run_ss(port) if s.local_port == port and s.remote_port == me)
 
 
 def test_pause_reading_lets_recv_q_grow_and_resume_drains_it(echo_server: Server) -> None:

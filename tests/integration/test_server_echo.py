@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
-from netlens.server import Server, ServerConfig, clients
-from netlens.server.events import Closed, CloseCause, MaskChanged, PeerShutdown
-
 from waiting import wait_for
+
+from netlens.server import Server, ServerConfig, clients
+from netlens.server.events import CloseCause, Closed, MaskChanged, PeerShutdown
 
 
 def test_tutorial_multiconn_exchange_on_many_connections(echo_server: Server) -> None:
@@ -80,7 +80,7 @@ def test_half_close_flushes_the_echo_then_closes(echo_server: Server) -> None:
     assert got == 200_000
     wait_for(lambda: echo_server.stats().active == 0)
     events = sub.drain()
-    closed = [e for e in events if isinstance(e, Closed)][0]
+    closed = next(e for e in events if isinstance(e, Closed))
     assert closed.by is CloseCause.PEER
 
 

@@ -10,13 +10,12 @@ import struct
 import time
 
 import pytest
+from server_helpers import decode_one, exchange
+from waiting import wait_for
 
 from netlens.proto import encode_request
 from netlens.server import Server, ServerConfig, clients
-from netlens.server.events import Closed, CloseCause, ErrorEvent
-
-from server_helpers import decode_one, exchange
-from waiting import wait_for
+from netlens.server.events import CloseCause, Closed, ErrorEvent
 
 IDLE = 0.6
 
@@ -104,7 +103,7 @@ def test_stalled_half_request_is_closed_by_the_idle_timeout(server: Server) -> N
         assert sock.recv(10) == b""  # the server gave up on us
     waited = time.monotonic() - started
     assert IDLE <= waited < IDLE + 1.5
-    closed = [e for e in sub.drain() if isinstance(e, Closed)][0]
+    closed = next(e for e in sub.drain() if isinstance(e, Closed))
     assert closed.by is CloseCause.TIMEOUT and "reading JSON header" in closed.reason
     check_still_answers(server)
 

@@ -10,12 +10,11 @@ import textwrap
 import time
 
 import pytest
+from probe_helpers import run_ss
+from waiting import wait_for
 
 from netlens.proto import encode_request
 from netlens.server import PortInUseError, Server, ServerConfig, clients
-
-from waiting import wait_for
-from probe_helpers import run_ss
 
 
 def test_stop_within_a_second_closes_every_socket() -> None:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 
 import pytest
+from probe_helpers import run_ss
+from server_helpers import decode_one, exchange
+from waiting import wait_for
 
 from netlens.proto import encode_request
 from netlens.server import Server, ServerConfig, clients
-from netlens.server.events import Accepted, Closed, CloseCause, MaskChanged, Received, ResponseQueued, Sent, StageReached
-
-from server_helpers import decode_one, exchange
-from waiting import wait_for
-from probe_helpers import run_ss
+from netlens.server.events import (
+    Accepted,
+    CloseCause,
+    Closed,
+    MaskChanged,
+    Received,
+    ResponseQueued,
+    Sent,
+    StageReached,
+)
 
 
 @pytest.mark.parametrize("value,result", [
@@ -54,12 +63,12 @@ def test_one_exchange_publishes_the_whole_state_machine(search_server: Server) -
     assert kinds[0] == "Accepted" and kinds[-1] == "Closed"
     masks = [(e.old, e.new) for e in events if isinstance(e, MaskChanged)]
     assert masks == [(0, 1), (1, 2)]  # registered READ, then switched to WRITE only
-    queued = [e for e in events if isinstance(e, ResponseQueued)][0]
+    queued = next(e for e in events if isinstance(e, ResponseQueued))
     assert sum(e.nbytes for e in events if isinstance(e, Sent)) == queued.nbytes
     closed = events[-1]
     assert isinstance(closed, Closed) and closed.by is CloseCause.SERVER
     assert len({e.conn for e in events}) == 1
-    assert all(a.ts <= b.ts for a, b in zip(events, events[1:]))
+    assert all(a.ts <= b.ts for a, b in itertools.pairwise(events))
 
 
 def test_server_closes_first_so_time_wait_lands_on_the_server(search_server: Server) -> None:
@@ -128,5 +137,5 @@ def test_accepted_event_names_both_ends(search_server: Server) -> None:
     sub = search_server.subscribe(from_start=False)
     reply = clients.search(*search_server.address, "ring")
     wait_for(lambda: search_server.stats().active == 0)
-    accepted = [e for e in sub.drain() if isinstance(e, Accepted)][0]
+    accepted = next(e for e in sub.drain() if isinstance(e, Accepted))
     assert accepted.peer == reply.local and accepted.local == search_server.address

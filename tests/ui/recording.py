@@ -28,8 +28,8 @@ from netlens.server import ConnectionSnapshot, ServerConfig, ServerStats
 from netlens.server.bus import make_record
 from netlens.server.events import (
     Accepted,
-    Closed,
     CloseCause,
+    Closed,
     ControlApplied,
     Listening,
     MaskChanged,

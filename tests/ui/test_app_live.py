@@ -13,11 +13,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from waiting import until
 from rich.console import Console
 from textual.events import Resize
 from textual.geometry import Size
 from textual.widgets import Button
+from waiting import until
 
 from netlens.capture import read_pcap
 from netlens.server import ServerConfig, clients

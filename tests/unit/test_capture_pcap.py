@@ -94,7 +94,7 @@ def test_unsupported_link_type() -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(PcapError, match="cannot open /nonexistent/x.pcap: No such file or directory"):
+    with pytest.raises(PcapError, match=r"cannot open /nonexistent/x\.pcap: No such file or directory"):
         read_pcap("/nonexistent/x.pcap")
     with pytest.raises(PcapError, match="cannot write"):
         PcapWriter("/nonexistent/dir/x.pcap")

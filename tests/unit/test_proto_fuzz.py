@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 
@@ -22,7 +23,7 @@ def feed_in_chunks(data: bytes, cuts: list[int]) -> list:
     events = []
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     try:
-        for a, b in zip(points, points[1:]):
+        for a, b in itertools.pairwise(points):
             events += decoder.feed(data[a:b])
     except ProtocolError:
         pass

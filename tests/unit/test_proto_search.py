@@ -34,7 +34,7 @@ def test_search_results_are_the_reference_strings(value: str, result: str) -> No
     response = respond(request_of(encode_request("search", value)))
     assert response.value == {"result": result}
     assert response.content_type == "text/json" and response.content_encoding == "utf-8"
-    assert response.content == ('{"result": "%s"}' % result).encode("utf-8")
+    assert response.content == (f'{{"result": "{result}"}}').encode()
 
 
 def test_other_json_action_is_an_invalid_action() -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 import pytest
 
-import gc
-
 from netlens.server.bus import EventBus, make_record
-from netlens.server.events import Closed, CloseCause, Received, Sent, StageReached
+from netlens.server.events import CloseCause, Closed, Received, Sent, StageReached
 
 
 def test_subscribers_read_independently_in_order() -> None:

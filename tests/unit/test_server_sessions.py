@@ -12,7 +12,7 @@ REQUEST = encode_request("search", "ring")
 
 
 def answer_of(reply: bytes):
-    return [e for e in Decoder().feed(reply) if isinstance(e, MessageComplete)][0].message
+    return next(e for e in Decoder().feed(reply) if isinstance(e, MessageComplete)).message
 
 
 def test_search_session_walks_the_reference_state_machine_byte_by_byte() -> None:

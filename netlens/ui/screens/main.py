@@ -11,13 +11,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from netlens.display import endpoint
 from netlens.probe import SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
-from netlens.ui.kernel_view import KernelUpdate
-from netlens.display import endpoint
 from netlens.ui.format import count
+from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.screens.packet import PacketScreen
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
 from netlens.ui.widgets.events import EventLog

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tree
 
-from netlens.capture import Ladder, PacketStore, RULES
+from netlens.capture import RULES, Ladder, PacketStore
 from netlens.ui.widgets.packets import LockedStore, packet_row
 
 #: Arrows drawn at most in a ladder (a bulk transfer can have thousands).
@@ -40,7 +40,7 @@ def ladder_text(model: Ladder, width: int, current: int | None) -> Text:
     lines = trimmed.render(width)
     out = Text(no_wrap=True)
     out.append(lines[0] + "\n", style="bold")
-    for arrow, line in zip(arrows, lines[1:]):
+    for arrow, line in zip(arrows, lines[1:], strict=False):
         style = arrow_style(arrow.label, arrow.marks)
         if arrow.no == current:
             style = f"{style} reverse".strip()

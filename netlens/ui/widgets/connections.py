@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import DataTable
 
+from netlens.display import endpoint
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
 from netlens.server import ConnectionSnapshot
-from netlens.display import endpoint
 from netlens.ui.format import duration, size, wire
 
 #: Seconds a new/changed row keeps its colour.
@@ -73,7 +73,7 @@ class Selection:
     conn: int | None
 
 
-class ConnectionsTable(DataTable):
+class ConnectionsTable(DataTable[Text]):
     """One row per TCP socket on the server's port (both ends of loopback connections)."""
 
     DEFAULT_CSS = """
@@ -164,7 +164,7 @@ class ConnectionsTable(DataTable):
                 if old is None:
                     self.add_row(*cells, key=skey)
                 else:
-                    for (column, _), before, after in zip(COLUMNS, old, cells):
+                    for (column, _), before, after in zip(COLUMNS, old, cells, strict=False):
                         if before != after:
                             self.update_cell(skey, column, after)
                 self._cells[skey] = cells

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.cache import LRUCache
 
-from netlens.server.bus import EventRecord, materialize
-from netlens.server.events import Closed, CloseCause, SocketEvent
 from netlens.display import clock
+from netlens.server.bus import EventRecord, materialize
+from netlens.server.events import CloseCause, Closed, SocketEvent
 from netlens.ui.widgets.virtual_list import VirtualList
 
 #: Records kept; older ones are forgotten in halves (the newest always stay).

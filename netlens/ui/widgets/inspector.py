@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from netlens.display import endpoint
 from netlens.probe import SHUTDOWN_RD, SHUTDOWN_WR, SocketInfo
 from netlens.server import ConnectionSnapshot
-from netlens.display import endpoint
 from netlens.ui.format import duration, hexdump, micros, pairs, size, wire
 
 # One line each for what the columns mean, for people meeting them for the first time.

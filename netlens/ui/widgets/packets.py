@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from netlens.capture import PacketRing, PacketStore, PacketSummary
 from netlens.probe import SocketInfo
@@ -71,11 +71,10 @@ class LockedStore:
 def packet_style(summary: PacketSummary) -> str:
     """Colour of a row by its class: handshake, teardown, reset, data, analysis warning."""
     flags = summary.flags
-    if summary.analysis:
-        if any(name in ("retransmission", "zero-window", "out-of-order", "window-full", "dup-ack",
-                        "spurious-retransmission", "fast-retransmission", "lost-segment")
-               for name in summary.analysis):
-            return "bold black on yellow"
+    if summary.analysis and any(name in ("retransmission", "zero-window", "out-of-order", "window-full", "dup-ack",
+                    "spurious-retransmission", "fast-retransmission", "lost-segment")
+           for name in summary.analysis):
+        return "bold black on yellow"
     if "R" in flags:
         return "bold white on red"
     if "S" in flags:
@@ -153,7 +152,7 @@ class PacketList(VirtualList):
             return 0
         if self.only is not None:
             return len(self.only)
-        return max(0, store.last - store.first + 1)
+        return max(0, int(store.last) - int(store.first) + 1)
 
     def render_row(self, index: int) -> Text:
         no = self.number_at(index)
@@ -342,7 +341,8 @@ class PacketsView(Vertical):
         if sock is None or self.store is None:
             return None
         local, remote = (sock.local_addr, sock.local_port), (sock.remote_addr, sock.remote_port)
-        for stream in reversed(self.store.streams()):
+        streams: list[Stream] = self.store.streams()
+        for stream in reversed(streams):
             if stream.key.matches(local, remote):
                 return stream
         return None

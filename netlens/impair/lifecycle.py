@@ -34,6 +34,7 @@ _lock = threading.Lock()
 _live: dict[int, Closeable] = {}
 _saved_handlers: dict[int, Any] = {}
 _terminating = False
+_kept = False
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
@@ -44,16 +45,24 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _install_handlers() -> None:
+def install_signal_handlers(keep: bool = False) -> None:
+    """Turn SIGTERM/SIGHUP into ``SystemExit`` (where their handler is the default); main thread only.
+
+    Labs call this when built on the main thread. A program that builds labs on
+    worker threads (the TUI) calls it once from its main thread with
+    ``keep=True``, so the handlers stay after the last lab closes.
+    """
+    global _kept
     if threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set handlers; atexit still covers a normal exit
+    _kept = _kept or keep
     for signum in _SIGNALS:
         if signal.getsignal(signum) is signal.SIG_DFL:
             _saved_handlers[signum] = signal.signal(signum, _raise_exit)
 
 
 def _restore_handlers() -> None:
-    if threading.current_thread() is not threading.main_thread():
+    if _kept or threading.current_thread() is not threading.main_thread():
         return
     for signum, previous in list(_saved_handlers.items()):
         if signal.getsignal(signum) is _raise_exit:
@@ -67,7 +76,7 @@ def register(lab: Closeable) -> None:
         first = not _live
         _live[id(lab)] = lab
     if first:
-        _install_handlers()
+        install_signal_handlers()
 
 
 def unregister(lab: Closeable) -> None:

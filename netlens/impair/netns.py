@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -197,11 +198,12 @@ def scrub_and_delete(namespace: Namespace) -> list[str]:
     if not os.path.exists(namespace.path):
         return problems
     try:
-        links = namespace.tool(["ip", "-o", "link", "show"]).stdout
-        for line in links.splitlines():
-            device = line.split(":", 2)[1].strip().split("@", 1)[0]
-            if device != "lo":
-                namespace.tool(["ip", "link", "del", device], check=False)
+        with namespace.entered():
+            # if_nameindex asks the kernel of the calling thread's namespace (no tool to start).
+            devices = [name for _, name in socket.if_nameindex() if name != "lo"]
+        for device in devices:
+            # Deleting one end of a veth pair deletes the other, which may already be gone.
+            namespace.tool(["ip", "link", "del", device], check=False)
         namespace.tool(["nft", "flush", "ruleset"], check=False)
     except (ImpairError, OSError) as exc:
         problems.append(str(exc))

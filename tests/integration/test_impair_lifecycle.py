@@ -23,8 +23,9 @@ NOTHING_INSIDE = {"links": "", "tables": "", "qdiscs": ""}
 # A lab with every kind of part (TAP relay, nft table, tbf qdisc) in a process of its own,
 # which reports what it built and then waits to be signalled.
 CHILD = textwrap.dedent(f"""
-    import json, sys, time
+    import json, signal, sys, time
     from netlens.impair import LabNetwork
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started in background
     with LabNetwork(prefix={PREFIX!r}, delay_ms=2) as net:
         net.set_loss(1)
         net.set_rate(50_000)
@@ -89,13 +90,18 @@ def test_an_exception_inside_the_lab_still_tears_it_down() -> None:
     assert relay is not None and relay.process.poll() is not None
 
 
-def test_sigterm_tears_the_lab_down_before_the_process_exits() -> None:
+@pytest.mark.parametrize(("signum", "status"), [
+    (signal.SIGTERM, 128 + signal.SIGTERM),
+    (signal.SIGHUP, 128 + signal.SIGHUP),
+    (signal.SIGINT, -signal.SIGINT),  # Ctrl-C: KeyboardInterrupt, then Python dies of SIGINT as it should
+])
+def test_a_terminating_signal_tears_the_lab_down_before_the_process_exits(signum: int, status: int) -> None:
     with _child_lab() as (child, built):
         names = [built["client"]["netns"], built["server"]["netns"]]
         relay = (built["relay_pid"], process_start_ticks(built["relay_pid"]))
         assert set(names) <= set(ours_alive())
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(10) == 128 + signal.SIGTERM
+        child.send_signal(signum)
+        assert child.wait(10) == status
         assert not set(names) & set(ours_alive())
         assert process_gone(*relay, timeout=2)
 

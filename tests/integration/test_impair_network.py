@@ -9,6 +9,7 @@ import pytest
 from impair_helpers import drain_frames, lab, raw_capture, tcp_checksum_ok, tcp_pair
 
 from netlens.impair import ImpairError
+from netlens.server import Server, ServerConfig
 
 
 def test_a_tcp_exchange_crosses_the_wire_between_the_two_namespaces() -> None:
@@ -78,3 +79,25 @@ def test_a_congestion_control_the_host_does_not_allow_in_namespaces_is_one_clear
     with lab(congestion_control=allowed[0]) as net:
         assert net.server.namespace.get_sysctl("net.ipv4.tcp_congestion_control") == allowed[0]
         assert net.describe()["congestion_control"] == allowed[0]
+
+
+def test_netlens_own_server_started_inside_the_server_namespace_serves_the_client_namespace() -> None:
+    # The server binds in the calling thread and its loop thread is started there too:
+    # a thread started inside a namespace stays in it, so the whole server lives in the lab.
+    with lab(delay_ms=2) as net:
+        with net.server.namespace.entered():
+            server = Server(ServerConfig(mode="echo", host=net.server.address, port=0, idle_timeout=5.0)).start()
+        try:
+            assert server.address[0] == net.server.address
+            with net.client.namespace.entered():
+                client = socket.create_connection(server.address, timeout=5)
+            with client:
+                client.sendall(b"Message 1 from client.")
+                assert client.recv(100) == b"Message 1 from client."
+            # From the root namespace the lab address is not ours: the listener is not here.
+            with socket.socket() as outsider:
+                outsider.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                with pytest.raises(OSError):
+                    outsider.bind(server.address)  # EADDRNOTAVAIL: no such address in the root namespace
+        finally:
+            server.stop()

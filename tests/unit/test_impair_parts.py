@@ -15,7 +15,7 @@ from netlens.impair import ImpairError, LabSpec
 from netlens.impair.counters import parse_counter_table
 from netlens.impair.links import subnet_addresses
 from netlens.impair.netns import Owner, check_prefix, namespace_name, parse_owner, process_start_ticks
-from netlens.impair.relay import relay
+from netlens.impair.relayloop import relay
 from netlens.impair.rules import IngressPolicy, ingress_script, loss_threshold, parse_counters
 from netlens.impair.shaping import RateLimit, tbf_command
 from netlens.impair.tools import NEEDS_ROOT, missing_privileges
@@ -140,8 +140,9 @@ def test_the_relay_holds_each_frame_for_the_delay_in_both_directions_in_order() 
         assert a.recv(100) == b"reply"
         both = time.perf_counter() - start
     assert got == [b"frame 0", b"frame 1", b"frame 2"]
-    assert 0.030 <= there < 0.045
-    assert 0.060 <= both < 0.085
+    # Lower bounds are the property; upper bounds leave room for a busy shared machine.
+    assert 0.030 <= there < 0.060
+    assert 0.060 <= both < 0.100
 
 
 def test_the_relay_delay_changes_on_a_control_line() -> None:

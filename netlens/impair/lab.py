@@ -163,7 +163,8 @@ class LabNetwork:
     @staticmethod
     def _pin(namespace: Namespace, key: str, value: str) -> None:
         try:
-            namespace.set_sysctl(key, value)
+            # With IPv6 switched off at boot there is nothing to switch off here.
+            namespace.set_sysctl(key, value, missing_ok=key.startswith("net.ipv6."))
         except ImpairError:
             if key != "net.ipv4.tcp_congestion_control":
                 raise
@@ -264,6 +265,7 @@ class LabNetwork:
         return {"link": self.spec.link_kind, "mtu": self.spec.mtu,
                 "delay_ms": self.relay.delay_ms if self.relay else 0.0,
                 "relay_pid": self.relay.pid if self.relay else None,
+                "relay_running": self.relay.running if self.relay else None,
                 "congestion_control": (self.client.namespace.get_sysctl("net.ipv4.tcp_congestion_control")
                                        if not self._closed else self.spec.congestion_control),
                 "slow_start_after_idle": self.spec.slow_start_after_idle,

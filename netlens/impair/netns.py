@@ -54,6 +54,8 @@ def entered_netns(path: str) -> Iterator[None]:
             raise ImpairError(f"the network namespace {path} does not exist (was the lab torn down?).") from None
         try:
             _setns(target)
+        except OSError as exc:
+            raise ImpairError(f"cannot enter the network namespace {path}: {exc.strerror}.") from None
         finally:
             os.close(target)
         try:
@@ -157,8 +159,11 @@ class Namespace:
         """Run any command inside with ``ip netns exec`` and capture its output (it does not raise on failure)."""
         return subprocess.run(self.exec_argv(argv), capture_output=True, text=True, timeout=timeout)
 
-    def set_sysctl(self, key: str, value: str | int) -> None:
-        """Write a per-namespace ``net.*`` sysctl inside this namespace only."""
+    def set_sysctl(self, key: str, value: str | int, missing_ok: bool = False) -> None:
+        """Write a per-namespace ``net.*`` sysctl inside this namespace only.
+
+        ``missing_ok`` skips a setting this kernel does not have (IPv6 switched off at boot, say).
+        """
         if not _SYSCTL_KEY.fullmatch(key):
             raise ImpairError(f"{key!r} is not a net.* sysctl; a lab may only change its own namespace's settings.")
         path = "/proc/sys/" + key.replace(".", "/")
@@ -166,6 +171,9 @@ class Namespace:
             try:
                 with open(path, "w", encoding="ascii") as setting:
                     setting.write(f"{value}\n")
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise ImpairError(f"this kernel has no setting {key}.") from None
             except OSError as exc:
                 raise ImpairError(f"cannot set {key} = {value} in {self.name}: {exc.strerror}.") from None
 

@@ -68,10 +68,16 @@ class DelayLink:
         """The relay's process id."""
         return self.process.pid
 
+    @property
+    def running(self) -> bool:
+        """Whether the relay process is still carrying frames."""
+        return self.process.poll() is None
+
     def _await_ready(self) -> None:
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
-        line = self.process.stdout.readline() if ready else b""
+        poller = select.poll()  # not select(): our descriptors may be numbered above 1024
+        poller.register(self.process.stdout, select.POLLIN)
+        line = self.process.stdout.readline() if poller.poll(START_TIMEOUT * 1000) else b""
         if line != relayloop.READY:
             self.process.kill()
             detail = self.process.stderr.read().decode("utf-8", "replace") if self.process.stderr else ""

@@ -82,6 +82,12 @@ def relay(end_a: int, end_b: int, delay: float, control: int = 0) -> None:
                 delay = _control(line.decode("ascii", "replace"), delay)
 
 
+def _renumber(fd: int) -> int:
+    low = os.dup(fd)
+    os.close(fd)
+    return low
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the relay process: ``--fds A,B --delay-ms D``; stdin is the lifeline."""
     parser = argparse.ArgumentParser(prog="relayloop.py")
@@ -89,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay in milliseconds")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the lab ends
-    end_a, end_b = (int(part) for part in args.fds.split(","))
+    # The descriptors keep their numbers from the parent, which may be above select()'s
+    # limit of 1024 in a busy netlens; dup() moves them to the lowest free numbers.
+    end_a, end_b = (_renumber(int(part)) for part in args.fds.split(","))
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()
     relay(end_a, end_b, max(0.0, args.delay_ms) / 1000)

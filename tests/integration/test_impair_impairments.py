@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import statistics
 
@@ -127,3 +129,19 @@ def test_delay_rate_and_loss_combine_on_one_path() -> None:
         assert net.counters("server")["Tcp:RetransSegs"] > retrans_before
         # 1 MB at 10 Mbit/s cannot take less than 0.8 s, whatever else happens.
         assert elapsed >= total * 8 / 10_000_000 * 0.95
+
+
+def test_the_relay_works_when_its_descriptors_are_numbered_above_select_s_limit() -> None:
+    # A busy netlens (thousands of client sockets) hands the relay descriptors above 1024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    fillers = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        with lab(delay_ms=2) as net, tcp_pair(net) as (client, server):
+            assert net.relay is not None and net.relay.running
+            client.sendall(b"ping")
+            assert server.recv(10) == b"ping"
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cookie", type=_cookie, nargs="+", action="extend", metavar="C", default=None,
                         help="only the socket with this SO_COOKIE (as `netlens conns --json` shows it)")
     parser.add_argument("--events", type=_events, default=None, metavar="LIST",
-                        help=f"comma-separated events to show (default all): {', '.join(_KIND_LABELS)}")
+                        help=f"comma-separated events to show (default all but rcv-space, which fires for every "
+                             f"segment an application reads): {', '.join(_KIND_LABELS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event")
     parser.add_argument("--duration", "-d", type=positive_float, default=None, help="stop after S seconds")
 
@@ -90,11 +91,11 @@ def _emitter(as_json: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Trace until --duration, Ctrl-C or SIGTERM, then say what was seen and lost on stderr."""
-    from netlens.trace import Kind, TraceSession
+    from netlens.trace import TraceSession
     from netlens.trace.events import KINDS_BY_LABEL
 
     trace_filter = _filter(args)
-    kinds = [KINDS_BY_LABEL[name] for name in args.events] if args.events else list(Kind)
+    kinds = [KINDS_BY_LABEL[name] for name in args.events] if args.events else None
     session = TraceSession(trace_filter, kinds)
     emit = _emitter(args.json)
 

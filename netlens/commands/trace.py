@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import signal
 import sys
@@ -68,10 +69,12 @@ def _filter(args: argparse.Namespace) -> TraceFilter:
         ports = [] if args.address or args.cookie else [DEFAULT_PORT]
     if 0 in ports:
         raise UserError("--port 0 is not a port a socket can have; give a number from 1 to 65535.")
-    try:
-        return TraceFilter.of(ports, args.address or (), args.cookie or ())
-    except ValueError as exc:
-        raise UserError(f"--address: {exc}; give an IPv4 or IPv6 address such as 127.0.0.1 or ::1.") from None
+    for address in args.address or ():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise UserError(f"--address {address!r} is not an IP address; give one such as 127.0.0.1 or ::1.") from None
+    return TraceFilter.of(ports, args.address or (), args.cookie or ())
 
 
 def _emitter(as_json: bool) -> Any:

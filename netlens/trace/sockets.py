@@ -105,6 +105,8 @@ class SocketDirectory:
                 continue
             ident = live.get(skaddr)
             if ident is None:
+                if kind == Kind.DESTROY and not (everything or matches(raw[6], raw[7], raw[8], raw[9], raw[4])):
+                    continue  # the end of a socket never seen (the kernel passes every dport-0 destroy)
                 ident = self.identity(skaddr)
             cookie = raw[4]
             if cookie and ident.cookie != cookie:

@@ -64,5 +64,5 @@ def line(event: TraceEvent) -> str:
     who = f"sock {event.sock}" if event.sock else "no socket"
     if event.cookie is not None:
         who += f" cookie {event.cookie:#x}"
-    text = f"{clock_us(event.ts_ns)}  {event.event:<17} {ends:<47} {detail(event):<40} {who}"
+    text = f"{clock_us(event.ts_ns)}  {event.event:<17} {ends:<47} {detail(event):<44} {who}"
     return safe_str(text.rstrip())

@@ -126,3 +126,11 @@ def test_filter_validation_and_description() -> None:
         raise AssertionError(f"{bad} was accepted")
     mapped = Matcher(TraceFilter.of(addresses=["127.0.0.1"]))
     assert mapped.matches(bytes(10) + b"\xff\xff" + LO, 1, b"", 2, None)
+
+
+def test_destroys_of_sockets_never_seen_cost_no_socket_number() -> None:
+    directory = SocketDirectory()
+    ours = Matcher(TraceFilter.of(ports=[5000]))
+    strangers = [raw(Kind.DESTROY, t, 0xF000 + t, 0x100 + t, 33000 + t, 0) for t in range(5)]
+    records, filtered = directory.resolve([*strangers, raw(Kind.STATE, 9, A, 0, 0, 5000, "CLOSE", "SYN_SENT")], ours)
+    assert filtered == 5 and [r[3] for r in records] == [1] and len(directory) == 1

@@ -93,7 +93,7 @@ class SocketDirectory:
         for raw in raws:
             kind, skaddr = raw[0], raw[3]
             if not skaddr or kind == Kind.DROP:
-                ident = self._bind_socketless(raw)
+                ident = self._bind_socketless(raw, everything)
                 if ident is not None:
                     ok = everything or matches(ident.saddr, ident.sport, ident.daddr, ident.dport, ident.cookie)
                 else:
@@ -131,8 +131,13 @@ class SocketDirectory:
         self._fix_up(records, no_cookie, failed)
         return records, len(raws) - len(records)
 
-    def _bind_socketless(self, raw: RawEvent) -> Identity | None:
-        """The identity of a drop (its socket, or the reset that answered its packet); remember resets."""
+    def _bind_socketless(self, raw: RawEvent, everything: bool) -> Identity | None:
+        """The identity of a drop (its socket, or the reset that answered its packet); remember resets.
+
+        A drop on a socket not seen yet starts its identity only when every
+        socket is traced: a drop carries no tuple, so under a filter it could
+        never match.
+        """
         kind, skaddr = raw[0], raw[3]
         if kind == Kind.RESET_SENT:
             self._remember_reset(raw)
@@ -144,7 +149,7 @@ class SocketDirectory:
         if kind != Kind.DROP:
             return None
         if skaddr:
-            return self.identity(skaddr)
+            return self.identity(skaddr) if everything else self._live.get(skaddr)
         answered = self._answered.pop(raw[-1], None)
         if answered is None:
             return None

@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -239,6 +240,8 @@ def main() -> None:
         return
     if os.geteuid() != 0:
         sys.exit("bench_trace: needs root (tracefs and a network namespace)")
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the namespace and the instances are removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     netns = f"nlt-bench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:

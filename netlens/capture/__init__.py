@@ -70,7 +70,7 @@ Every string from the wire that these objects expose is escaped for the terminal
 (no control characters); render it as ``rich.text.Text``, never as markup.
 """
 
-from netlens.capture.analysis import RULES, Mark, Rule
+from netlens.capture.analysis import RULES, Mark, Rule, Severity
 from netlens.capture.bpf import libpcap_available, tcp_port_program
 from netlens.capture.dissect import Layer, dissect
 from netlens.capture.errors import CaptureError, PcapError
@@ -104,6 +104,7 @@ __all__ = [
     "PcapWriter",
     "ReadResult",
     "Rule",
+    "Severity",
     "Stream",
     "StreamKey",
     "dissect",

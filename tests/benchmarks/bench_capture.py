@@ -238,7 +238,7 @@ def measure_ring(count: int) -> None:
 
 def _echo_frame() -> bytes:
     """A realistic loopback frame: Ethernet (zero MACs) + IPv4 + TCP with timestamps + 32 bytes."""
-    from netlens.capture.synth import tcp_frame, tcp_options
+    from support.synth import tcp_frame, tcp_options
 
     return tcp_frame(sport=54321, dport=65432, seq=1000, ack=2000, flags="PA", window=512,
                      options=tcp_options(timestamp=(123456, 654321)), payload=PAYLOAD)

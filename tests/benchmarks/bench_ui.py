@@ -37,7 +37,7 @@ Run as root (capture on lo): ``python tests/benchmarks/bench_ui.py [--seconds 10
    every thread and process, and how far the packet list is behind the capture.
 
 2. Refresh cost: ``PacketStore``s over ``PacketRing``s of 1,000 and 1,000,000
-   synthetic echo-conversation frames (``netlens.capture.synth.Conversation``) are
+   synthetic echo-conversation frames (``tests/support/synth.py``) are
    shown by the real ``PacketsView`` of an app on recorded feeds. With the cursor at
    the end (following) and in the middle, it times (median of ``--repeats``):
    rendering every visible row via ``render_line`` after clearing the row cache; a
@@ -749,7 +749,7 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
 def build_store(count: int, server_port: int = 65432) -> Any:
     """A ring of ``count`` frames: echo conversations (handshake, 50 round trips, close) at 40k packets/s."""
     from netlens.capture import PacketRing, PacketStore
-    from netlens.capture.synth import Conversation
+    from support.synth import Conversation
 
     ring = PacketRing(max_packets=max(count, 1000), max_bytes=max(256 << 20, count * 200))
     now = 1_767_261_600_000_000_000

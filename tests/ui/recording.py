@@ -9,7 +9,7 @@ Three connections to a search server on 127.0.0.1:65432, built byte by byte:
 * #3 (50424) searched for ``[bold red]x[/]\\x1b[2J`` (markup and an ANSI escape that
   must show literally), got "No match", and its client aborted with RST.
 
-The packets are real TCP/IP frames (netlens.capture.synth), the socket events
+The packets are real TCP/IP frames (tests/support/synth.py), the socket events
 are the records the server loop publishes, and the kernel snapshot is built
 with the probe's own encoder: every layer of the app runs on them unchanged.
 """
@@ -20,7 +20,7 @@ import dataclasses
 import selectors
 
 from netlens.capture import PacketRing, PacketStore
-from netlens.capture.synth import Conversation
+from support.synth import Conversation
 from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo, encode_attributes
 from netlens.proto import encode_request, reply
 from netlens.proto.decoder import Decoder

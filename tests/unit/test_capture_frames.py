@@ -21,8 +21,8 @@ from netlens.capture.frames import (
     payload,
     tcp_options,
 )
-from netlens.capture.synth import tcp_frame
-from netlens.capture.synth import tcp_options as build_options
+from support.synth import tcp_frame
+from support.synth import tcp_options as build_options
 
 
 @pytest.mark.parametrize("linktype", [LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from netlens.capture import write_pcap
-from netlens.capture.synth import Conversation
+from support.synth import Conversation
 from netlens.cli import main
 from netlens.proto import encode, encode_request, request_message, respond
 

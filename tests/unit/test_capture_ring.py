@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from netlens.capture.ring import PacketRing
-from netlens.capture.synth import tcp_frame
+from support.synth import tcp_frame
 
 
 def frame_of(no: int, size: int = 100) -> bytes:

@@ -21,7 +21,7 @@ MAX_PENDING_BYTES = 1 << 20
 class StreamApps:
     """Reassembly and protocol sessions of one stream."""
 
-    __slots__ = ("sides", "candidates", "owner", "abandoned")
+    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished")
 
     def __init__(self, protocols: Sequence[AppProtocol]) -> None:
         self.sides = (InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES),
@@ -31,6 +31,8 @@ class StreamApps:
         self.owner: tuple[AppProtocol, Session] | None = None
         #: Packets that carried part of a message when a session gave up (the caller clears it).
         self.abandoned: list[int] = []
+        #: Per direction: bytes of an unfinished message wait in some session (kept up to date by feed()).
+        self.unfinished = [False, False]
 
     @property
     def alive(self) -> bool:
@@ -50,6 +52,19 @@ class StreamApps:
         if side.overflowed:
             self._overflow(direction)
             return []
+        if not pieces:
+            return []
+        owner = self.owner
+        if owner is not None and len(self.candidates) == 1:
+            # The usual case once a protocol recognised the stream: straight to its session.
+            session = owner[1]
+            events = []
+            for piece_seq, piece, piece_no in pieces:
+                events += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
+            self.unfinished[direction] = session.in_message(direction)
+            if not session.alive:
+                self.candidates = []
+            return events
         events: list[MessageEvent] = []
         for piece_seq, piece, piece_no in pieces:
             # Bytes that waited are credited to the packet that carried them; the
@@ -61,6 +76,7 @@ class StreamApps:
                     self._own(candidate)
                 elif not session.alive and candidate in self.candidates:
                     self.candidates.remove(candidate)
+        self.unfinished[direction] = any(session.in_message(direction) for _, session in self.candidates)
         return events
 
     def _own(self, candidate: tuple[AppProtocol, Session]) -> None:
@@ -78,10 +94,11 @@ class StreamApps:
         self.candidates = [c for c in self.candidates if c[1].alive]
         if self.owner is not None and self.owner not in self.candidates:
             self.owner = None
+        self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
 
     def in_message(self, direction: int) -> bool:
         """Bytes of an unfinished message of ``direction`` wait in some session."""
-        return any(session.in_message(direction) for _, session in self.candidates)
+        return self.unfinished[direction]
 
     def protocol_name(self) -> str:
         """Name of the protocol whose messages this stream carries (the owner, else the first candidate)."""
@@ -102,3 +119,4 @@ class StreamApps:
         for _, session in self.candidates:
             session.close(direction)
         self.candidates = [c for c in self.candidates if c[1].alive or c is self.owner]
+        self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]

@@ -74,6 +74,7 @@ class PacketStore:
         self.ring = ring
         self.protocols = tuple(registered() if protocols is None else protocols)
         self._table = StreamTable(server_ports)
+        self._by_key = self._table.by_key
         self._next = ring.first
         self._sid = array("I")
         self._sid_base = self._next
@@ -151,7 +152,9 @@ class PacketStore:
         if type(tcp) is not Tcp:
             self._sid.append(0)
             return
-        stream, d = self._table.place(tcp, no, ts_ns)
+        entry = self._by_key.get((tcp.src, tcp.sport, tcp.dst, tcp.dport))
+        # A SYN may open a new connection on known addresses: the table decides.
+        stream, d = entry if entry is not None and not tcp.flags & SYN else self._table.place(tcp, no, ts_ns)
         self._sid.append(stream.id)
         note_segment(stream, d, tcp, frame, no, ts_ns)
         marks = analyze(stream, d, tcp, ts_ns, no)
@@ -172,15 +175,19 @@ class PacketStore:
         if apps is None:
             apps = stream.apps = StreamApps([p for p in self.protocols
                                              if p.claims(stream.client_port, stream.server_port)])
-        if not apps.alive:
+        if not apps.candidates:
             return
         f = stream.dirs[d]
-        if f.syn_seen and f.base is not None:
+        if f.syn_seen and f.base is not None and apps.sides[d].next_seq is None:
             # Known ISN: the byte stream starts right after the SYN, even if the
             # first data segment captured is not the first one sent.
             apps.start_at(d, (f.base + 1) & _MASK)
         start = tcp.payload_offset
         events = apps.feed(d, tcp.seq, frame[start:start + tcp.payload_length], no, ts_ns)
+        if not events and not apps.abandoned:
+            if apps.unfinished[d] and no not in self._messages:
+                self._segment_of[no] = 0
+            return
         if events:
             self._record_messages(stream, d, no, events)
         if apps.abandoned:
@@ -188,7 +195,7 @@ class PacketStore:
                 if self._segment_of.get(part) == 0:
                     del self._segment_of[part]
             apps.abandoned = []
-        if apps.in_message(d) and no not in self._messages:
+        if apps.unfinished[d] and no not in self._messages:
             self._segment_of[no] = 0
 
     def _record_messages(self, stream: Stream, d: int, no: int, events: list[MessageEvent]) -> None:

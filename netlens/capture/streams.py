@@ -240,41 +240,55 @@ def note_segment(stream: Stream, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns:
     stream.packets.append(no)
     stream.last_no = no
     stream.last_ts = ts_ns
-    f, r = stream.dirs[d], stream.dirs[1 - d]
+    dirs = stream.dirs
+    f = dirs[d]
     flags = tcp.flags
     if f.base is None:
         # No SYN seen: count from one before, as if the handshake had been captured.
         f.base = tcp.seq if flags & SYN else (tcp.seq - 1) & _MASK
-    if flags & ACK and r.base is None:
-        r.base = (tcp.ack - 1) & _MASK
+    if flags & ACK and dirs[1 - d].base is None:
+        dirs[1 - d].base = (tcp.ack - 1) & _MASK
+    seen = stream.seen
     if flags & SYN:
-        _note_syn(stream, d, tcp, frame)
-    elif flags & ACK and d == 0 and stream.seen & SEEN_SYN_ACK and not stream.seen & SEEN_ACK:
-        stream.seen |= SEEN_ACK
+        seen = _note_syn(stream, d, tcp, frame)
+    elif flags & ACK and d == 0 and seen & SEEN_SYN_ACK and not seen & SEEN_ACK:
+        seen |= SEEN_ACK
     if tcp.payload_length:
-        stream.seen |= SEEN_DATA
+        seen |= SEEN_DATA
+    if flags & (FIN | RST):
+        seen |= _note_end(stream, d, flags, no)
+    stream.seen = seen
+
+
+def _note_end(stream: Stream, d: int, flags: int, no: int) -> int:
+    """FIN and RST: who ended first; returns the completeness bits to add."""
+    f = stream.dirs[d]
+    bits = 0
     if flags & FIN:
-        stream.seen |= SEEN_FIN
+        bits |= SEEN_FIN
         if not f.fin_no:
             f.fin_no = no
             if stream.first_fin is None:
                 stream.first_fin = d
     if flags & RST:
-        stream.seen |= SEEN_RST
+        bits |= SEEN_RST
         if not f.rst_no:
             f.rst_no = no
+    return bits
 
 
-def _note_syn(stream: Stream, d: int, tcp: Tcp, frame: bytes) -> None:
+def _note_syn(stream: Stream, d: int, tcp: Tcp, frame: bytes) -> int:
+    """A SYN: the ISN, the window-scale option, scaling once both SYNs were seen; returns the completeness bits."""
     f = stream.dirs[d]
+    seen = stream.seen
     if not f.syn_seen:
         f.syn_seen = True
         f.base = tcp.seq
         f.wscale = tcp_options(frame, tcp).wscale
     if tcp.flags & ACK:
-        stream.seen |= SEEN_SYN_ACK
+        seen |= SEEN_SYN_ACK
     else:
-        stream.seen |= SEEN_SYN
+        seen |= SEEN_SYN
         if d == 0:
             stream.syn_seq = tcp.seq
     d0, d1 = stream.dirs
@@ -284,3 +298,4 @@ def _note_syn(stream: Stream, d: int, tcp: Tcp, frame: bytes) -> None:
             stream.scale = [min(d0.wscale, 14), min(d1.wscale, 14)]
         else:
             stream.scale = [0, 0]
+    return seen

@@ -16,15 +16,17 @@ from __future__ import annotations
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
 from netlens.capture.analysis.rules import MAX_HOLES, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import Segment, after
+from netlens.capture.analysis.segment import KINDS, Segment, after
 from netlens.capture.frames import ACK, Tcp
 from netlens.capture.streams import Stream
 
 __all__ = ["MAX_HOLES", "OUT_OF_ORDER_NS", "RULES", "Mark", "Rule", "Segment", "Severity", "analyze", "advance",
            "worst"]
 
-#: The checks in the order they run (the order of ``rules.py``).
-_CHECKS = tuple((rule.name, rule.check) for rule in RULES.values())
+#: Per segment kind, the checks that can apply to it, in the order they run (the order of ``rules.py``).
+_CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kind in rule.kinds) for kind in KINDS}
+#: The mark of each rule without a detail, made once (most marks have none).
+_PLAIN = {name: Mark(name) for name in RULES}
 del _rules
 
 
@@ -36,10 +38,10 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> list[Mark]
     """
     seg = Segment(stream, d, tcp, ts_ns, no)
     marks = []
-    for name, check in _CHECKS:
+    for check, name in _CHECKS[seg.kind]:
         detail = check(seg)
         if detail is not None:
-            marks.append(Mark(name, detail))
+            marks.append(Mark(name, detail) if detail else _PLAIN[name])
     advance(seg)
     return marks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from netlens.capture.analysis.segment import Segment
@@ -32,34 +32,40 @@ Check = Callable[["Segment"], "str | None"]
 
 @dataclass(frozen=True)
 class Rule:
-    """One analysis rule: its short name, Wireshark's label, the rule in a sentence, its severity, its check."""
+    """One analysis rule: its short name, Wireshark's label, the rule in a sentence, its severity, its check.
+
+    ``kinds`` are the segment kinds (``netlens.capture.analysis.segment.KINDS``)
+    the check can apply to: the analysis skips it for the others (a test
+    checks that no rule fires outside its kinds).
+    """
 
     name: str
     label: str
     rule: str
     severity: Severity
     check: Check
+    kinds: frozenset[str]
 
 
 #: Every rule by name, in the order they run (filled by :mod:`netlens.capture.analysis.rules`).
 RULES: dict[str, Rule] = {}
 
 
-def rule(name: str, label: str, severity: Severity, sentence: str) -> Callable[[Check], Check]:
+def rule(name: str, label: str, severity: Severity, kinds: tuple[str, ...], sentence: str
+         ) -> Callable[[Check], Check]:
     """Register the decorated check as the rule ``name`` (rules run in the order they are registered)."""
 
     def register(check: Check) -> Check:
         if name in RULES:
             raise ValueError(f"two analysis rules are named {name!r}")
-        RULES[name] = Rule(name, label, sentence, severity, check)
+        RULES[name] = Rule(name, label, sentence, severity, check, frozenset(kinds))
         return check
 
     return register
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """One analysis flag on one packet: rule name and a packet-specific detail."""
+class Mark(NamedTuple):
+    """One analysis flag on one packet: rule name and a packet-specific detail (a tuple: made per flagged packet)."""
 
     name: str
     detail: str = ""

@@ -12,7 +12,7 @@ place in the order.
 from __future__ import annotations
 
 from netlens.capture.analysis.marks import Severity, rule
-from netlens.capture.analysis.segment import MASK, Segment, after
+from netlens.capture.analysis.segment import BACK, CONTROL, DATA, EMPTY, KINDS, MASK, Segment, after
 from netlens.capture.frames import ACK, RST
 
 #: A gap filled sooner than this after it opened is reordering, not a retransmission
@@ -22,7 +22,7 @@ OUT_OF_ORDER_NS = 3_000_000
 MAX_HOLES = 32
 
 
-@rule("reset", "TCP RST", Severity.ERROR,
+@rule("reset", "TCP RST", Severity.ERROR, (CONTROL, BACK),
       "Reset: the RST flag aborts the connection at once; data still queued is discarded and no FIN "
       "exchange follows.")
 def reset(seg: Segment) -> str | None:
@@ -32,7 +32,7 @@ def reset(seg: Segment) -> str | None:
     return "sent by the " + ("client" if seg.d == 0 else "server")
 
 
-@rule("zero-window-probe", "TCP ZeroWindowProbe", Severity.NOTE,
+@rule("zero-window-probe", "TCP ZeroWindowProbe", Severity.NOTE, (DATA,),
       "Zero-window probe: one byte sent at the next sequence number while the peer's window is zero, "
       "to learn whether the window has opened.")
 def zero_window_probe(seg: Segment) -> str | None:
@@ -40,7 +40,7 @@ def zero_window_probe(seg: Segment) -> str | None:
     return "" if seg.probe else None
 
 
-@rule("zero-window", "TCP ZeroWindow", Severity.WARNING,
+@rule("zero-window", "TCP ZeroWindow", Severity.WARNING, (DATA, EMPTY, BACK),
       "Zero window: the sender of this segment advertises a receive window of 0, so its peer must stop "
       "sending (the receiving application is not reading fast enough).")
 def zero_window(seg: Segment) -> str | None:
@@ -48,7 +48,7 @@ def zero_window(seg: Segment) -> str | None:
     return "" if seg.window == 0 and not seg.control else None
 
 
-@rule("lost-segment", "TCP Previous segment not captured", Severity.WARNING,
+@rule("lost-segment", "TCP Previous segment not captured", Severity.WARNING, (DATA, EMPTY, CONTROL),
       "Previous segment not captured: this segment starts beyond everything seen so far in this "
       "direction, so some data was sent but is missing from the capture.")
 def lost_segment(seg: Segment) -> str | None:
@@ -63,7 +63,7 @@ def lost_segment(seg: Segment) -> str | None:
     return f"{(seg.seq - nxt) & MASK} bytes missing before this segment"
 
 
-@rule("keep-alive", "TCP Keep-Alive", Severity.NOTE,
+@rule("keep-alive", "TCP Keep-Alive", Severity.NOTE, (DATA, EMPTY),
       "Keep-alive: an empty or one-byte segment whose sequence number is one below the next expected, "
       "sent to check that the peer is still there (Linux also probes a zero window this way).")
 def keep_alive(seg: Segment) -> str | None:
@@ -71,7 +71,7 @@ def keep_alive(seg: Segment) -> str | None:
     return "" if seg.keepalive else None
 
 
-@rule("window-update", "TCP Window Update", Severity.NOTE,
+@rule("window-update", "TCP Window Update", Severity.NOTE, (EMPTY,),
       "Window update: an empty segment that changes only the advertised window (same sequence and "
       "acknowledgment numbers), telling the peer how much it may now send.")
 def window_update(seg: Segment) -> str | None:
@@ -82,14 +82,14 @@ def window_update(seg: Segment) -> str | None:
     return f"window {f.window_bytes} → {seg.window_bytes} bytes"
 
 
-@rule("keep-alive-ack", "TCP Keep-Alive ACK", Severity.NOTE,
+@rule("keep-alive-ack", "TCP Keep-Alive ACK", Severity.NOTE, (EMPTY,),
       "Keep-alive ACK: the peer's answer to a keep-alive, repeating its last acknowledgment.")
 def keep_alive_ack(seg: Segment) -> str | None:
     """A repeated empty ACK, same window, right after the peer's keep-alive."""
     return "" if seg.repeat and seg.window == seg.f.window and seg.r.keepalive else None
 
 
-@rule("zero-window-probe-ack", "TCP ZeroWindowProbeAck", Severity.NOTE,
+@rule("zero-window-probe-ack", "TCP ZeroWindowProbeAck", Severity.NOTE, (EMPTY,),
       "Zero-window probe ACK: the receiver's answer to a zero-window probe.")
 def zero_window_probe_ack(seg: Segment) -> str | None:
     """A repeated empty ACK, same window, right after the peer's zero-window probe."""
@@ -97,7 +97,7 @@ def zero_window_probe_ack(seg: Segment) -> str | None:
     return "" if seg.repeat and seg.window == seg.f.window and not r.keepalive and r.zwp else None
 
 
-@rule("dup-ack", "TCP Dup ACK", Severity.WARNING,
+@rule("dup-ack", "TCP Dup ACK", Severity.WARNING, (EMPTY,),
       "Duplicate ACK: an empty segment repeating the previous acknowledgment number and window, which "
       "a receiver sends for each segment that arrives after a gap.")
 def dup_ack(seg: Segment) -> str | None:
@@ -111,16 +111,16 @@ def dup_ack(seg: Segment) -> str | None:
     return f"#{f.dupacks} of packet {f.dupack_of}"
 
 
-@rule("out-of-order", "TCP Out-Of-Order", Severity.WARNING,
+@rule("out-of-order", "TCP Out-Of-Order", Severity.WARNING, (BACK,),
       "Out-of-order: this segment fills a gap that later data already skipped over, and it arrived "
       "within 3 ms of that data, too soon to be a retransmission.")
 def out_of_order(seg: Segment) -> str | None:
     """Going back into a known gap, within 3 ms of the segment that skipped it."""
-    hole = seg.hole if seg.goes_back else None
+    hole = seg.hole
     return "" if hole is not None and seg.ts_ns - hole[2] < OUT_OF_ORDER_NS else None
 
 
-@rule("spurious-retransmission", "TCP Spurious Retransmission", Severity.WARNING,
+@rule("spurious-retransmission", "TCP Spurious Retransmission", Severity.WARNING, (BACK,),
       "Spurious retransmission: this segment resends data the receiver had already acknowledged.")
 def spurious_retransmission(seg: Segment) -> str | None:
     """Going back outside any known gap, resending what the receiver had acknowledged."""
@@ -129,7 +129,7 @@ def spurious_retransmission(seg: Segment) -> str | None:
     return "the receiver had acknowledged it"
 
 
-@rule("fast-retransmission", "TCP Fast Retransmission", Severity.WARNING,
+@rule("fast-retransmission", "TCP Fast Retransmission", Severity.WARNING, (BACK,),
       "Fast retransmission: a retransmission of the data the receiver asked for again with two or "
       "more duplicate ACKs, sent without waiting for the retransmission timer.")
 def fast_retransmission(seg: Segment) -> str | None:
@@ -139,7 +139,7 @@ def fast_retransmission(seg: Segment) -> str | None:
     return f"after {seg.r.dupacks} duplicate ACKs"
 
 
-@rule("retransmission", "TCP Retransmission", Severity.WARNING,
+@rule("retransmission", "TCP Retransmission", Severity.WARNING, (BACK,),
       "Retransmission: this segment's sequence range was already sent earlier in this direction "
       "and the sender has not seen it acknowledged.")
 def retransmission(seg: Segment) -> str | None:
@@ -152,7 +152,7 @@ def retransmission(seg: Segment) -> str | None:
     return None if seg.acked_already or seg.answers_dupacks else ""
 
 
-@rule("window-full", "TCP Window Full", Severity.WARNING,
+@rule("window-full", "TCP Window Full", Severity.WARNING, (DATA, BACK),
       "Window full: this segment fills the receive window the peer last advertised, so the sender "
       "must wait for an ACK or a window update before sending more.")
 def window_full(seg: Segment) -> str | None:
@@ -164,7 +164,7 @@ def window_full(seg: Segment) -> str | None:
     return f"{r.window_bytes} bytes in flight"
 
 
-@rule("ack-unseen", "TCP ACKed unseen segment", Severity.NOTE,
+@rule("ack-unseen", "TCP ACKed unseen segment", Severity.NOTE, KINDS,
       "ACKed unseen segment: this acknowledges data that was never captured in the other direction.")
 def ack_unseen(seg: Segment) -> str | None:
     """An acknowledgment beyond everything captured from the peer."""

@@ -12,7 +12,11 @@ from netlens.capture.streams import Direction, Stream
 
 MASK = 0xFFFFFFFF
 _HALF = 0x80000000
-_UNSET: list[int] = []
+
+#: Segment kinds, exactly one per segment: data going forward, empty (a pure ACK or window
+#: change), SYN/FIN/RST going forward, anything going back in the sequence space.
+DATA, EMPTY, CONTROL, BACK = "data", "empty", "control", "back"
+KINDS = (DATA, EMPTY, CONTROL, BACK)
 
 
 def after(a: int, b: int) -> bool:
@@ -29,7 +33,7 @@ class Segment:
 
     __slots__ = (
         "stream", "d", "f", "r", "no", "ts_ns", "flags", "seq", "ack", "window", "seglen", "control", "end",
-        "window_bytes", "nxt", "probe", "keepalive", "repeat", "_hole",
+        "window_bytes", "nxt", "probe", "keepalive", "repeat", "goes_back", "kind", "hole",
     )
 
     def __init__(self, stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> None:
@@ -58,23 +62,21 @@ class Segment:
         #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
         self.repeat = (seglen == 0 and not control and bool(flags & ACK) and nxt is not None and seq == nxt
                        and f.last_ack is not None and self.ack == f.last_ack)
-        self._hole: list[int] | None = _UNSET
+        #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
+        self.goes_back = ((seglen > 0 or bool(flags & (SYN | FIN))) and nxt is not None
+                          and 0 < (nxt - seq) & MASK < _HALF and not self.keepalive)
+        #: Which kind of segment this is, for the rules that look only at some kinds (see KINDS).
+        self.kind = BACK if self.goes_back else CONTROL if control else DATA if seglen else EMPTY
+        #: For a segment going back: the gap it falls in (``[start, end, ts_ns of the segment that
+        #: skipped it]``), if any.
+        self.hole = self._find_hole() if self.goes_back else None
 
-    @property
-    def goes_back(self) -> bool:
-        """The segment carries sequence space (data, SYN or FIN) starting before the next expected byte."""
-        nxt = self.nxt
-        return ((self.seglen > 0 or bool(self.flags & (SYN | FIN))) and nxt is not None
-                and after(nxt, self.seq) and not self.keepalive)
-
-    @property
-    def hole(self) -> list[int] | None:
-        """The gap (``[start, end, ts_ns of the segment that skipped it]``) this segment falls in, if any."""
-        if self._hole is _UNSET:
-            seq, end = self.seq, self.end
-            self._hole = next((h for h in self.f.holes
-                               if not after(h[0], seq) and not after(end, h[1]) and end != seq), None)
-        return self._hole
+    def _find_hole(self) -> list[int] | None:
+        seq, end = self.seq, self.end
+        for hole in self.f.holes:
+            if not after(hole[0], seq) and not after(end, hole[1]) and end != seq:
+                return hole
+        return None
 
     @property
     def acked_already(self) -> bool:

@@ -443,16 +443,9 @@ class NetlensApp(App[int]):
         self.main.packets.clear()
 
     def action_save_pcap(self) -> None:
-        """Ask for a file name and save the capture as pcap."""
+        """Save the capture as pcap (asks for a file name if there is anything to save)."""
         assert self.main is not None
-        default = time.strftime("netlens-%Y%m%d-%H%M%S.pcap")
-
-        def chosen(value: str | None) -> None:
-            if value and self.main is not None:
-                self.main.packets.save(os.path.expanduser(value))
-
-        self.push_screen(PromptScreen("Save capture", "pcap file (readable by Wireshark, tshark, tcpdump):",
-                                      default), chosen)
+        self.main.packets.request_save()
 
     def action_take_screenshot(self) -> None:
         """Save an SVG screenshot of the screen in the current directory."""

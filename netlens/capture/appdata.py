@@ -58,19 +58,19 @@ class StreamApps:
         if owner is not None and len(self.candidates) == 1:
             # The usual case once a protocol recognised the stream: straight to its session.
             session = owner[1]
-            events = []
+            found: list[MessageEvent] = []
             for piece_seq, piece, piece_no in pieces:
-                events += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
+                found += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
                 self.candidates = []
-            return events
+            return found
         events: list[MessageEvent] = []
         for piece_seq, piece, piece_no in pieces:
             # Bytes that waited are credited to the packet that carried them; the
             # caller still reports the message on the packet that filled the gap.
             for candidate in list(self.candidates):
-                protocol, session = candidate
+                session = candidate[1]
                 events += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
                 if session.recognised and self.owner is None:
                     self._own(candidate)

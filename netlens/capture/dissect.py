@@ -69,8 +69,8 @@ def _layer(pkt: Any) -> Layer:
     own = getattr(pkt, "netlens_fields", None)
     if own is not None:
         # A protocol's layer may say how its fields read best (bytes as text, what the message means).
-        fields = tuple((safe_str(name), _cap(safe_str(value))) for name, value in own())
-        return Layer(safe_str(str(pkt.name)), fields)
+        own_fields = tuple((safe_str(name), _cap(safe_str(value))) for name, value in own())
+        return Layer(safe_str(str(pkt.name)), own_fields)
     fields = []
     for desc in pkt.fields_desc:
         try:
@@ -93,7 +93,7 @@ def dissect(frame: bytes, linktype: int = 1, layer: Any = None, port: int | None
     """
     import scapy.layers.inet
     import scapy.layers.inet6
-    import scapy.layers.l2  # noqa: F401  (Ethernet, cooked, loopback link types)
+    import scapy.layers.l2
     from scapy.config import conf
     from scapy.packet import NoPayload, bind_layers
 

@@ -22,7 +22,8 @@ class InOrder:
     :meth:`push` delivers nothing more.
     """
 
-    __slots__ = ("next_seq", "pending", "pending_bytes", "max_segments", "max_bytes", "overflowed", "dropped", "missing")
+    __slots__ = ("next_seq", "pending", "pending_bytes", "max_segments", "max_bytes", "overflowed", "dropped",
+                 "missing")
 
     def __init__(self, next_seq: int | None = None, max_segments: int | None = None,
                  max_bytes: int | None = None) -> None:

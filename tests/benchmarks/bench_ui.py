@@ -748,8 +748,9 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_store(count: int, server_port: int = 65432) -> Any:
     """A ring of ``count`` frames: echo conversations (handshake, 50 round trips, close) at 40k packets/s."""
-    from netlens.capture import PacketRing, PacketStore
     from support.synth import Conversation
+
+    from netlens.capture import PacketRing, PacketStore
 
     ring = PacketRing(max_packets=max(count, 1000), max_bytes=max(256 << 20, count * 200))
     now = 1_767_261_600_000_000_000

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from support.synth import Conversation, tcp_frame, tcp_options
 
 from netlens.capture import RULES, PacketRing, PacketStore
-from support.synth import Conversation, tcp_frame, tcp_options
 
 
 def analysed(conv: Conversation, ports: tuple[int, ...] = (65432,)) -> PacketStore:

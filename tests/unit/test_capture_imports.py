@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 TESTS = str(Path(__file__).resolve().parents[1])
 
 

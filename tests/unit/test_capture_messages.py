@@ -6,9 +6,9 @@ import json
 import struct
 
 import pytest
+from support.synth import Conversation
 
 from netlens.capture import PacketStore, dissect, hexdump
-from support.synth import Conversation
 from netlens.proto import encode, encode_request, request_message, respond
 
 REQUEST = encode_request("search", "morpheus", "little")

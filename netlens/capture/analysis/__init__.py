@@ -20,8 +20,18 @@ from netlens.capture.analysis.segment import KINDS, Segment, after
 from netlens.capture.frames import ACK, Tcp
 from netlens.capture.streams import Stream
 
-__all__ = ["MAX_HOLES", "OUT_OF_ORDER_NS", "RULES", "Mark", "Rule", "Segment", "Severity", "analyze", "advance",
-           "worst"]
+__all__ = [
+    "MAX_HOLES",
+    "OUT_OF_ORDER_NS",
+    "RULES",
+    "Mark",
+    "Rule",
+    "Segment",
+    "Severity",
+    "advance",
+    "analyze",
+    "worst",
+]
 
 #: Per segment kind, the checks that can apply to it, in the order they run (the order of ``rules.py``).
 _CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kind in rule.kinds) for kind in KINDS}

@@ -1,4 +1,4 @@
-"""What an analysis rule produces: a :class:`Mark` on a packet, the :class:`Rule` behind it, and its :class:`Severity`."""
+"""What an analysis rule produces: a :class:`Mark` on a packet, its :class:`Rule` and its :class:`Severity`."""
 
 from __future__ import annotations
 

@@ -194,7 +194,7 @@ def _layer_class() -> Any:
         # No usable length: the rest of the bytes are the content, as far as anyone can tell.
         return 1 << 30
 
-    class SearchMessage(Packet):  # type: ignore[misc]
+    class SearchMessage(Packet):
         """One search-protocol message: proto header, JSON header, content."""
 
         name = "Search protocol message"

@@ -13,8 +13,8 @@ from netlens.capture.analysis import RULES, Mark, Severity
 from netlens.capture.dissect import Layer
 from netlens.capture.feed import PacketFeed
 from netlens.capture.follow import Follow
-from netlens.capture.ladder import Ladder
 from netlens.capture.frames import FIN, RST, SYN
+from netlens.capture.ladder import Ladder
 from netlens.ui.widgets.packets import packet_row
 
 #: Arrows drawn at most in a ladder (a bulk transfer can have thousands).

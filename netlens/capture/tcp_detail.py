@@ -39,7 +39,7 @@ def tcp_fields(frame: bytes, tcp: Tcp, context: TcpContext) -> tuple[tuple[str, 
     fields += _sequence_fields(tcp, context)
     words = tcp.tcp_header_length // 4
     fields.append(("Header Length", f"{tcp.tcp_header_length} bytes ({words})"))
-    fields.append(("Flags", f"0x{flags:03x} ({FLAG_NAMES[flags] or 'none'})"))
+    fields.append(("Flags", f"0x{flags:03x} ({FLAG_NAMES[flags].replace(',', ', ') or 'none'})"))
     fields += _window_fields(tcp, context)
     fields.append(("Checksum", f"0x{checksum:04x} [unverified]"))
     fields.append(("Urgent Pointer", str(urgent)))

@@ -295,7 +295,7 @@ def test_capture_without_privilege_shows_why_and_the_rest_works() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     message = next(line for line in out.stdout.splitlines() if line.startswith("MESSAGE"))
     # Root without CAP_NET_RAW: the sentence names the missing capability, once, and does not suggest sudo.
-    assert "lacks the CAP_NET_RAW capability" in message and "sudo" not in message
+    assert "needs the CAP_NET_RAW capability, which this process lacks" in message and "sudo" not in message
     assert message.count("Everything else keeps working") == 1 and "works without it" not in message
     assert "capture: unavailable" in out.stdout
     assert "Traceback" not in out.stdout

@@ -54,7 +54,18 @@ class Segment:
         #: The advertised window in bytes (the SYN's is never scaled).
         self.window_bytes = window if flags & SYN else window << (stream.scale[d] or 0)
         #: The next sequence number expected from this sender (None before its first segment).
-        nxt = self.nxt = f.next_seq
+        self.nxt = f.next_seq
+        self._shared_facts()
+        #: Which kind of segment this is, for the rules that look only at some kinds (see KINDS).
+        self.kind = BACK if self.goes_back else CONTROL if control else DATA if seglen else EMPTY
+        #: For a segment going back: the gap it falls in (``[start, end, ts_ns of the segment that
+        #: skipped it]``), if any.
+        self.hole = self._find_hole() if self.goes_back else None
+
+    def _shared_facts(self) -> None:
+        """The facts several rules read, computed once."""
+        f, r, nxt, seq, seglen, control, flags = self.f, self.r, self.nxt, self.seq, self.seglen, self.control, \
+            self.flags
         #: One byte at the next sequence number while the peer advertises a zero window.
         self.probe = seglen == 1 and nxt is not None and seq == nxt and r.window == 0 and not control
         #: At most one byte, one below the next expected sequence number.
@@ -65,11 +76,6 @@ class Segment:
         #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
         self.goes_back = ((seglen > 0 or bool(flags & (SYN | FIN))) and nxt is not None
                           and 0 < (nxt - seq) & MASK < _HALF and not self.keepalive)
-        #: Which kind of segment this is, for the rules that look only at some kinds (see KINDS).
-        self.kind = BACK if self.goes_back else CONTROL if control else DATA if seglen else EMPTY
-        #: For a segment going back: the gap it falls in (``[start, end, ts_ns of the segment that
-        #: skipped it]``), if any.
-        self.hole = self._find_hole() if self.goes_back else None
 
     def _find_hole(self) -> list[int] | None:
         seq, end = self.seq, self.end

@@ -32,6 +32,11 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runnable from a fresh clone with the README's venv: netlens and the tests' frame builders.
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 PAYLOAD = b"0123456789abcdef0123456789abcdef"  # 32 bytes
 TCP_INFO_SEGS = struct.Struct("II")  # tcpi_segs_out, tcpi_segs_in at offset 136 of struct tcp_info

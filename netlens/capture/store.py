@@ -165,7 +165,9 @@ class PacketStore:
             f = stream.dirs[d]
             f.payload_bytes += length
             f.segments += 1
-            self._feed_apps(stream, d, tcp, frame, no, ts_ns)
+            apps = stream.apps
+            if apps is None or apps.candidates:  # no call for streams no protocol reads any more
+                self._feed_apps(stream, d, tcp, frame, no, ts_ns)
         if tcp.flags & (FIN | RST) and stream.apps is not None:
             stream.apps.close(d)
 

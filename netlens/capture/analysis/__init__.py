@@ -16,7 +16,7 @@ from __future__ import annotations
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
 from netlens.capture.analysis.rules import MAX_HOLES, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import KINDS, Segment, after
+from netlens.capture.analysis.segment import HALF, KINDS, MASK, Segment, after
 from netlens.capture.frames import ACK, Tcp
 from netlens.capture.streams import Stream
 
@@ -58,20 +58,22 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> list[Mark]
 
 def advance(seg: Segment) -> None:
     """What the segment leaves for the next one: next sequence number, last ACK, window, probe state."""
-    f, r = seg.f, seg.r
-    if seg.goes_back:
-        hole = seg.hole
-        if hole is not None:
-            _fill(f.holes, hole, seg.seq, seg.end)
+    # Runs for every packet: ``after`` is written out inline (a call costs more than the comparison).
+    f = seg.f
+    hole = seg.hole
+    if hole is not None:
+        _fill(f.holes, hole, seg.seq, seg.end)
     end, nxt = seg.end, seg.nxt
-    if nxt is None or after(end, nxt):
+    if nxt is None or 0 < (end - nxt) & MASK < HALF:
         f.next_seq = end
         f.next_ts = seg.ts_ns
-    ack = seg.ack
-    if seg.flags & ACK and (f.last_ack is None or after(ack, f.last_ack)):
-        f.last_ack = ack
-        f.dupacks = 0
-        seg.stream.last_ack_no[seg.d] = seg.no
+    flags = seg.flags
+    if flags & ACK:
+        ack, last_ack = seg.ack, f.last_ack
+        if last_ack is None or 0 < (ack - last_ack) & MASK < HALF:
+            f.last_ack = ack
+            f.dupacks = 0
+            seg.stream.last_ack_no[seg.d] = seg.no
     f.window = seg.window
     f.window_bytes = seg.window_bytes
     if seg.probe:
@@ -79,9 +81,11 @@ def advance(seg: Segment) -> None:
     elif seg.seglen or seg.control:
         f.zwp = False
     f.keepalive = seg.keepalive
-    if seg.seglen == 0 and not seg.control and (r.keepalive or r.zwp) and seg.flags & ACK:
-        r.keepalive = False
-        r.zwp = False
+    if seg.seglen == 0 and not seg.control and flags & ACK:
+        r = seg.r
+        if r.keepalive or r.zwp:
+            r.keepalive = False
+            r.zwp = False
 
 
 def _fill(holes: list[list[int]], hole: list[int], seq: int, end: int) -> None:

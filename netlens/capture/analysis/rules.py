@@ -12,7 +12,20 @@ place in the order.
 from __future__ import annotations
 
 from netlens.capture.analysis.marks import Severity, rule
-from netlens.capture.analysis.segment import BACK, CONTROL, DATA, EMPTY, KINDS, MASK, Segment, after
+from netlens.capture.analysis.segment import (
+    AHEAD,
+    BACK,
+    CONTROL,
+    DATA,
+    EMPTY,
+    KEEPALIVE,
+    KINDS,
+    MASK,
+    QUIET,
+    REPEAT,
+    Segment,
+    after,
+)
 from netlens.capture.frames import ACK, RST
 
 #: A gap filled sooner than this after it opened is reordering, not a retransmission
@@ -40,7 +53,7 @@ def zero_window_probe(seg: Segment) -> str | None:
     return "" if seg.probe else None
 
 
-@rule("zero-window", "TCP ZeroWindow", Severity.WARNING, (DATA, EMPTY, BACK),
+@rule("zero-window", "TCP ZeroWindow", Severity.WARNING, (DATA, EMPTY, REPEAT, KEEPALIVE, AHEAD, BACK),
       "Zero window: the sender of this segment advertises a receive window of 0, so its peer must stop "
       "sending (the receiving application is not reading fast enough).")
 def zero_window(seg: Segment) -> str | None:
@@ -48,7 +61,7 @@ def zero_window(seg: Segment) -> str | None:
     return "" if seg.window == 0 and not seg.control else None
 
 
-@rule("lost-segment", "TCP Previous segment not captured", Severity.WARNING, (DATA, EMPTY, CONTROL),
+@rule("lost-segment", "TCP Previous segment not captured", Severity.WARNING, (AHEAD, CONTROL),
       "Previous segment not captured: this segment starts beyond everything seen so far in this "
       "direction, so some data was sent but is missing from the capture.")
 def lost_segment(seg: Segment) -> str | None:
@@ -63,7 +76,7 @@ def lost_segment(seg: Segment) -> str | None:
     return f"{(seg.seq - nxt) & MASK} bytes missing before this segment"
 
 
-@rule("keep-alive", "TCP Keep-Alive", Severity.NOTE, (DATA, EMPTY),
+@rule("keep-alive", "TCP Keep-Alive", Severity.NOTE, (KEEPALIVE,),
       "Keep-alive: an empty or one-byte segment whose sequence number is one below the next expected, "
       "sent to check that the peer is still there (Linux also probes a zero window this way).")
 def keep_alive(seg: Segment) -> str | None:
@@ -71,7 +84,7 @@ def keep_alive(seg: Segment) -> str | None:
     return "" if seg.keepalive else None
 
 
-@rule("window-update", "TCP Window Update", Severity.NOTE, (EMPTY,),
+@rule("window-update", "TCP Window Update", Severity.NOTE, (REPEAT,),
       "Window update: an empty segment that changes only the advertised window (same sequence and "
       "acknowledgment numbers), telling the peer how much it may now send.")
 def window_update(seg: Segment) -> str | None:
@@ -82,14 +95,14 @@ def window_update(seg: Segment) -> str | None:
     return f"window {f.window_bytes} → {seg.window_bytes} bytes"
 
 
-@rule("keep-alive-ack", "TCP Keep-Alive ACK", Severity.NOTE, (EMPTY,),
+@rule("keep-alive-ack", "TCP Keep-Alive ACK", Severity.NOTE, (REPEAT,),
       "Keep-alive ACK: the peer's answer to a keep-alive, repeating its last acknowledgment.")
 def keep_alive_ack(seg: Segment) -> str | None:
     """A repeated empty ACK, same window, right after the peer's keep-alive."""
     return "" if seg.repeat and seg.window == seg.f.window and seg.r.keepalive else None
 
 
-@rule("zero-window-probe-ack", "TCP ZeroWindowProbeAck", Severity.NOTE, (EMPTY,),
+@rule("zero-window-probe-ack", "TCP ZeroWindowProbeAck", Severity.NOTE, (REPEAT,),
       "Zero-window probe ACK: the receiver's answer to a zero-window probe.")
 def zero_window_probe_ack(seg: Segment) -> str | None:
     """A repeated empty ACK, same window, right after the peer's zero-window probe."""
@@ -97,7 +110,7 @@ def zero_window_probe_ack(seg: Segment) -> str | None:
     return "" if seg.repeat and seg.window == seg.f.window and not r.keepalive and r.zwp else None
 
 
-@rule("dup-ack", "TCP Dup ACK", Severity.WARNING, (EMPTY,),
+@rule("dup-ack", "TCP Dup ACK", Severity.WARNING, (REPEAT,),
       "Duplicate ACK: an empty segment repeating the previous acknowledgment number and window, which "
       "a receiver sends for each segment that arrives after a gap.")
 def dup_ack(seg: Segment) -> str | None:
@@ -152,7 +165,7 @@ def retransmission(seg: Segment) -> str | None:
     return None if seg.acked_already or seg.answers_dupacks else ""
 
 
-@rule("window-full", "TCP Window Full", Severity.WARNING, (DATA, BACK),
+@rule("window-full", "TCP Window Full", Severity.WARNING, (DATA, AHEAD, KEEPALIVE, BACK),
       "Window full: this segment fills the receive window the peer last advertised, so the sender "
       "must wait for an ACK or a window update before sending more.")
 def window_full(seg: Segment) -> str | None:
@@ -164,7 +177,7 @@ def window_full(seg: Segment) -> str | None:
     return f"{r.window_bytes} bytes in flight"
 
 
-@rule("ack-unseen", "TCP ACKed unseen segment", Severity.NOTE, KINDS,
+@rule("ack-unseen", "TCP ACKed unseen segment", Severity.NOTE, tuple(k for k in KINDS if k != QUIET),
       "ACKed unseen segment: this acknowledges data that was never captured in the other direction.")
 def ack_unseen(seg: Segment) -> str | None:
     """An acknowledgment beyond everything captured from the peer."""

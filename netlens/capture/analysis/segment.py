@@ -11,17 +11,24 @@ from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
 from netlens.capture.streams import Direction, Stream
 
 MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+HALF = 0x80000000
 
-#: Segment kinds, exactly one per segment: data going forward, empty (a pure ACK or window
-#: change), SYN/FIN/RST going forward, anything going back in the sequence space.
-DATA, EMPTY, CONTROL, BACK = "data", "empty", "control", "back"
-KINDS = (DATA, EMPTY, CONTROL, BACK)
+#: Segment kinds, exactly one per segment, so each rule runs only where it can apply (its
+#: decorator names its kinds; a test runs every rule on every segment and checks that none fires
+#: outside them): SYN/FIN/RST going forward, anything going back in the sequence space, a segment
+#: starting beyond the next expected byte, a keep-alive, an empty repeat of this side's last ACK;
+#: then the common rest: data or an empty ACK at the next expected byte (or a direction's first
+#: segment), QUIET when it also advertises a non-zero window, acknowledges nothing beyond what was
+#: captured from the peer and (data) does not end at the edge of the peer's window. QUIET is the
+#: fast path: no rule runs on it.
+CONTROL, BACK, AHEAD, KEEPALIVE, REPEAT, DATA, EMPTY, QUIET = "control", "back", "ahead", "keep-alive", \
+    "repeat", "data", "empty", "quiet"
+KINDS = (QUIET, DATA, EMPTY, REPEAT, KEEPALIVE, AHEAD, CONTROL, BACK)
 
 
 def after(a: int, b: int) -> bool:
     """Sequence number ``a`` is after ``b`` (mod 2**32)."""
-    return 0 < ((a - b) & MASK) < _HALF
+    return 0 < ((a - b) & MASK) < HALF
 
 
 class Segment:
@@ -33,49 +40,70 @@ class Segment:
 
     __slots__ = (
         "stream", "d", "f", "r", "no", "ts_ns", "flags", "seq", "ack", "window", "seglen", "control", "end",
-        "window_bytes", "nxt", "probe", "keepalive", "repeat", "goes_back", "kind", "hole",
+        "window_bytes", "nxt", "probe", "keepalive", "repeat", "goes_back", "kind", "hole", "acked_already",
+        "answers_dupacks",
     )
 
     def __init__(self, stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> None:
-        self.stream = stream
-        self.d = d
-        f: Direction = stream.dirs[d]
-        r: Direction = stream.dirs[1 - d]
+        # Runs for every packet: fields are unpacked at once and ``after`` is written out inline.
+        _, _, _, _, _, seq, ack, flags, window, _, _, _, seglen, _ = tcp
+        self.stream, self.d, self.no, self.ts_ns = stream, d, no, ts_ns
+        dirs = stream.dirs
+        f: Direction = dirs[d]
+        r: Direction = dirs[1 - d]
         self.f, self.r = f, r
-        self.no, self.ts_ns = no, ts_ns
-        flags = self.flags = tcp.flags
-        seq = self.seq = tcp.seq
-        self.ack = tcp.ack
-        window = self.window = tcp.window
-        seglen = self.seglen = tcp.payload_length
+        self.flags, self.seq, self.ack, self.window, self.seglen = flags, seq, ack, window, seglen
         control = self.control = flags & (SYN | FIN | RST)
         #: One past the segment's last sequence number (SYN and FIN count one each).
-        self.end = (seq + seglen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & MASK
+        end = self.end = (seq + seglen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & MASK
         #: The advertised window in bytes (the SYN's is never scaled).
         self.window_bytes = window if flags & SYN else window << (stream.scale[d] or 0)
         #: The next sequence number expected from this sender (None before its first segment).
-        self.nxt = f.next_seq
-        self._shared_facts()
-        #: Which kind of segment this is, for the rules that look only at some kinds (see KINDS).
-        self.kind = BACK if self.goes_back else CONTROL if control else DATA if seglen else EMPTY
+        nxt = self.nxt = f.next_seq
         #: For a segment going back: the gap it falls in (``[start, end, ts_ns of the segment that
         #: skipped it]``), if any.
-        self.hole = self._find_hole() if self.goes_back else None
-
-    def _shared_facts(self) -> None:
-        """The facts several rules read, computed once."""
-        f, r, nxt, seq, seglen, control, flags = self.f, self.r, self.nxt, self.seq, self.seglen, self.control, \
-            self.flags
-        #: One byte at the next sequence number while the peer advertises a zero window.
-        self.probe = seglen == 1 and nxt is not None and seq == nxt and r.window == 0 and not control
-        #: At most one byte, one below the next expected sequence number.
-        self.keepalive = seglen <= 1 and not control and nxt is not None and seq == (nxt - 1) & MASK
-        #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
-        self.repeat = (seglen == 0 and not control and bool(flags & ACK) and nxt is not None and seq == nxt
-                       and f.last_ack is not None and self.ack == f.last_ack)
-        #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
-        self.goes_back = ((seglen > 0 or bool(flags & (SYN | FIN))) and nxt is not None
-                          and 0 < (nxt - seq) & MASK < _HALF and not self.keepalive)
+        self.hole = None
+        #: For a segment going back (else False): the receiver had acknowledged everything it
+        #: carries (SYNs excepted); the receiver sent two or more duplicate ACKs asking for its start.
+        self.acked_already = self.answers_dupacks = False
+        back = 0 if nxt is None else (nxt - seq) & MASK
+        if back == 0:
+            # At the next expected byte (or the first segment): no probe/keep-alive/back question
+            # unless the data is a single byte or the ACK an empty repeat.
+            #: One byte at the next sequence number while the peer advertises a zero window.
+            probe = self.probe = seglen == 1 and nxt is not None and r.window == 0 and not control
+            #: At most one byte, one below the next expected sequence number.
+            self.keepalive = False
+            #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
+            repeat = self.repeat = (seglen == 0 and not control and nxt is not None and bool(flags & ACK)
+                                    and ack == f.last_ack)
+            #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
+            self.goes_back = False
+            if control:
+                self.kind = CONTROL
+            elif repeat:
+                self.kind = REPEAT
+            else:
+                self.kind = DATA if seglen else EMPTY
+                peer_next = r.next_seq
+                if (window and not probe and not (flags & ACK and peer_next is not None
+                                                  and 0 < (ack - peer_next) & MASK < HALF)):
+                    last_ack, peer_window = r.last_ack, r.window_bytes
+                    if not seglen or last_ack is None or peer_window is None \
+                            or end != (last_ack + peer_window) & MASK:
+                        self.kind = QUIET
+            return
+        self.probe = False
+        keepalive = self.keepalive = seglen <= 1 and not control and back == 1
+        self.repeat = False
+        goes_back = self.goes_back = (seglen > 0 or bool(flags & (SYN | FIN))) and back < HALF and not keepalive
+        self.kind = (BACK if goes_back else CONTROL if control else AHEAD if back > HALF
+                     else KEEPALIVE if keepalive else DATA if seglen else EMPTY)
+        if goes_back:
+            self.hole = self._find_hole()
+            last_ack = r.last_ack
+            self.acked_already = last_ack is not None and not after(end, last_ack) and not flags & SYN
+            self.answers_dupacks = r.dupacks >= 2 and seq == last_ack
 
     def _find_hole(self) -> list[int] | None:
         seq, end = self.seq, self.end
@@ -83,14 +111,3 @@ class Segment:
             if not after(hole[0], seq) and not after(end, hole[1]) and end != seq:
                 return hole
         return None
-
-    @property
-    def acked_already(self) -> bool:
-        """The receiver had acknowledged everything this segment carries (SYNs excepted)."""
-        last_ack = self.r.last_ack
-        return last_ack is not None and not after(self.end, last_ack) and not self.flags & SYN
-
-    @property
-    def answers_dupacks(self) -> bool:
-        """The receiver sent two or more duplicate ACKs asking for exactly this segment's start."""
-        return self.r.dupacks >= 2 and self.seq == self.r.last_ack

@@ -100,9 +100,11 @@ class Segment:
         self.kind = (BACK if goes_back else CONTROL if control else AHEAD if back > HALF
                      else KEEPALIVE if keepalive else DATA if seglen else EMPTY)
         if goes_back:
-            self.hole = self._find_hole()
+            if f.holes:
+                self.hole = self._find_hole()
             last_ack = r.last_ack
-            self.acked_already = last_ack is not None and not after(end, last_ack) and not flags & SYN
+            self.acked_already = (last_ack is not None and not 0 < (end - last_ack) & MASK < HALF
+                                  and not flags & SYN)
             self.answers_dupacks = r.dupacks >= 2 and seq == last_ack
 
     def _find_hole(self) -> list[int] | None:

@@ -39,10 +39,6 @@ Following connections
     ``changed`` (field names), ``first_seen``, ``last_change``,
     ``closed_at``; ``highlight(now, hold) -> RowStatus``.
     ``CHANGE_FIELDS``: what counts as a change (see :mod:`netlens.probe.tracker`).
-
-Fixtures
-    ``encode_attributes(tcp_info=None, memory=None, congestion=None, shutdown=None) -> bytes``
-        Builds ``SocketInfo.attributes`` for synthetic records (tests, UI snapshots).
 """
 
 from __future__ import annotations
@@ -51,7 +47,6 @@ from netlens.probe.attributes import (
     SHUTDOWN_RD,
     SHUTDOWN_WR,
     SocketMemory,
-    encode_attributes,
 )
 from netlens.probe.model import (
     STATE_NAMES,
@@ -88,6 +83,5 @@ __all__ = [
     "SocketTimer",
     "TcpInfo",
     "TrackerUpdate",
-    "encode_attributes",
     "take_snapshot",
 ]

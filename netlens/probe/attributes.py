@@ -4,8 +4,8 @@ A snapshot keeps each socket's attribute block as one ``bytes`` object and
 decodes it only when someone looks (see :class:`netlens.probe.model.SocketInfo`):
 decoding TCP_INFO into a 60-field record for 10,000 sockets takes about
 120 ms here, nearly the whole snapshot budget, and the UI shows a few dozen rows. This module
-walks such a block, decodes its parts, and encodes one from records (for
-tests and deterministic UI fixtures).
+walks such a block and decodes its parts (tests build blocks with
+``tests/support/probe_fixtures.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from netlens.probe.netlink import (
     INET_DIAG_SKMEMINFO,
     NLATTR,
 )
-from netlens.probe.tcpinfo import TcpInfo, pack_tcp_info, parse_tcp_info
+from netlens.probe.tcpinfo import TcpInfo, parse_tcp_info
 
 _NLA_TYPE_MASK = 0x3FFF  # drops NLA_F_NESTED / NLA_F_NET_BYTEORDER
 _SKMEM = struct.Struct("=9I")
@@ -112,37 +112,6 @@ def decode_attributes(block: bytes) -> Attributes:
         elif kind == INET_DIAG_SHUTDOWN and length >= 1:
             shutdown = block[start]
     return Attributes(tcp_info, memory, congestion, shutdown)
-
-
-def _attribute(kind: int, payload: bytes) -> bytes:
-    length = NLATTR.size + len(payload)
-    return NLATTR.pack(length, kind) + payload + bytes(-length % 4)
-
-
-def encode_attributes(
-    tcp_info: TcpInfo | None = None,
-    memory: SocketMemory | None = None,
-    congestion: str | None = None,
-    shutdown: int | None = None,
-) -> bytes:
-    """Build the attribute block the kernel would send for these parts (the inverse of :func:`decode_attributes`).
-
-    For tests and deterministic fixtures: ``SocketInfo(..., attributes=encode_attributes(tcp_info=...))``.
-    A ``TcpInfo`` whose later fields are ``None`` is encoded as the shorter
-    struct an older kernel sends.
-    """
-    parts = []
-    if shutdown is not None:
-        parts.append(_attribute(INET_DIAG_SHUTDOWN, bytes((shutdown,))))
-    if memory is not None:
-        values = [getattr(memory, name) for name in memory.__slots__]
-        present = values.index(None) if None in values else len(values)
-        parts.append(_attribute(INET_DIAG_SKMEMINFO, struct.pack(f"={present}I", *values[:present])))
-    if tcp_info is not None:
-        parts.append(_attribute(INET_DIAG_INFO, pack_tcp_info(tcp_info)))
-    if congestion is not None:
-        parts.append(_attribute(INET_DIAG_CONG, congestion.encode("ascii") + b"\0"))
-    return b"".join(parts)
 
 
 def tcp_info_span(block: bytes) -> tuple[int, int] | None:

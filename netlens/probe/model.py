@@ -95,7 +95,8 @@ class SocketInfo:
     ``memory``, ``congestion`` and ``shutdown`` properties decode it on first
     use and remember the result, so a snapshot of 10,000 sockets does not pay
     for 600,000 TCP_INFO fields nobody looks at. A test builds one with
-    ``attributes=encode_attributes(tcp_info=..., memory=...)``.
+    ``attributes=encode_attributes(tcp_info=..., memory=...)`` from
+    ``tests/support/probe_fixtures.py``.
     """
 
     state: str

@@ -19,9 +19,11 @@ from __future__ import annotations
 import dataclasses
 import selectors
 
+from support.probe_fixtures import encode_attributes
+
 from netlens.capture import PacketRing, PacketStore
 from netlens.capture.synth import Conversation
-from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo, encode_attributes
+from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo
 from netlens.proto import encode_request, reply
 from netlens.proto.decoder import Decoder
 from netlens.server import ConnectionSnapshot, ServerConfig, ServerStats

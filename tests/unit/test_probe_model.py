@@ -7,6 +7,7 @@ import json
 import pickle
 
 import pytest
+from support.probe_fixtures import encode_attributes
 
 from netlens.probe import (
     ProcessRef,
@@ -14,7 +15,6 @@ from netlens.probe import (
     SocketInfo,
     SocketMemory,
     SocketTimer,
-    encode_attributes,
 )
 from netlens.probe.fastbuild import fast_builder
 from netlens.probe.model import build_socket

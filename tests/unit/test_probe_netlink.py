@@ -9,8 +9,9 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.probe_fixtures import encode_attributes
 
-from netlens.probe import SocketMemory, encode_attributes, netlink
+from netlens.probe import SocketMemory, netlink
 from netlens.probe.attributes import (
     INET_DIAG_CONG,
     INET_DIAG_INFO,

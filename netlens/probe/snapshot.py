@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 
 from netlens.errors import UserError
 from netlens.probe import netlink
@@ -42,36 +40,21 @@ def _attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
     """Fill in ``owners`` of freshly parsed records.
 
     The records were built a moment ago by this snapshot and nobody else
-    holds them yet, so this is still their construction, done in place: a
-    second, rebuilt copy of 10,000 records would cost more than the dump.
+    holds them yet, so this is still their construction, done in place
+    through the slot's own descriptor as :mod:`netlens.probe.fastbuild` does:
+    a second, rebuilt copy of 10,000 records would cost more than the dump.
     """
     if not owners:
         return
     get = owners.get
-    set_field = object.__setattr__
+    set_owners = _OWNERS_SLOT.__set__
     for sock in sockets:
         refs = get(sock.inode) if sock.inode else None
         if refs:
-            set_field(sock, "owners", refs)
+            set_owners(sock, refs)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a snapshot builds its records.
-
-    Ten thousand new records trigger dozens of collections, each walking every
-    object the process holds (the previous snapshot included): a quarter of
-    the snapshot's time. The records hold no reference cycles, so nothing is
-    lost by collecting once afterwards. If another thread paused it too, the
-    first to finish turns it back on, which is harmless.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+_OWNERS_SLOT = SocketInfo.__dict__["owners"]
 
 
 class Prober:
@@ -140,26 +123,27 @@ class Prober:
     def _sock_diag(
         self, port: int | None, processes: bool, time_wait_limit: int | None, time_wait_keep: Collection[int]
     ) -> Snapshot:
+        # The garbage collector is left alone: its policy belongs to the process
+        # (the TUI sets its own), not to a library's worker thread.
         parser = DumpParser(port, light_time_wait=time_wait_limit is not None)
-        with _gc_paused():
-            sock = netlink.open_sock_diag()
-            try:
-                ts = time.time()
-                sockets = dump_tcp(sock, port=port, parser=parser)
-            finally:
-                sock.close()
-            totals = read_tcp_totals()
-            hidden = 0
-            if parser.time_wait is not None:
-                shown = pick_time_wait(parser.time_wait, time_wait_limit or 0, time_wait_keep)
-                hidden = len(parser.time_wait) - len(shown)
-                sockets += shown
-            if processes:
-                # After the dump, so the scan knows which inodes to place (and
-                # can tell when its cache cannot).
-                with self._lock:
-                    owners = self.scanner.owners(s.inode for s in sockets)
-                _attach_owners(sockets, owners)
+        sock = netlink.open_sock_diag()
+        try:
+            ts = time.time()
+            sockets = dump_tcp(sock, port=port, parser=parser)
+        finally:
+            sock.close()
+        totals = read_tcp_totals()
+        hidden = 0
+        if parser.time_wait is not None:
+            shown = pick_time_wait(parser.time_wait, time_wait_limit or 0, time_wait_keep)
+            hidden = len(parser.time_wait) - len(shown)
+            sockets += shown
+        if processes:
+            # After the dump, so the scan knows which inodes to place (and
+            # can tell when its cache cannot).
+            with self._lock:
+                owners = self.scanner.owners(s.inode for s in sockets)
+            _attach_owners(sockets, owners)
         return Snapshot(
             ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port,
             hidden_time_wait=hidden, totals=totals,

@@ -14,6 +14,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from netlens.probe.fastbuild import fast_builder
@@ -94,10 +95,12 @@ class TcpInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict (``None`` for fields the kernel did not give)."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return dict(zip(self.__slots__, _TCPINFO_VALUES(self), strict=True))
 
 
 _build_tcp_info = fast_builder(TcpInfo)
+# Every field at once, in one C call: to_dict runs for each socket of ``conns --json``.
+_TCPINFO_VALUES = attrgetter(*TcpInfo.__slots__)
 
 #: ``struct tcp_info`` member by member, in declaration order: (name, struct
 #: format character). ``wscale`` and ``flags`` are the bytes that hold bit-fields.

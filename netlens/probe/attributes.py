@@ -117,19 +117,60 @@ def decode_attributes(block: bytes) -> Attributes:
     return Attributes(tcp_info, memory, congestion, shutdown)
 
 
+class _Layout(NamedTuple):
+    """Where TCP_INFO sits in blocks laid out like one already walked, and how to prove a block is."""
+
+    headers: struct.Struct  # reads (length, type) of every attribute up to and including TCP_INFO's
+    before: tuple[int, ...]  # those values for the attributes before TCP_INFO, flattened
+    info_offset: int
+
+
+# The kernel writes a socket's attributes in a fixed order, so the sockets of a
+# snapshot share one or two layouts (IPv6 ones carry one more attribute). The
+# few seen last, most recent first; replaced whole, so threads never see a torn one.
+_recent_layouts: tuple[_Layout, ...] = ()
+_MAX_LAYOUTS = 4
+
+
 def tcp_info_span(block: bytes) -> tuple[int, int] | None:
     """Return (offset, length) of the TCP_INFO payload in an attribute block, or ``None``.
 
-    The same walk as :func:`iter_attributes`, unrolled: the change tracker
-    calls it for every socket of every snapshot.
+    The change tracker calls it for every socket of every snapshot. A block
+    laid out like a recent one is checked in one C call: every header before
+    TCP_INFO must hold the same length and type as there, which proves each
+    boundary exactly as walking them would. Any other block is walked.
     """
+    end = len(block)
+    for layout in _recent_layouts:
+        if end >= layout.headers.size:
+            values = layout.headers.unpack_from(block)
+            length = values[-2]
+            if (
+                values[-1] & _NLA_TYPE_MASK == INET_DIAG_INFO
+                and values[:-2] == layout.before
+                and 4 <= length <= end - layout.info_offset
+            ):
+                return layout.info_offset + 4, length - 4
+    return _walk_to_tcp_info(block)
+
+
+def _walk_to_tcp_info(block: bytes) -> tuple[int, int] | None:
+    """The plain walk of :func:`tcp_info_span`; remembers the layout it finds."""
+    global _recent_layouts
     offset, end = 0, len(block)
     unpack = NLATTR.unpack_from
+    fmt, before = "=", list[int]()
     while offset + 4 <= end:
         length, kind = unpack(block, offset)
         if length < 4 or offset + length > end:
             return None
         if kind & _NLA_TYPE_MASK == INET_DIAG_INFO:
+            layout = _Layout(struct.Struct(fmt + "HH"), tuple(before), offset)
+            others = (old for old in _recent_layouts if old[1:] != layout[1:])  # (Structs compare by identity)
+            _recent_layouts = (layout, *others)[:_MAX_LAYOUTS]
             return offset + 4, length - 4
-        offset += (length + 3) & ~3
+        padded = (length + 3) & ~3
+        fmt += f"HH{padded - 4}x" if padded > 4 else "HH"
+        before += (length, kind)
+        offset += padded
     return None

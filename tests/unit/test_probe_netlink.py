@@ -360,6 +360,26 @@ def test_any_attribute_block_decodes_without_crashing(block: bytes) -> None:
     tcp_info_span(block)
 
 
+def reference_span(block: bytes) -> tuple[int, int] | None:
+    return next(((start, length) for kind, start, length in iter_attributes(block) if kind == INET_DIAG_INFO), None)
+
+
+attribute_blocks = st.lists(
+    st.tuples(st.sampled_from([INET_DIAG_SHUTDOWN, 15, INET_DIAG_SKMEMINFO, INET_DIAG_INFO, INET_DIAG_CONG]),
+              st.binary(max_size=48)),
+    max_size=5,
+).map(lambda parts: b"".join(nla(kind, payload) for kind, payload in parts))  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(attribute_blocks, st.integers(0, 60)), min_size=1, max_size=8))
+def test_tcp_info_span_matches_a_plain_walk_whatever_layouts_came_before(blocks: list[tuple[bytes, int]]) -> None:
+    # Layouts recur and get cut short, so the remembered layouts are tried on blocks they fit and do not fit.
+    for block, cut in blocks:
+        for candidate in (block, block[: max(0, len(block) - cut)], block + block):
+            assert tcp_info_span(candidate) == reference_span(candidate)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 25), st.binary(max_size=120)), max_size=6), st.binary(max_size=40))
 def test_any_reply_datagram_parses_or_raises_netlink_error(messages: list[tuple[int, bytes]], tail: bytes) -> None:

@@ -211,6 +211,9 @@ class Table:
 
 def _caption(snapshot: Snapshot, count: int, where: str) -> str:
     parts = [f"{count} socket{'s' if count != 1 else ''} {where}", f"source {snapshot.source}"]
+    others, waiting = snapshot.sockets_elsewhere, snapshot.time_wait_elsewhere
+    if others is not None and waiting is not None:  # counted by the kernel, never listed
+        parts.append(f"elsewhere {others} open, {waiting} TIME_WAIT")
     if snapshot.note:
         parts.append(snapshot.note)
     return " · ".join(parts)

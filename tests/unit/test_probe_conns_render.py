@@ -125,3 +125,15 @@ def test_a_terminal_shows_what_fits_and_says_how_many_rows_did_not() -> None:
     shown = conns._fit_height(lines, 10)
     assert shown == ["header", *(f"row {n}" for n in range(7)), "… 43 more rows below", "caption"]
     assert conns._fit_height(lines, 100) == lines and conns._fit_height(lines, None) == lines
+
+
+def test_the_caption_counts_what_lies_outside_the_port() -> None:
+    from netlens.probe import TcpTotals
+
+    listen = SocketInfo("LISTEN", "IPv4", "0.0.0.0", 65432, "0.0.0.0", 0, 0, 8)
+    tw = SocketInfo("TIME_WAIT", "IPv4", "127.0.0.1", 65432, "127.0.0.1", 50000, 0, 0)
+    snap = Snapshot(ts=0.0, sockets=(listen, tw), source="sock_diag", port=65432, hidden_time_wait=3,
+                    totals=TcpTotals(sockets=10, time_wait=54))  # fmt: skip
+    caption = render(snap).splitlines()[-1]
+    assert caption == "2 sockets on port 65432 · source sock_diag · elsewhere 9 open, 50 TIME_WAIT"
+    assert "elsewhere" not in render(Snapshot(ts=0.0, sockets=(listen,), source="sock_diag", port=65432))

@@ -247,3 +247,29 @@ def test_ipv6_loopback_connection(socks: Sockets, prober: Prober) -> None:
     assert (srv.family, srv.local_addr, srv.remote_addr, srv.recv_q) == ("IPv6", "::1", "::1", 3)
     lis = find(snap, listener, peer=False)
     assert lis is not None and (lis.state, lis.family, lis.remote_addr) == ("LISTEN", "IPv6", "::")
+
+
+def test_a_snapshot_leaves_the_garbage_collector_to_the_process(socks: Sockets, prober: Prober) -> None:
+    """The collector's policy belongs to the program (the TUI sets one): the probe neither pauses nor tunes it."""
+    import gc
+
+    listener = socks.listener()
+    for _ in range(20):
+        socks.pair(listener)
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    saved = gc.get_threshold()
+    gc.set_threshold(10, 10, 10)  # a collection every few allocations, if the collector is allowed to run
+    gc.callbacks.append(count)
+    try:
+        snap = prober.snapshot(listener.getsockname()[1])
+        during = len(collections)
+        assert gc.isenabled() and gc.get_threshold() == (10, 10, 10)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*saved)
+    assert len(snap.sockets) == 41 and during > 0

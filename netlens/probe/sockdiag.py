@@ -1,8 +1,8 @@
 """Turn sock_diag dump replies (``struct inet_diag_msg`` + attributes) into :class:`SocketInfo` records.
 
 This is the hot path of a snapshot: once a second in the UI, 10,000 sockets
-in the benchmark. Per socket it does one ``unpack_from`` straight on the
-receive buffer, one ``bytes`` copy of the attribute block (decoded later,
+in the benchmark. Per socket it does two ``unpack_from`` calls straight on
+the receive buffer, one ``bytes`` copy of the attribute block (decoded later,
 only if someone looks) and one record build through
 :mod:`netlens.probe.fastbuild`; nothing else.
 

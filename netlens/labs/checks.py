@@ -1,0 +1,54 @@
+"""Small helpers the lab modules share to phrase observations and point at their evidence."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+from netlens.capture import PacketSummary
+from netlens.labs.evidence import Evidence
+from netlens.labs.model import Observation
+
+
+def ref(packet: PacketSummary) -> str:
+    """``packet #7``: the link a check gives to its evidence."""
+    return f"packet #{packet.no}"
+
+
+def refs(packets: Iterable[PacketSummary], limit: int = 6) -> str:
+    """``packets #3, #5, #9`` (at most ``limit`` numbers)."""
+    numbers = [f"#{p.no}" for p in packets]
+    more = f" (+{len(numbers) - limit})" if len(numbers) > limit else ""
+    return "packets " + ", ".join(numbers[:limit]) + more if numbers else "no packet"
+
+
+def has_flags(packet: PacketSummary, flags: str) -> bool:
+    """True when ``packet`` carries every flag letter of ``flags`` (``"S"``, ``"SA"``, ``"R"``...)."""
+    return all(letter in packet.flags for letter in flags)
+
+
+def missing(what: str) -> Observation:
+    """A failed observation: ``what`` was not in the evidence."""
+    return Observation(False, what)
+
+
+def trace_missing(evidence: Evidence, what: str) -> Observation:
+    """A failed observation for a check that needs kernel trace events, saying why none are there."""
+    why = next((note for note in evidence.notes if "trace" in note), "no kernel trace events were recorded")
+    return Observation(False, f"{what}: {why}")
+
+
+def gaps_ms(packets: list[PacketSummary]) -> list[float]:
+    """Milliseconds between consecutive packets of ``packets``."""
+    return [round((b.time - a.time) * 1000, 1) for a, b in zip(packets, packets[1:])]
+
+
+def recv_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    """Read until the peer closes (or ``limit`` bytes); the socket's timeout bounds each read."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)

@@ -43,6 +43,7 @@ class LabContext:
         self._prober = prober
         self._sockets: list[socket.socket] = []
         self._cleanups: list[Callable[[], None]] = []
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------- time, marks
 
@@ -90,6 +91,17 @@ class LabContext:
             return int(probe.getsockname()[1])
         finally:
             probe.close()
+
+    def background(self, name: str, work: Callable[[], None]) -> threading.Thread:
+        """Run ``work`` on a daemon thread inside the lab's namespace (it inherits the caller's).
+
+        ``work`` must end when the lab's sockets close (they all are, at cleanup);
+        the thread is joined then, for at most a second.
+        """
+        thread = threading.Thread(target=work, name=f"netlens-lab-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
 
     def on_cleanup(self, action: Callable[[], None]) -> None:
         """Run ``action`` when the lab ends (in reverse order of registration)."""
@@ -154,6 +166,10 @@ class LabContext:
         while self._sockets:
             sock = self._sockets.pop()
             try:
-                sock.close()
+                # shutdown() wakes a thread blocked in recv() on it; close() alone may not.
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            sock.close()
+        while self._threads:
+            self._threads.pop().join(1.0)

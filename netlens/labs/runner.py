@@ -119,6 +119,7 @@ class LabSession:
             config = ServerConfig(mode=self.lab.server_mode, host="127.0.0.1", port=0, **options)
             self.ctx.server = Server(config).start()
             self.ctx.port = self.ctx.server.address[1]
+            self.evidence.facts["server_port"] = self.ctx.port
         self.ctx.mark("start")
         return self
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 
 from netlens.labs.context import LabContext
@@ -15,7 +14,7 @@ CLIENTS = 5
 
 def listen(ctx: LabContext) -> None:
     # A server too busy to accept(): it listens and never takes a connection off the queue.
-    listener = ctx.socket()
+    listener = ctx.tcp_socket()
     listener.bind((ctx.host, 0))
     listener.listen(16 if ctx.variant == "big-backlog" else BACKLOG)
     ctx.keep("port", listener.getsockname()[1])
@@ -24,7 +23,7 @@ def listen(ctx: LabContext) -> None:
 def crowd(ctx: LabContext) -> None:
     port = ctx.facts["port"]
     for _ in range(CLIENTS):
-        sock = ctx.socket()
+        sock = ctx.tcp_socket()
         sock.setblocking(False)
         sock.connect_ex((ctx.host, port))
     # The first SYN retransmission leaves after 1 s.
@@ -34,13 +33,12 @@ def crowd(ctx: LabContext) -> None:
 
 def _queue(evidence: Evidence) -> Observation:
     port = evidence.facts.get("port")
-    at = evidence.mark("crowded") if evidence.reached("crowded") else None
-    listeners = [(ts, s) for ts, s in evidence.sockets(lambda s: s.state == "LISTEN" and s.local_port == port)]
-    if not listeners or at is None:
+    snap = evidence.snapshot("crowded")
+    sock = next((s for s in snap.sockets if s.state == "LISTEN" and s.local_port == port), None) if snap else None
+    if snap is None or sock is None:
         return Observation(False, "no listening socket in sock_diag")
-    ts, sock = min(listeners, key=lambda item: abs(item[0] - at))
     return Observation(sock.recv_q == BACKLOG + 1 and sock.send_q == BACKLOG,
-                       f"accept queue {sock.recv_q} of backlog {sock.send_q}", f"kernel snapshot at {ts:.3f}")
+                       f"accept queue {sock.recv_q} of backlog {sock.send_q}", f"kernel snapshot at {snap.ts:.3f}")
 
 
 def _overflows(evidence: Evidence) -> Observation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Iterable
 
@@ -40,7 +41,7 @@ def trace_missing(evidence: Evidence, what: str) -> Observation:
 
 def gaps_ms(packets: list[PacketSummary]) -> list[float]:
     """Milliseconds between consecutive packets of ``packets``."""
-    return [round((b.time - a.time) * 1000, 1) for a, b in zip(packets, packets[1:])]
+    return [round((b.time - a.time) * 1000, 1) for a, b in itertools.pairwise(packets)]
 
 
 def recv_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:

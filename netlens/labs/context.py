@@ -42,7 +42,7 @@ class LabContext:
         self.stopping = threading.Event()
         self._prober = prober
         self._sockets: list[socket.socket] = []
-        self._cleanups: list[Callable[[], None]] = []
+        self._cleanups: list[Callable[[], object]] = []
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------- time, marks
@@ -67,7 +67,7 @@ class LabContext:
 
     # ----------------------------------------------------------------- sockets
 
-    def socket(self) -> socket.socket:
+    def tcp_socket(self) -> socket.socket:
         """A new IPv4 TCP socket, closed when the lab ends."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sockets.append(sock)
@@ -76,7 +76,7 @@ class LabContext:
     def connect(self, port: int | None = None, timeout: float = 3.0,
                 options: dict[tuple[int, int], int] | None = None) -> socket.socket:
         """A client socket connected to the lab's server (or ``port``); ``options`` set before connect."""
-        sock = self.socket()
+        sock = self.tcp_socket()
         for (level, name), value in (options or {}).items():
             sock.setsockopt(level, name, value)
         sock.settimeout(timeout)
@@ -103,7 +103,7 @@ class LabContext:
         self._threads.append(thread)
         return thread
 
-    def on_cleanup(self, action: Callable[[], None]) -> None:
+    def on_cleanup(self, action: Callable[[], object]) -> None:
         """Run ``action`` when the lab ends (in reverse order of registration)."""
         self._cleanups.append(action)
 
@@ -138,6 +138,7 @@ class LabContext:
         snap = self._prober.snapshot(port=None, processes=False)
         self.evidence.snapshots.append(snap)
         if label is not None:
+            self.evidence.labelled[label] = snap
             self.mark(label)
         return snap
 

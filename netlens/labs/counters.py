@@ -16,10 +16,10 @@ def parse(text: str) -> dict[str, int]:
     values: dict[str, int] = {}
     lines = text.splitlines()
     # The files come in pairs of lines: "Prefix: name name ..." then "Prefix: value value ...".
-    for header, row in zip(lines[::2], lines[1::2]):
+    for header, row in zip(lines[::2], lines[1::2], strict=False):
         prefix, _, names = header.partition(":")
         _, _, numbers = row.partition(":")
-        for name, number in zip(names.split(), numbers.split()):
+        for name, number in zip(names.split(), numbers.split(), strict=False):
             try:
                 values[prefix.strip() + name] = int(number)
             except ValueError:

@@ -33,6 +33,8 @@ class Evidence:
     counters_before: dict[str, int] = field(default_factory=dict)
     counters_after: dict[str, int] = field(default_factory=dict)
     marks: list[tuple[float, str]] = field(default_factory=list)
+    #: Snapshots a step took on purpose (``ctx.kernel("label")``), by label.
+    labelled: dict[str, Snapshot] = field(default_factory=dict)
     #: Values the steps kept for the checks (an exception a client saw, bytes it read...).
     facts: dict[str, Any] = field(default_factory=dict)
     #: Sentences about what could not be recorded (no trace engine, capture error...).
@@ -87,6 +89,10 @@ class Evidence:
             for sock in snap.sockets:
                 if test(sock):
                     yield snap.ts, sock
+
+    def snapshot(self, label: str) -> Snapshot | None:
+        """The snapshot a step took as ``ctx.kernel(label)`` (None if the run never took it)."""
+        return self.labelled.get(label)
 
     def counter(self, name: str) -> int:
         """How much the kernel counter ``name`` (``TcpExtDelayedACKs``...) rose during the run."""

@@ -77,7 +77,8 @@ def _many_recvs(evidence: Evidence) -> Observation:
     recvs = [(no, e) for no, e in evidence.server_events("recv") if start <= e.ts < end]
     sizes = [getattr(e, "nbytes", 0) for _, e in recvs]
     ok = len(recvs) >= 2 and sum(sizes) == BIG
-    return Observation(ok, f"one send of {BIG} bytes, {len(recvs)} server recv() calls, largest {max(sizes, default=0)}",
+    largest = max(sizes, default=0)
+    return Observation(ok, f"one send of {BIG} bytes, {len(recvs)} server recv() calls, largest {largest}",
                        f"server event #{recvs[0][0]}" if recvs else None)
 
 

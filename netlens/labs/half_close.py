@@ -56,11 +56,10 @@ def _fin(evidence: Evidence) -> Observation:
 
 
 def _states(evidence: Evidence) -> Observation:
-    if not evidence.reached("half-closed"):
+    snap = evidence.snapshot("half-closed")
+    if snap is None:
         return Observation(False, "the lab never reached the half-closed snapshot")
     port, server = evidence.facts.get("client_port"), evidence.facts.get("server_port")
-    at = evidence.mark("half-closed")
-    snap = min(evidence.snapshots, key=lambda s: abs(s.ts - at))
     client = next((s.state for s in snap.sockets if s.local_port == port), "gone")
     peer = next((s.state for s in snap.sockets if s.local_port == server and s.remote_port == port), "gone")
     return Observation(client == "FIN_WAIT2" and peer == "CLOSE_WAIT",

@@ -52,7 +52,7 @@ def _options(evidence: Evidence) -> Observation:
 
 def _established(evidence: Evidence) -> Observation:
     port = evidence.facts.get("client_port")
-    for ts, sock in evidence.sockets(lambda s: s.local_port == port and s.state == "ESTABLISHED"):
+    for ts, _sock in evidence.sockets(lambda s: s.local_port == port and s.state == "ESTABLISHED"):
         return Observation(True, f"client socket :{port} ESTABLISHED in sock_diag at {ts:.3f}",
                            f"kernel snapshot at {ts:.3f}")
     return Observation(False, "the client socket was never ESTABLISHED in sock_diag")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+from netlens.capture import PacketSummary
 from netlens.labs.checks import gaps_ms, ref
 from netlens.labs.context import LabContext
 from netlens.labs.evidence import Evidence
@@ -54,7 +55,7 @@ def without_nagle(ctx: LabContext) -> None:
     _rounds(ctx, "nodelay")
 
 
-def _client_data(evidence: Evidence, label: str) -> list:  # type: ignore[type-arg]
+def _client_data(evidence: Evidence, label: str) -> list[PacketSummary]:
     port = evidence.facts.get("client_port")
     return [p for p in evidence.between(label, f"{label}-done") if p.sport == port and (p.len or 0) > 0]
 
@@ -62,7 +63,7 @@ def _client_data(evidence: Evidence, label: str) -> list:  # type: ignore[type-a
 def _stalls(evidence: Evidence) -> Observation:
     data = _client_data(evidence, "nagle")
     gaps = gaps_ms(data)
-    stalls = [(g, p) for g, p in zip(gaps, data[1:]) if g >= STALL_MS]
+    stalls = [(g, p) for g, p in zip(gaps, data[1:], strict=True) if g >= STALL_MS]
     if not stalls:
         return Observation(False, f"largest gap between the client's segments {max(gaps, default=0)} ms")
     return Observation(True, f"{len(stalls)} gaps of ≥ {STALL_MS:.0f} ms (largest {max(g for g, _ in stalls)} ms)",

@@ -18,7 +18,7 @@ class KeepAliveSearchPeer:
     """A search responder on its own port in the lab's namespace, one connection at a time."""
 
     def __init__(self, ctx: LabContext) -> None:
-        self.listener = ctx.socket()
+        self.listener = ctx.tcp_socket()
         self.listener.bind((ctx.host, 0))
         self.listener.listen(1)
         self.port = int(self.listener.getsockname()[1])

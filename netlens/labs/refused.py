@@ -12,10 +12,10 @@ def knock(ctx: LabContext) -> None:
     port = ctx.free_port()
     ctx.keep("port", port)
     if ctx.variant == "listening":
-        listener = ctx.socket()
+        listener = ctx.tcp_socket()
         listener.bind((ctx.host, port))
         listener.listen()
-    client = ctx.socket()
+    client = ctx.tcp_socket()
     client.settimeout(2.0)
     try:
         client.connect((ctx.host, port))

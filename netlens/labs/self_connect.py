@@ -13,7 +13,7 @@ WORDS = b"hello, me"
 def connect_to_self(ctx: LabContext) -> None:
     port = ctx.free_port()
     ctx.keep("port", port)
-    sock = ctx.socket()
+    sock = ctx.tcp_socket()
     if ctx.variant != "other-port":
         # The key step: the source port is the destination port.
         sock.bind((ctx.host, port))

@@ -26,13 +26,13 @@ def hold_acks(ctx: LabContext) -> None:
     ctx.run(["nft", "-f", "-"], stdin=(
         f"table inet {table} {{\n chain hold {{\n  type filter hook input priority 0; policy accept;\n"
         f"  tcp dport {ctx.port} tcp flags & (syn | ack | fin | rst | psh) == ack drop\n }}\n}}\n"))
-    ctx.on_cleanup(lambda: ctx.run(["nft", "delete", "table", "inet", table]))
+    ctx.on_cleanup(lambda: ctx.net.run(["nft", "delete", "table", "inet", table], check=False))
 
 
 def flood(ctx: LabContext) -> None:
     socks = []
     for _ in range(CLIENTS):
-        sock = ctx.socket()
+        sock = ctx.tcp_socket()
         sock.setblocking(False)
         sock.connect_ex((ctx.host, ctx.port))
         socks.append(sock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 from netlens.capture import PacketSummary
@@ -75,7 +76,7 @@ def _probes(evidence: Evidence) -> Observation:
         lambda p: p.sport == client and p.no > zero.no and (p.len or 0) <= 1
         and any(m in p.analysis for m in ("zero-window-probe", "keep-alive")))
     gaps = gaps_ms(probes)
-    growing = len(gaps) >= 2 and all(b > a * 1.5 for a, b in zip(gaps, gaps[1:]))
+    growing = len(gaps) >= 2 and all(b > a * 1.5 for a, b in itertools.pairwise(gaps))
     return Observation(len(probes) >= 3 and growing,
                        f"{len(probes)} probes, gaps {gaps} ms", refs(probes))
 

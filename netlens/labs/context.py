@@ -37,6 +37,10 @@ class LabContext:
         #: Values a step keeps for later steps and for the checks (also in ``evidence.facts``).
         self.facts = evidence.facts
         self.server: Server | None = None
+        #: The client's namespace in a two-namespace lab (None: the client shares the server's loopback).
+        self.client_net: HermeticNet | None = None
+        #: The lab network (``netlens.impair.LabNetwork``) of a lab with ``network=...``: loss, blackhole, rate.
+        self.impair: Any = None
         self.host = LOOPBACK
         self.port = 0
         self.stopping = threading.Event()
@@ -67,16 +71,23 @@ class LabContext:
 
     # ----------------------------------------------------------------- sockets
 
-    def tcp_socket(self) -> socket.socket:
-        """A new IPv4 TCP socket, closed when the lab ends."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def tcp_socket(self, client: bool = False) -> socket.socket:
+        """A new IPv4 TCP socket, closed when the lab ends; ``client`` makes it in the client's namespace."""
+        if client and self.client_net is not None:
+            with self.client_net.inside():
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sockets.append(sock)
         return sock
 
     def connect(self, port: int | None = None, timeout: float = 3.0,
                 options: dict[tuple[int, int], int] | None = None) -> socket.socket:
-        """A client socket connected to the lab's server (or ``port``); ``options`` set before connect."""
-        sock = self.tcp_socket()
+        """A client socket connected to the lab's server (or ``port``); ``options`` set before connect.
+
+        In a two-namespace lab the socket lives in the client's namespace, across the wire.
+        """
+        sock = self.tcp_socket(client=True)
         for (level, name), value in (options or {}).items():
             sock.setsockopt(level, name, value)
         sock.settimeout(timeout)

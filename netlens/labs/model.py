@@ -95,6 +95,10 @@ class Lab:
     server_options: Mapping[str, Any] = field(default_factory=dict)
     #: Seconds to keep recording after the last step (late ACKs, timers).
     settle: float = 0.2
+    #: ``None``: the lab runs on the loopback of one private namespace. Otherwise the options of a
+    #: :class:`netlens.impair.LabSpec` (``delay_ms``, ``mtu``...): a client and a server namespace
+    #: joined by a wire the steps can impair (``ctx.impair.set_loss(5, toward="client")``).
+    network: Mapping[str, Any] | None = None
 
     @property
     def needs_root(self) -> bool:
@@ -108,7 +112,7 @@ class Lab:
             "title": self.title,
             "lesson": self.lesson,
             "needs_root": self.needs_root,
-            "needs": sorted(self.needs),
+            "needs": sorted(self.needs | ({"veth"} if self.network is not None else set())),
             "steps": [step.title for step in self.steps],
             "checks": [check.name for check in self.checks],
             "variants": dict(self.variants),

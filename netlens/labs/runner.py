@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from netlens.capture import Capture, CaptureError, PacketRing, PacketStore, write_pcap
 from netlens.errors import UserError
@@ -25,6 +26,8 @@ from netlens.labs.model import Check, CheckResult, Lab, LabResult, Step
 from netlens.probe import Prober
 from netlens.server import Server, ServerConfig
 
+#: Names of the lab networks' namespaces start with this (plus the pid: see netlens.impair).
+NETNS_PREFIX = "nlb"
 #: How often the kernel's socket table is sampled during a run.
 POLL_INTERVAL = 0.05
 #: The capture ring of one lab: labs are seconds long, this is plenty.
@@ -78,6 +81,8 @@ class LabSession:
         self.evidence = Evidence()
         self.ring = PacketRing(max_packets=RING_PACKETS, max_bytes=RING_BYTES)
         self.net: HermeticNet | None = None
+        self.client_net: HermeticNet | None = None
+        self.impaired: Any = None
         self.ctx: LabContext | None = None
         self.capture: Capture | None = None
         self.tracer: tracing.LabTracer | None = None
@@ -101,30 +106,57 @@ class LabSession:
                            f"and captures its packets (try: sudo netlens lab run {self.lab.name}).")
         self._started = time.time()
         try:
-            self.net = HermeticNet.create()
+            self.net = self._build_network()
             self._home = current_netns_fd()
             setns(self.net.fd)
         except NamespaceError as exc:
             raise LabError(f"cannot build the lab's network namespace: {exc.strerror}.") from None
         self.ctx = LabContext(self.variant, self.net, self.evidence, Prober())
+        self.ctx.client_net, self.ctx.impair = self.client_net, self.impaired
+        if self.impaired is not None:
+            self.ctx.host = self.impaired.server.address
         for name, value in self.lab.sysctls.items():
-            self.net.sysctl(name, value)
-        self.evidence.counters_before = counters.read()
+            for net in (self.net, self.client_net):
+                if net is not None:
+                    net.sysctl(name, value)
+        self.evidence.counters_before = self._counters()
         self._start_capture()
         self.tracer = tracing.start(self.lab, self.evidence) if self.want_trace else None
         self._poller = _Poller(self.ctx)
         self._poller.start()
         if self.lab.server_mode is not None:
             options = {"idle_timeout": 30.0, **self.lab.server_options}
-            config = ServerConfig(mode=self.lab.server_mode, host="127.0.0.1", port=0, **options)
+            config = ServerConfig(mode=self.lab.server_mode, host=self.ctx.host, port=0, **options)
             self.ctx.server = Server(config).start()
             self.ctx.port = self.ctx.server.address[1]
             self.evidence.facts["server_port"] = self.ctx.port
         self.ctx.mark("start")
         return self
 
+    def _build_network(self) -> HermeticNet:
+        """The server's namespace: a private loopback, or the server end of an impairable lab network."""
+        if self.lab.network is None:
+            return HermeticNet.create()
+        from netlens.impair import ImpairError, LabNetwork
+
+        try:
+            self.impaired = LabNetwork(prefix=NETNS_PREFIX, **self.lab.network).build()
+        except ImpairError as exc:
+            raise LabError(f"cannot build the lab network: {exc}") from None
+        self.client_net = HermeticNet(os.open(self.impaired.client.namespace.path, os.O_RDONLY | os.O_CLOEXEC))
+        return HermeticNet(os.open(self.impaired.server.namespace.path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def _counters(self) -> dict[str, int]:
+        """Kernel counters of the server's namespace, and the client's under ``client.NAME``."""
+        values = counters.read()
+        if self.client_net is not None:
+            with self.client_net.inside():
+                values.update({f"client.{name}": value for name, value in counters.read().items()})
+        return values
+
     def _start_capture(self) -> None:
-        capture = Capture(iface="lo", port=None, ring=self.ring)
+        iface = self.impaired.server.device if self.impaired is not None else "lo"
+        capture = Capture(iface=iface, port=None, ring=self.ring)
         try:
             self.capture = capture.start()
         except CaptureError as exc:
@@ -155,7 +187,7 @@ class LabSession:
         ctx.mark("end")
         time.sleep(self.lab.settle)
         ctx.kernel("final")
-        self.evidence.counters_after = counters.read()
+        self.evidence.counters_after = self._counters()
         if self._poller is not None:
             self._poller.stop()
         if ctx.server is not None:
@@ -214,8 +246,11 @@ class LabSession:
             setns(self._home)
             os.close(self._home)
             self._home = None
-        if self.net is not None:
-            self.net.close()
+        for net in (self.net, self.client_net):
+            if net is not None:
+                net.close()
+        if self.impaired is not None:
+            self.impaired.close()
 
 
 def _evaluate(check: Check, evidence: Evidence) -> CheckResult:

@@ -114,6 +114,21 @@ class LabContext:
         self._threads.append(thread)
         return thread
 
+    def drain(self, sock: socket.socket) -> list[int]:
+        """Read ``sock`` on a background thread until it closes; returns a one-item list of bytes read so far."""
+        got = [0]
+        sock.settimeout(None)  # the reader may wait out a blackout; closing the socket at the end wakes it
+
+        def read() -> None:
+            try:
+                while chunk := sock.recv(65536):
+                    got[0] += len(chunk)
+            except OSError:
+                return
+
+        self.background("drain", read)
+        return got
+
     def on_cleanup(self, action: Callable[[], object]) -> None:
         """Run ``action`` when the lab ends (in reverse order of registration)."""
         self._cleanups.append(action)

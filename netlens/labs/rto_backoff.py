@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from netlens.capture import PacketSummary
 from netlens.labs.checks import gaps_ms, refs, trace_missing
 from netlens.labs.context import LabContext
@@ -19,18 +17,7 @@ def connect(ctx: LabContext) -> None:
     sock = ctx.connect()
     ctx.keep("client_port", sock.getsockname()[1])
     ctx.keep("conn", ctx.server_conn(sock))
-    got = [0]
-    sock.settimeout(None)  # the reader waits out the blackout; closing the socket at the end wakes it
-
-    def drain() -> None:
-        try:
-            while chunk := sock.recv(65536):
-                got[0] += len(chunk)
-        except OSError:
-            return
-
-    ctx.keep("received", got)
-    ctx.background("client-drain", drain)
+    ctx.keep("received", ctx.drain(sock))
 
 
 def blackhole(ctx: LabContext) -> None:

@@ -9,6 +9,7 @@ and removes everything the lab made (``run_lab`` calls it in ``finally``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -113,15 +114,14 @@ class LabSession:
             raise LabError(f"cannot build the lab's network namespace: {exc.strerror}.") from None
         self.ctx = LabContext(self.variant, self.net, self.evidence, Prober())
         self.ctx.client_net, self.ctx.impair = self.client_net, self.impaired
-        if self.impaired is not None:
-            self.ctx.host = self.impaired.server.address
+        self.ctx.host = self.impaired.server.address if self.impaired is not None else _loopback_address()
         for name, value in self.lab.sysctls.items():
             for net in (self.net, self.client_net):
                 if net is not None:
                     net.sysctl(name, value)
         self.evidence.counters_before = self._counters()
         self._start_capture()
-        self.tracer = tracing.start(self.lab, self.evidence) if self.want_trace else None
+        self.tracer = tracing.start(self._addresses(), self.evidence) if self.want_trace else None
         self._poller = _Poller(self.ctx)
         self._poller.start()
         if self.lab.server_mode is not None:
@@ -145,6 +145,12 @@ class LabSession:
             raise LabError(f"cannot build the lab network: {exc}") from None
         self.client_net = HermeticNet(os.open(self.impaired.client.namespace.path, os.O_RDONLY | os.O_CLOEXEC))
         return HermeticNet(os.open(self.impaired.server.namespace.path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def _addresses(self) -> tuple[str, ...]:
+        """The lab's own addresses: what its kernel-trace filter keeps."""
+        if self.impaired is not None:
+            return (self.impaired.server.address, self.impaired.client.address)
+        return (self.ctx.host,) if self.ctx is not None else ()
 
     def _counters(self) -> dict[str, int]:
         """Kernel counters of the server's namespace, and the client's under ``client.NAME``."""
@@ -251,6 +257,15 @@ class LabSession:
                 net.close()
         if self.impaired is not None:
             self.impaired.close()
+
+
+_runs = itertools.count(1)
+
+
+def _loopback_address() -> str:
+    """A 127.x.y.z address for this run alone: kernel trace events are global, the address tells ours apart."""
+    run = next(_runs)
+    return f"127.{100 + os.getpid() % 100}.{(os.getpid() // 100) % 250 + 1}.{run % 250 + 1}"
 
 
 def _evaluate(check: Check, evidence: Evidence) -> CheckResult:

@@ -46,3 +46,30 @@ class KeepAliveSearchPeer:
                         conn.sendall(reply(event.message)[0])
             except (OSError, ProtocolError):
                 return
+
+
+class DiscardPeer:
+    """A sink on its own port in the lab's namespace: reads and throws away, one connection at a time.
+
+    A bulk sender needs a receiver that never answers (an echo would double the traffic on the wire).
+    """
+
+    def __init__(self, ctx: LabContext) -> None:
+        self.listener = ctx.tcp_socket()
+        self.listener.bind((ctx.host, 0))
+        self.listener.listen(4)
+        self.port = int(self.listener.getsockname()[1])
+        ctx.background("discard-peer", self._serve)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the lab closed the listener
+                return
+            with conn:
+                try:
+                    while conn.recv(1 << 20):
+                        pass
+                except OSError:
+                    continue

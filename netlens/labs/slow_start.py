@@ -1,0 +1,145 @@
+"""Lab ``slow-start``: cwnd doubles every round trip until a loss; two congestion controls compared."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from typing import Any
+
+from netlens.labs.checks import trace_missing
+from netlens.labs.context import LabContext
+from netlens.labs.evidence import Evidence
+from netlens.labs.model import Check, Lab, Observation, Step, Watch
+from netlens.labs.peers import DiscardPeer
+
+ONE_WAY_MS = 25
+RATE_KBIT = 8_000
+QUEUE_MS = 20
+PAYLOAD = 1_000_000
+UNBOUNDED = 0x7FFFFFFF
+ALGORITHMS = ("cubic", "reno")
+
+
+def _probes(evidence: Evidence, algorithm: str) -> list[Any]:
+    port = evidence.facts.get(f"{algorithm}_port")
+    return [e for _, e in evidence.trace_events("probe") if e.sport == port]
+
+
+def _srtt(evidence: Evidence) -> Observation:
+    if not evidence.trace:
+        return trace_missing(evidence, "no tcp_probe events")
+    seen = {}
+    for algorithm in ALGORITHMS:
+        probes = _probes(evidence, algorithm)
+        seen[algorithm] = round(min((e.srtt_us for e in probes), default=0) / 1000, 1)
+    target = 2 * ONE_WAY_MS
+    ok = all(target * 0.9 <= ms <= target * 1.5 for ms in seen.values())
+    return Observation(ok, ", ".join(f"{a}: lowest srtt {ms} ms" for a, ms in seen.items()))
+
+
+def _rounds(probes: list[Any]) -> list[int]:
+    """Largest cwnd in each round trip of the connection (from its first probe)."""
+    if not probes:
+        return []
+    start, rtt = probes[0].time, max(probes[0].srtt_us, 1) / 1e6
+    rounds: dict[int, int] = {}
+    for event in probes:
+        index = int((event.time - start) // rtt)
+        rounds[index] = max(rounds.get(index, 0), event.cwnd)
+    return [rounds[i] for i in sorted(rounds)]
+
+
+def _doubling(evidence: Evidence) -> Observation:
+    if not evidence.trace:
+        return trace_missing(evidence, "no tcp_probe events")
+    rounds = _rounds(_probes(evidence, "cubic"))[:4]
+    ratios = [round(b / a, 2) for a, b in itertools.pairwise(rounds) if a]
+    ok = len(ratios) >= 2 and all(1.6 <= r <= 2.4 for r in ratios[:2])
+    return Observation(ok, f"CUBIC's cwnd per round trip {rounds} (×{ratios})", "tcp_probe")
+
+
+def _exit(evidence: Evidence) -> Observation:
+    if not evidence.trace:
+        return trace_missing(evidence, "no tcp_probe events")
+    probes = _probes(evidence, "cubic")
+    first = next((e for e in probes if e.ssthresh < UNBOUNDED), None)
+    if first is None:
+        return Observation(False, f"CUBIC's ssthresh never set over {len(probes)} probes (still slow start)")
+    later = [e.cwnd for e in probes if e.time > first.time]
+    grew = max(later, default=first.cwnd) / max(first.cwnd, 1)
+    return Observation(grew < 1.5, f"ssthresh {first.ssthresh} at +{first.time - probes[0].time:.3f} s with cwnd "
+                       f"{first.cwnd}; afterwards cwnd grew ×{grew:.2f} at most", "tcp_probe")
+
+
+def _exit_text(probes: list[Any]) -> str:
+    first = next((e for e in probes if e.ssthresh < UNBOUNDED), None)
+    if first is None:
+        return f"still in slow start, cwnd up to {max((e.cwnd for e in probes), default=0)}"
+    return f"left slow start at cwnd {first.cwnd} (+{first.time - probes[0].time:.2f} s)"
+
+
+def _compare(evidence: Evidence) -> Observation:
+    if not evidence.trace:
+        return trace_missing(evidence, "no tcp_probe events")
+    series = {a: _probes(evidence, a) for a in ALGORITHMS}
+    ok = all(len(s) >= 10 for s in series.values())
+    return Observation(ok, "; ".join(f"{a}: {len(s)} probes, {_exit_text(s)}" for a, s in series.items() if s)
+                       or "no probes", "tcp_probe")
+
+
+def shape(ctx: LabContext) -> None:
+    if ctx.variant == "no-delay":
+        ctx.impair.set_delay(0)
+    else:
+        ctx.impair.set_rate(RATE_KBIT, toward="server", queue_ms=QUEUE_MS)
+    ctx.keep("sink", DiscardPeer(ctx).port)
+
+
+def _transfer(ctx: LabContext, algorithm: str) -> None:
+    # The congestion control is per socket: set before connect, it runs from the first segment.
+    sock = ctx.connect(ctx.facts["sink"], timeout=10.0,
+                       options={(socket.IPPROTO_TCP, socket.TCP_CONGESTION): algorithm.encode()})
+    ctx.keep(f"{algorithm}_port", sock.getsockname()[1])
+    started = time.perf_counter()
+    sock.sendall(b"s" * PAYLOAD)
+    sock.close()
+    ctx.keep(f"{algorithm}_s", round(time.perf_counter() - started, 3))
+
+
+def with_cubic(ctx: LabContext) -> None:
+    _transfer(ctx, "cubic")
+
+
+def with_reno(ctx: LabContext) -> None:
+    _transfer(ctx, "reno")
+
+
+LAB = Lab(
+    name="slow-start",
+    title="Slow start and congestion avoidance",
+    lesson="A new connection does not know the path, so cwnd starts at 10 segments and doubles every "
+           "round trip (slow start) until the path says it is full: a loss, or (CUBIC's HyStart) round trips "
+           "growing as a queue builds. Then ssthresh is set and cwnd grows slowly. Reno waits for a loss.",
+    steps=(
+        Step("A 50 ms, 20 Mbit/s path", f"The wire now holds every frame {ONE_WAY_MS} ms each way and the "
+             f"client's side is limited to {RATE_KBIT // 1000} Mbit/s.",
+             Watch("connections", "the discard peer's listening socket", {"state": "LISTEN"}), shape),
+        Step("Send with CUBIC", f"The client sends {PAYLOAD // 1000} kB with CUBIC (Linux's default).",
+             Watch("inspector", "the cwnd sparkline: doubling, a drop, then a curve", {"port": "client"}),
+             with_cubic),
+        Step("Send with Reno", "The same with Reno.",
+             Watch("inspector", "the cwnd sparkline: doubling, a drop, then a straight line", {"port": "client"}),
+             with_reno),
+    ),
+    checks=(
+        Check("round trip", f"tcp_probe's srtt about {2 * ONE_WAY_MS} ms on both connections", _srtt),
+        Check("doubling", "cwnd about doubles each round trip at the start (slow start)", _doubling),
+        Check("slow start exit", "CUBIC sets ssthresh (HyStart: the delay rose) and stops doubling", _exit),
+        Check("two algorithms", "a cwnd series (tcp_probe) for CUBIC and for Reno, side by side", _compare),
+    ),
+    control="no-delay",
+    variants={"no-delay": "no delay and no rate limit: round trips of microseconds, no queue to notice"},
+    server_mode=None,
+    network={"delay_ms": ONE_WAY_MS},
+)

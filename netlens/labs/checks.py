@@ -39,6 +39,25 @@ def trace_missing(evidence: Evidence, what: str) -> Observation:
     return Observation(False, f"{what}: {why}")
 
 
+def contains_run(path: list[str], wanted: list[str]) -> bool:
+    """True when ``wanted`` appears in ``path`` as consecutive states."""
+    return any(path[i:i + len(wanted)] == wanted for i in range(len(path) - len(wanted) + 1))
+
+
+def state_observation(evidence: Evidence, sides: dict[str, tuple[int | None, int | None, list[str]]]) -> Observation:
+    """Check each side's kernel state path (``{"client": (local, remote, [states...])}``) against the trace."""
+    if not evidence.trace:
+        return trace_missing(evidence, "no state changes seen by the kernel trace")
+    ok, seen, first = True, [], None
+    for side, (local, remote, wanted) in sides.items():
+        path = evidence.state_path(local, remote)
+        ok = ok and contains_run(path, wanted)
+        seen.append(f"{side} {' → '.join(path) or 'no change'}")
+        changes = evidence.states(local, remote)
+        first = first or (f"kernel event #{changes[0][0]}" if changes else None)
+    return Observation(ok, "; ".join(seen), first)
+
+
 def gaps_ms(packets: list[PacketSummary]) -> list[float]:
     """Milliseconds between consecutive packets of ``packets``."""
     return [round((b.time - a.time) * 1000, 1) for a, b in itertools.pairwise(packets)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from netlens.labs.evidence import Evidence
@@ -82,7 +82,7 @@ class LabContext:
         return sock
 
     def connect(self, port: int | None = None, timeout: float = 3.0,
-                options: dict[tuple[int, int], int | bytes] | None = None) -> socket.socket:
+                options: Mapping[tuple[int, int], int | bytes] | None = None) -> socket.socket:
         """A client socket connected to the lab's server (or ``port``); ``options`` set before connect.
 
         In a two-namespace lab the socket lives in the client's namespace, across the wire.

@@ -114,6 +114,26 @@ class Evidence:
                 found.append((no, record))
         return found
 
+    def states(self, local_port: int | None, remote_port: int | None = None) -> list[tuple[int, Any]]:
+        """The kernel's state changes of the socket bound to ``local_port`` (and ``remote_port``), in order.
+
+        The trace engine numbers each socket (``sock``): that joins the client's first
+        change (reported before its port is bound) to the rest.
+        """
+        changes = self.trace_events("state")
+        socks = {e.sock for _, e in changes if e.sport == local_port
+                 and (remote_port is None or e.dport == remote_port) and e.sock}
+        return [(no, e) for no, e in changes if e.sock in socks]
+
+    def state_path(self, local_port: int | None, remote_port: int | None = None) -> list[str]:
+        """``["CLOSE", "SYN_SENT", "ESTABLISHED", ...]``: the states that socket went through."""
+        path: list[str] = []
+        for _, event in self.states(local_port, remote_port):
+            if not path:
+                path.append(event.old)
+            path.append(event.new)
+        return path
+
 
 # TCP option kinds worth naming in a lesson.
 _OPTION_NAMES = {2: "MSS", 3: "WS", 4: "SACK_PERM", 5: "SACK", 8: "TS", 30: "MPTCP", 34: "TFO"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netlens.labs.checks import has_flags, recv_all, ref
+from netlens.labs.checks import has_flags, recv_all, ref, state_observation
 from netlens.labs.context import LabContext
 from netlens.labs.evidence import Evidence
 from netlens.labs.model import Check, Lab, Observation, Step, Watch
@@ -58,6 +58,14 @@ def _established(evidence: Evidence) -> Observation:
     return Observation(False, "the client socket was never ESTABLISHED in sock_diag")
 
 
+def _states(evidence: Evidence) -> Observation:
+    client, server = evidence.facts.get("client_port"), evidence.facts.get("server_port")
+    return state_observation(evidence, {
+        "client": (client, server, ["CLOSE", "SYN_SENT", "ESTABLISHED"]),
+        "server": (server, client, ["LISTEN", "SYN_RECV", "ESTABLISHED"]),
+    })
+
+
 LAB = Lab(
     name="handshake",
     title="The three-way handshake",
@@ -76,6 +84,8 @@ LAB = Lab(
         Check("three-way handshake", "S from the client, SA (ack=1), A (ack=1)", _handshake),
         Check("options offered", "MSS, SACK_PERM, WS and TS in both SYN and SYN-ACK", _options),
         Check("established", "the client socket ESTABLISHED in sock_diag after connect()", _established),
+        Check("states", "kernel trace: client SYN_SENT → ESTABLISHED, server LISTEN → SYN_RECV → ESTABLISHED",
+              _states),
     ),
     control="no-connect",
     variants={"no-connect": "the client never connects (no handshake to see)"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from netlens.capture import PacketSummary
 from netlens.labs.checks import gaps_ms, refs, trace_missing
 from netlens.labs.context import LabContext
@@ -49,7 +51,7 @@ def _retransmissions(evidence: Evidence) -> list[PacketSummary]:
 def _backoff(evidence: Evidence) -> Observation:
     sends = _retransmissions(evidence)
     gaps = gaps_ms(sends)
-    doubling = len(gaps) >= 3 and all(1.6 <= b / a <= 2.5 for a, b in zip(gaps, gaps[1:], strict=False) if a > 0)
+    doubling = len(gaps) >= 3 and all(1.6 <= b / a <= 2.5 for a, b in itertools.pairwise(gaps) if a > 0)
     return Observation(doubling, f"the first segment sent {len(sends)} times, gaps {gaps} ms", refs(sends))
 
 

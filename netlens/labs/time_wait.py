@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netlens.labs.checks import has_flags, recv_all, ref
+from netlens.labs.checks import has_flags, recv_all, ref, state_observation
 from netlens.labs.context import LabContext
 from netlens.labs.evidence import Evidence
 from netlens.labs.model import Check, Lab, Observation, Step, Watch
@@ -57,6 +57,14 @@ def _timer(evidence: Evidence) -> Observation:
     return Observation(False, "no TIME_WAIT timer in sock_diag")
 
 
+def _states(evidence: Evidence) -> Observation:
+    client, server = evidence.facts.get("client_port"), evidence.facts.get("server_port")
+    return state_observation(evidence, {
+        "server": (server, client, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE"]),
+        "client": (client, server, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]),
+    })
+
+
 LAB = Lab(
     name="time-wait",
     title="Who closes first keeps TIME_WAIT",
@@ -75,6 +83,8 @@ LAB = Lab(
         Check("server closes first", "the first FIN comes from the server", _first_fin),
         Check("TIME_WAIT side", "TIME_WAIT on the server's side of the connection", _server_time_wait),
         Check("TIME_WAIT timer", "a timewait timer with 50-60 s left", _timer),
+        Check("states", "kernel trace: server FIN_WAIT1 → FIN_WAIT2 → (TIME_WAIT), client CLOSE_WAIT → LAST_ACK",
+              _states),
     ),
     control="client-closes-first",
     variants={"client-closes-first": "the client gives up and closes first, so it keeps the TIME_WAIT"},

@@ -55,8 +55,9 @@ def _recovery(evidence: Evidence) -> Observation:
     server = evidence.facts.get("server_port")
     states = [(no, e) for no, e in evidence.trace_events("cong-state") if e.sport == server]
     names = sorted({e.state for _, e in states})
+    where = f"kernel event #{states[0][0]}" if states else None
     return Observation(any("Recovery" in n or "RECOVERY" in n for n in names),
-                       f"congestion states {', '.join(names) or 'none'}", f"kernel event #{states[0][0]}" if states else None)
+                       f"congestion states {', '.join(names) or 'none'}", where)
 
 
 def _delivered(evidence: Evidence) -> Observation:

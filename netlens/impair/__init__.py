@@ -36,21 +36,26 @@ The network::
 - Commands: ``net.server.namespace.run(["ss", "-tin"])`` (``ip netns exec``).
 - Counters: ``net.counters("server")["TcpExt:ListenOverflows"]`` (nstat-like).
 
-Example (bulk transfer over a 25 ms, 10 Mbit/s path with 2 % loss toward the client)::
+Example (a transfer over a 25 ms, 10 Mbit/s path with 2 % loss toward the client)::
 
-    import socket
+    import socket, threading
     from netlens.impair import LabNetwork
 
-    with LabNetwork(delay_ms=25, congestion_control="cubic") as net:
+    with LabNetwork(delay_ms=25, slow_start_after_idle=False) as net:
         with net.server.namespace.entered():
             listener = socket.create_server((net.server.address, 0))
         with net.client.namespace.entered():
             client = socket.create_connection((net.server.address, listener.getsockname()[1]))
-        net.set_rate(10_000, toward="client")     # the server's sends are shaped
-        net.set_loss(2, toward="client")          # 2 % of frames reaching the client are dropped
         server, _ = listener.accept()
-        server.sendall(b"x" * 1_000_000)
-        print(net.drops("client").loss, net.counters("server")["TcpExt:TCPLossProbes"])
+        net.set_rate(10_000, toward="client")     # shaped on the server's egress
+        net.set_loss(2, toward="client")          # 2 % of frames reaching the client dropped
+        threading.Thread(target=server.sendall, args=(b"x" * 500_000,)).start()
+        got = 0
+        while got < 500_000:
+            got += len(client.recv(65536))
+        print(net.drops("client").loss, net.counters("server")["Tcp:RetransSegs"])
+        for sock in (client, server, listener):
+            sock.close()
 
 Without root the constructor's ``build`` raises :class:`ImpairError` with one
 sentence: lab networks need CAP_SYS_ADMIN and CAP_NET_ADMIN (run with sudo).

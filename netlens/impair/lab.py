@@ -8,6 +8,7 @@ building and tearing down; the parts live in ``netns``, ``links``, ``rules``,
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ _BASE_SYSCTLS = (
     ("net.ipv6.conf.default.disable_ipv6", "1"),
 )
 _sequence = itertools.count(1)
+log = logging.getLogger("netlens.impair")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class LabNetwork:
         self._created: list[Namespace] = []
         self._lock = threading.RLock()
         self._closed = False
+        self._built = False
 
     # ------------------------------------------------------------------ building and teardown
 
@@ -136,6 +139,9 @@ class LabNetwork:
 
     def build(self) -> LabNetwork:
         """Create the namespaces and the wire; on any failure tear down what was made and re-raise."""
+        if self._built:
+            raise ImpairError("a lab network is built only once; make a new LabNetwork for another run.")
+        self._built = True
         require_lab_support()
         clean_stale(self.spec.prefix)
         lifecycle.register(self)
@@ -149,8 +155,9 @@ class LabNetwork:
     def _build(self) -> None:
         spec = self.spec
         for endpoint in (self.client, self.server):
-            create_namespace(endpoint.namespace.name)
+            # Recorded before it exists: a signal between the two steps must not leak it.
             self._created.append(endpoint.namespace)
+            create_namespace(endpoint.namespace.name)
             for key, value in spec.pinned_sysctls():
                 self._pin(endpoint.namespace, key, value)
         if spec.link_kind == "tap":
@@ -182,7 +189,8 @@ class LabNetwork:
             if self.relay is not None:
                 self.relay.stop()  # its TAP devices vanish with its descriptors
             while self._created:
-                scrub_and_delete(self._created[-1])
+                for problem in scrub_and_delete(self._created[-1]):
+                    log.warning("lab teardown: %s", problem)
                 self._created.pop()
             self._closed = True
         lifecycle.unregister(self)

@@ -215,9 +215,10 @@ def scrub_and_delete(namespace: Namespace) -> list[str]:
         namespace.tool(["nft", "flush", "ruleset"], check=False)
     except (ImpairError, OSError) as exc:
         problems.append(str(exc))
-    result = run_tool(["ip", "netns", "del", namespace.name], check=False)
-    if result.returncode != 0:
-        problems.append(f"ip netns del {namespace.name}: {' '.join(result.stderr.split())}")
+    try:
+        run_tool(["ip", "netns", "del", namespace.name])
+    except ImpairError as exc:
+        problems.append(str(exc))
     return problems
 
 

@@ -9,6 +9,7 @@ import statistics
 
 from impair_helpers import (
     PACKET_HOST,
+    PACKET_OUTGOING,
     connect_time,
     drain_frames,
     lab,
@@ -26,35 +27,42 @@ from netlens.impair import LabNetwork
 DATAGRAMS = 400
 
 
-def _udp_run(net: LabNetwork, count: int) -> tuple[set[int], int]:
-    """Send ``count`` datagrams to the server; return (numbers received, copies the server's capture saw)."""
-    with udp_receiver(net) as receiver, raw_capture(net, "server") as capture:
+def _udp_run(net: LabNetwork, count: int) -> tuple[set[int], int, int]:
+    """Send ``count`` datagrams to the server.
+
+    Returns the numbers the server's socket received, and how many of them a
+    capture saw arriving on the server's device and leaving the client's.
+    """
+    with udp_receiver(net) as receiver, raw_capture(net, "server") as arriving, \
+            raw_capture(net, "client") as leaving:
         port = receiver.getsockname()[1]
         send_udp(net, port, count)
         received = receive_all(receiver)
-        seen = sum(1 for frame, kind in drain_frames(capture, settle=0.05)
-                   if kind == PACKET_HOST and udp_port_of(frame) == port)
-    return received, seen
+        seen_in = sum(1 for frame, kind in drain_frames(arriving, settle=0.05)
+                      if kind == PACKET_HOST and udp_port_of(frame) == port)
+        seen_out = sum(1 for frame, kind in drain_frames(leaving, settle=0.05)
+                       if kind == PACKET_OUTGOING and udp_port_of(frame) == port)
+    return received, seen_in, seen_out
 
 
 def test_loss_on_ingress_drops_about_n_percent_and_the_capture_still_shows_every_original() -> None:
     with lab() as net:
         net.set_loss(30, toward="server")
-        received, seen = _udp_run(net, DATAGRAMS)
+        received, seen_in, seen_out = _udp_run(net, DATAGRAMS)
         dropped = DATAGRAMS - len(received)
         # Binomial(400, 0.3): mean 120, sd 9.2; 80..160 is more than 4 sd either way.
         assert 80 <= dropped <= 160, dropped
         # The kernel's own count of what the rule dropped matches what the socket missed, exactly...
         assert net.drops("server").loss == dropped
         assert net.drops("client").total == 0
-        # ...and the capture on the receiving device saw every original, lost ones included.
-        assert seen == DATAGRAMS
+        # ...and captures on the receiving device and on the sender's saw every original, lost ones included.
+        assert seen_in == seen_out == DATAGRAMS
         # Nothing was lost to the socket buffer instead (nstat inside the namespace agrees).
         counters = net.counters("server")
         assert counters["Udp:RcvbufErrors"] == 0
         assert counters["Udp:InDatagrams"] == len(received)
         net.set_loss(0, toward="server")
-        received, _ = _udp_run(net, 100)
+        received, _, _ = _udp_run(net, 100)
         assert len(received) == 100
         assert net.drops("server").loss == dropped  # the counter survives the rule change
 
@@ -66,8 +74,8 @@ def test_the_blackhole_drops_everything_until_it_is_turned_off() -> None:
         with listener:
             port = listener.getsockname()[1]
             net.set_blackhole(True, toward="server")
-            received, seen = _udp_run(net, 50)
-            assert received == set() and seen == 50
+            received, seen_in, _ = _udp_run(net, 50)
+            assert received == set() and seen_in == 50
             assert net.drops("server").blackhole == 50
             try:
                 connect_time(net, port, timeout=0.3)
@@ -75,7 +83,7 @@ def test_the_blackhole_drops_everything_until_it_is_turned_off() -> None:
             except TimeoutError:
                 pass
             net.set_blackhole(False, toward="server")
-            received, _ = _udp_run(net, 50)
+            received, _, _ = _udp_run(net, 50)
             assert received == set(range(50))
             assert connect_time(net, port) < 0.1
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from impair_helpers import PREFIX, held_netns, lab, leftovers_inside, ours_alive, process_gone
 
-from netlens.impair import LabNetwork
+from netlens.impair import ImpairError, LabNetwork
 from netlens.impair.netns import process_start_ticks
 
 NOTHING_INSIDE = {"links": "", "tables": "", "qdiscs": ""}
@@ -136,3 +136,13 @@ def test_without_root_building_a_lab_says_in_one_sentence_what_it_needs() -> Non
     message = result.stdout.strip()
     assert message.startswith("Lab networks need root") and message.count(".") == 1
     assert "CAP_NET_ADMIN" in message and "sudo" in message
+
+
+def test_a_failure_halfway_through_building_removes_what_was_made_and_says_why() -> None:
+    before = set(ours_alive())
+    net = LabNetwork(prefix=PREFIX, delay_ms=2, sysctls=(("net.ipv4.no_such_setting", "1"),))
+    with pytest.raises(ImpairError, match=r"no setting net\.ipv4\.no_such_setting"):
+        net.build()  # fails after the client namespace exists
+    assert set(ours_alive()) == before
+    with pytest.raises(ImpairError, match="built only once"):
+        net.build()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 
 import pytest
 from impair_helpers import drain_frames, lab, raw_capture, tcp_checksum_ok, tcp_pair
+from waiting import wait_for
 
+from netlens.capture import Capture
 from netlens.impair import ImpairError
 from netlens.server import Server, ServerConfig
 
@@ -33,7 +36,11 @@ def test_each_namespace_holds_only_lo_and_its_end_and_the_root_namespace_neither
             assert names == sorted(["lo", endpoint.device])
             root = subprocess.run(["ip", "link", "show", endpoint.device], capture_output=True, timeout=10)
             assert root.returncode != 0, f"{endpoint.device} leaked into the root namespace"
-            assert endpoint.namespace.inode != net.client.namespace.inode or endpoint is net.client
+        # Three distinct namespaces: the root one and the two of the lab (the inodes a tracer filters on).
+        root_inode = os.stat("/proc/self/ns/net").st_ino
+        described = net.describe()
+        inodes = {root_inode, described["client"]["netns_inode"], described["server"]["netns_inode"]}
+        assert len(inodes) == 3
 
 
 def test_settings_are_pinned_per_namespace_and_counters_are_the_namespaces_own() -> None:
@@ -101,3 +108,31 @@ def test_netlens_own_server_started_inside_the_server_namespace_serves_the_clien
                     outsider.bind(server.address)  # EADDRNOTAVAIL: no such address in the root namespace
         finally:
             server.stop()
+
+
+def test_netlens_own_capture_started_inside_a_namespace_records_the_lab_wire() -> None:
+    with lab() as net:
+        with net.server.namespace.entered():
+            listener = socket.create_server((net.server.address, 0))
+            port = listener.getsockname()[1]
+            capture = Capture(iface=net.server.device, port=port).start()
+        try:
+            with net.client.namespace.entered():
+                client = socket.create_connection((net.server.address, port), timeout=5)
+            with listener, client:
+                accepted, _ = listener.accept()
+                with accepted:
+                    client.sendall(b"seen on the wire")
+                    assert accepted.recv(100) == b"seen on the wire"
+            wait_for(lambda: capture.stats().captured >= 4, timeout=3)  # SYN, SYN-ACK, ACK, data
+        finally:
+            stats = capture.stop()
+    assert stats.error is None and stats.kernel_drops == 0
+
+
+@pytest.mark.parametrize("delay_ms", [0, 1])
+def test_the_mtu_is_what_the_lab_asks_for_on_either_kind_of_link(delay_ms: int) -> None:
+    with lab(mtu=1280, delay_ms=delay_ms) as net, tcp_pair(net) as (client, _):
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1280 - 20 - 20 - 12
+        link = net.client.namespace.tool(["ip", "-o", "link", "show", net.client.device]).stdout
+        assert " mtu 1280 " in link

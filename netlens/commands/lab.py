@@ -38,7 +38,8 @@ def _list(labs: dict[str, Any], as_json: bool) -> int:
         return 0
     width = max((len(name) for name in labs), default=4)
     for name, lab in labs.items():
-        extra = f"  (needs {', '.join(sorted(lab.needs))})" if lab.needs else ""
+        needs = lab.to_dict()["needs"]
+        extra = f"  (needs {', '.join(needs)})" if needs else ""
         print(f"{name:<{width}}  {lab.title}{extra}")
     return 0
 

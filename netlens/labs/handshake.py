@@ -89,4 +89,5 @@ LAB = Lab(
     ),
     control="no-connect",
     variants={"no-connect": "the client never connects (no handshake to see)"},
+    needs=frozenset({"trace"}),
 )

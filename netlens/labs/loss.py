@@ -88,6 +88,7 @@ LAB = Lab(
     ),
     control="no-loss",
     variants={"no-loss": "a clean path: nothing lost, nothing to recover"},
+    needs=frozenset({"trace"}),
     server_mode="echo",
     network={},
     settle=0.05,

@@ -105,6 +105,7 @@ LAB = Lab(
     ),
     control="no-blackhole",
     variants={"no-blackhole": "the path stays open: nothing to retransmit"},
+    needs=frozenset({"trace"}),
     server_mode="echo",
     network={},
     settle=0.05,

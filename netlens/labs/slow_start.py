@@ -176,6 +176,7 @@ LAB = Lab(
     ),
     control="no-delay",
     variants={"no-delay": "no delay and no rate limit: round trips of microseconds, no queue to notice"},
+    needs=frozenset({"trace"}),
     server_mode=None,
     network={"delay_ms": ONE_WAY_MS},
 )

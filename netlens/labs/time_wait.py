@@ -88,4 +88,5 @@ LAB = Lab(
     ),
     control="client-closes-first",
     variants={"client-closes-first": "the client gives up and closes first, so it keeps the TIME_WAIT"},
+    needs=frozenset({"trace"}),
 )

@@ -82,3 +82,28 @@ def test_lab_run_is_headless() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_sigkill_leftovers_are_cleaned_by_the_next_lab(netlens_cli) -> None:  # type: ignore[no-untyped-def]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "netlens", "lab", "run", "rto-backoff"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "[2/3]" not in proc.stdout.readline():
+            pass
+        time.sleep(0.3)
+        proc.kill()  # no cleanup can run: the next lab must clear what this one left
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stale = f"nlb-{proc.pid}-"
+    assert stale in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"netlens-{proc.pid}" in os.listdir("/sys/kernel/tracing/instances")
+    assert netlens_cli("lab", "run", "loss", "--check").returncode == 0
+    assert stale not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    instances = os.listdir("/sys/kernel/tracing/instances")
+    assert not [name for name in instances if f"-{proc.pid}-" in name or name.endswith(f"-{proc.pid}")]

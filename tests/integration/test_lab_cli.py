@@ -107,3 +107,12 @@ def test_sigkill_leftovers_are_cleaned_by_the_next_lab(netlens_cli) -> None:  # 
     assert stale not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     instances = os.listdir("/sys/kernel/tracing/instances")
     assert not [name for name in instances if f"-{proc.pid}-" in name or name.endswith(f"-{proc.pid}")]
+
+
+def test_a_teachers_lab_runs_from_labs_dir(netlens_cli) -> None:  # type: ignore[no-untyped-def]
+    # The README's example lab, as a teacher would keep it in a directory of their own.
+    labs_dir = str(Path(__file__).parent / "teacher_labs")
+    listed = json.loads(netlens_cli("lab", "list", "--json", "--labs-dir", labs_dir).stdout)
+    assert listed[-1]["name"] == "cork"
+    assert netlens_cli("lab", "run", "cork", "--labs-dir", labs_dir, "--check").returncode == 0
+    assert netlens_cli("lab", "run", "cork", "--labs-dir", labs_dir, "--check", "--variant", "no-cork").returncode == 1

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -87,6 +88,24 @@ class HermeticNet:
         except BaseException:
             net.close()
             raise
+        return net
+
+    @classmethod
+    def create_rootless(cls) -> HermeticNet:
+        """Without root: a user namespace where we are root, and a network namespace it owns.
+
+        The whole process moves (the kernel allows a new user namespace only to a
+        single-threaded process) and cannot come back: fine for ``netlens lab run``,
+        which ends with the lab. Capture, sock_diag, counters and per-namespace
+        sysctls all work in there; tracefs does not.
+        """
+        uid, gid = os.getuid(), os.getgid()
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNET), "unshare(CLONE_NEWUSER|CLONE_NEWNET)")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
+                handle.write(text)
+        net = cls(current_netns_fd())
+        net.run(["ip", "link", "set", "lo", "up"])
         return net
 
     @property

@@ -102,8 +102,12 @@ class Lab:
 
     @property
     def needs_root(self) -> bool:
-        """Every lab runs in its own network namespace and captures packets, both root-only."""
-        return True
+        """True for labs with an impairable wire (two namespaces, veth/TAP, nftables, tc).
+
+        The others run without root too, in a user namespace of their own (the
+        checks that need the kernel trace, which is root-only, then fail saying so).
+        """
+        return self.network is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``netlens lab list --json``."""

@@ -102,14 +102,20 @@ class LabSession:
 
     def start(self) -> LabSession:
         """Create the namespace, set its sysctls, start capture, poller, trace and server."""
-        if os.geteuid() != 0:
-            raise LabError(f"lab {self.lab.name!r} needs root: it runs in its own network namespace "
-                           f"and captures its packets (try: sudo netlens lab run {self.lab.name}).")
+        rootless = os.geteuid() != 0
+        if rootless and (self.lab.network is not None or threading.active_count() > 1):
+            what = "its two network namespaces and the wire between them" if self.lab.network is not None \
+                else "a network namespace of its own, which only a single-threaded process can make without root"
+            raise LabError(f"lab {self.lab.name!r} needs root for {what} (try: sudo netlens lab run {self.lab.name}).")
         self._started = time.time()
         try:
-            self.net = self._build_network()
-            self._home = current_netns_fd()
-            setns(self.net.fd)
+            if rootless:
+                # The process moves into the lab's namespaces for good; there is nothing to return to.
+                self.net = HermeticNet.create_rootless()
+            else:
+                self.net = self._build_network()
+                self._home = current_netns_fd()
+                setns(self.net.fd)
         except NamespaceError as exc:
             raise LabError(f"cannot build the lab's network namespace: {exc.strerror}.") from None
         self.ctx = LabContext(self.variant, self.net, self.evidence, Prober())

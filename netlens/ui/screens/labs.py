@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import DataTable, Footer, OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
 from netlens.capture import PacketStore, PacketSummary
@@ -72,6 +72,7 @@ class LabsScreen(Screen[None]):
     LabsScreen #lab-packets { width: 3fr; }
     LabsScreen #lab-sockets { width: 2fr; }
     LabsScreen #lab-events { height: 1fr; }
+    LabsScreen #lab-cwnd { height: 2; }
     LabsScreen #lab-checks { height: auto; max-height: 12; }
     """
 
@@ -91,6 +92,9 @@ class LabsScreen(Screen[None]):
         self._events_seen = 0
         self._trace_seen = 0
         self._packet_rows: dict[int, int] = {}
+        self._server_port: int | None = None
+        #: tcp_probe's cwnd series, per socket (the trace engine's socket number).
+        self._cwnd: dict[int, list[float]] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -100,6 +104,8 @@ class LabsScreen(Screen[None]):
                 with Horizontal(id="lab-live"):
                     yield DataTable(id="lab-packets", cursor_type="row", zebra_stripes=True)
                     yield DataTable(id="lab-sockets", cursor_type="row")
+                yield Static(Text("cwnd (tcp_probe)", style="dim"), id="lab-cwnd-label")
+                yield Sparkline([], id="lab-cwnd")
                 yield DataTable(id="lab-events", cursor_type="row")
                 yield DataTable(id="lab-checks", cursor_type="row")
         yield Footer()
@@ -280,6 +286,8 @@ class LabsScreen(Screen[None]):
         self._store, self._subscription = None, None
         self._events_seen = self._trace_seen = 0
         self._packet_rows = {}
+        self._server_port, self._cwnd = None, {}
+        self.query_one("#lab-cwnd", Sparkline).data = []
 
     def _refresh_live(self) -> None:
         session = self.session
@@ -287,6 +295,7 @@ class LabsScreen(Screen[None]):
             return
         if self._store is None and session.ctx is not None:
             port = session.ctx.port
+            self._server_port = port or None
             self._store = PacketStore(session.ring, server_ports=(port,) if port else ())
         if self._subscription is None and session.server is not None:
             self._subscription = session.server.subscribe(from_start=True)
@@ -309,7 +318,8 @@ class LabsScreen(Screen[None]):
         table.move_cursor(row=table.row_count - 1)
 
     def _packet_cells(self, p: PacketSummary) -> list[Text]:
-        style = HIGHLIGHT if _matches(self._watch, flags=p.flags) else ""
+        side = "server" if p.sport == self._server_port else "client"
+        style = HIGHLIGHT if _matches(self._watch, flags=p.flags, port=side) else ""
         values = (p.no, f"{p.rel_time:.3f}", p.source, p.destination, p.flags, p.seq, p.ack, p.win, p.len,
                   " ".join(p.analysis))
         return [Text("" if value is None else str(value), style=style) for value in values]
@@ -322,7 +332,8 @@ class LabsScreen(Screen[None]):
         table.clear()
         for sock in snapshots[-1].sockets:
             timer = f"{sock.timer.name} {sock.timer.expires_ms} ms" if sock.timer else ""
-            style = HIGHLIGHT if _matches(self._watch, state=sock.state) else ""
+            side = "server" if sock.local_port == self._server_port else "client"
+            style = HIGHLIGHT if _matches(self._watch, state=sock.state, port=side) else ""
             cells = (sock.state, f"{sock.local_addr}:{sock.local_port}", f"{sock.remote_addr}:{sock.remote_port}",
                      sock.recv_q, sock.send_q, timer)
             table.add_row(*(Text(str(cell), style=style) for cell in cells))
@@ -340,12 +351,18 @@ class LabsScreen(Screen[None]):
             for number in range(self._trace_seen, len(trace)):
                 record = trace[number]
                 if record.event == "probe":
-                    continue  # one per ACK: the sparkline's business, not this list's
+                    # One per ACK: the sparkline's business, not this list's.
+                    self._cwnd.setdefault(record.sock, []).append(float(record.cwnd))
+                    continue
                 detail = " ".join(f"{k}={v}" for k, v in record.to_dict().items()
                                   if k in ("old", "new", "reason", "state"))
                 rows.append((record.time, f"kernel {number + 1}", record.event,
                              f"{record.event} :{record.sport}→:{record.dport} {detail}"))
             self._trace_seen = len(trace)
+        if self._cwnd:
+            # The busiest sender: the socket whose ACKs came most often.
+            series = max(self._cwnd.values(), key=len)
+            self.query_one("#lab-cwnd", Sparkline).data = series[-400:]
         for _ts, source, kind, text in sorted(rows):
             style = HIGHLIGHT if _matches(self._watch, event=kind) else ""
             table.add_row(Text(source.split()[1]), Text(source.split()[0]), Text(text, style=style))

@@ -21,7 +21,7 @@ OUTAGE_AT_S = 0.22
 OUTAGE_S = 0.03
 #: Multiplicative decrease at a loss: ssthresh = beta x cwnd.
 BETA = {"cubic": 0.7, "reno": 0.5}
-PAYLOAD = 1_000_000
+PAYLOAD = 2_000_000
 UNBOUNDED = 0x7FFFFFFF
 ALGORITHMS = ("cubic", "reno")
 
@@ -136,9 +136,12 @@ def _transfer(ctx: LabContext, algorithm: str) -> None:
         time.sleep(OUTAGE_S)
         ctx.impair.set_blackhole(False, toward="server")
 
-    if ctx.variant != "no-delay":
-        ctx.background("outage", outage)
+    cutter = ctx.background("outage", outage) if ctx.variant != "no-delay" else None
     sock.sendall(b"s" * PAYLOAD)
+    if cutter is not None:
+        # Keep the socket open (ESTABLISHED: tcp_probe reports only there) through the outage and the recovery.
+        cutter.join(2.0)
+    ctx.wait(0.15)
     sock.close()
     ctx.keep(f"{algorithm}_s", round(time.perf_counter() - started, 3))
 

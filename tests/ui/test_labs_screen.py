@@ -53,6 +53,28 @@ async def test_stepping_through_zero_window() -> None:
         assert packets.has_focus and str(packets.get_row_at(packets.cursor_row)[0]) == str(number)
 
 
+async def test_a_check_links_to_its_kernel_event() -> None:
+    app = LabsApp()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await choose(pilot, "refused")
+        await pilot.press("r")
+        await until(pilot, lambda: screen.waiting_step == 0, timeout=15)
+        await pilot.press("space")
+        await until(pilot, lambda: screen.result is not None, timeout=20)
+        assert screen.result is not None
+        reason = [c.name for c in screen.result.checks].index("reset reason")
+        evidence = screen.result.checks[reason].evidence or ""
+        assert evidence.startswith("kernel event #")  # NO_SOCKET, from the trace
+        checks = screen.query_one("#lab-checks", DataTable)
+        checks.focus()
+        checks.move_cursor(row=reason)
+        await pilot.press("enter")
+        events = screen.query_one("#lab-events", DataTable)
+        row = [str(cell) for cell in events.get_row_at(events.cursor_row)]
+        assert events.has_focus and row[:2] == [evidence.split("#")[1], "kernel"]
+        assert "reset-sent" in row[2] and "NO_SOCKET" in row[2]
+
+
 FIXED = LabResult(lab="zero-window", variant=None, seconds=3.7, packets=18, checks=(
     CheckResult("window 0", "the server advertises a zero window", "window 0 from the server at +0.276 s", True,
                 "packet #11"),

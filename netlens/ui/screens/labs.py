@@ -92,6 +92,8 @@ class LabsScreen(Screen[None]):
         self._events_seen = 0
         self._trace_seen = 0
         self._packet_rows: dict[int, int] = {}
+        #: "kernel event #12" / "server event #3" (as checks cite them) -> row of the events table.
+        self._event_rows: dict[str, int] = {}
         self._server_port: int | None = None
         #: tcp_probe's cwnd series, per socket (the trace engine's socket number).
         self._cwnd: dict[int, list[float]] = {}
@@ -264,6 +266,10 @@ class LabsScreen(Screen[None]):
         if evidence.startswith("packet"):
             number = int(evidence.split("#")[1].split(",")[0].split()[0])
             self.jump_to_packet(number)
+        elif evidence in self._event_rows:
+            table = self.query_one("#lab-events", DataTable)
+            table.move_cursor(row=self._event_rows[evidence])
+            table.focus()
 
     def jump_to_packet(self, number: int) -> bool:
         """Put the packet table's cursor on packet ``number`` (True if it is shown)."""
@@ -285,7 +291,7 @@ class LabsScreen(Screen[None]):
             self.query_one(name, DataTable).clear()
         self._store, self._subscription = None, None
         self._events_seen = self._trace_seen = 0
-        self._packet_rows = {}
+        self._packet_rows, self._event_rows = {}, {}
         self._server_port, self._cwnd = None, {}
         self.query_one("#lab-cwnd", Sparkline).data = []
 
@@ -365,6 +371,8 @@ class LabsScreen(Screen[None]):
             self.query_one("#lab-cwnd", Sparkline).data = series[-400:]
         for _ts, source, kind, text in sorted(rows):
             style = HIGHLIGHT if _matches(self._watch, event=kind) else ""
-            table.add_row(Text(source.split()[1]), Text(source.split()[0]), Text(text, style=style))
+            who, seq = source.split()
+            self._event_rows[f"{who} event #{seq}"] = table.row_count
+            table.add_row(Text(seq), Text(who), Text(text, style=style))
         if rows:
             table.move_cursor(row=table.row_count - 1)

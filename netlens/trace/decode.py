@@ -15,6 +15,7 @@ tracepoint uses is read from its format, never assumed.
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,19 @@ def _sockaddr_reader(fmt: EventFormat, reader: FieldReader) -> _TupleOf:
     """``saddr[28]``/``daddr[28]`` hold ``struct sockaddr_in``/``sockaddr_in6`` (family in host order)."""
     isa, ida = _ix(reader, "saddr"), _ix(reader, "daddr")
     order = sys.byteorder
+    if fmt.has("family", "sport", "dport"):
+        # tcp_probe also has the family and ports as plain fields: only the addresses need slicing.
+        ifam, isp, idp = _ix(reader, "family"), _ix(reader, "sport"), _ix(reader, "dport")
+
+        def fields_and_slices(values: Values) -> tuple[int, bytes, int, bytes, int]:
+            family = values[ifam]
+            if family == AF_INET:
+                return family, values[isa][4:8], values[isp], values[ida][4:8], values[idp]
+            if family == AF_INET6:
+                return family, values[isa][8:24], values[isp], values[ida][8:24], values[idp]
+            return _NO_TUPLE
+
+        return fields_and_slices
 
     def sockaddr(values: Values) -> tuple[int, bytes, int, bytes, int]:
         src: bytes = values[isa]
@@ -197,8 +211,8 @@ def _reset_received(fmt: EventFormat) -> Decoder:
 def _probe(fmt: EventFormat) -> Decoder:
     names = ("snd_cwnd", "ssthresh", "srtt", "snd_wnd", "rcv_wnd", "data_len", "snd_nxt", "snd_una")
     r = _reader(fmt, names)
-    at = tuple(_ix(r, name) for name in names)
-    return Decoder(Kind.PROBE, fmt, (), lambda v: tuple(v[i] for i in at), r)
+    pick = operator.itemgetter(*(_ix(r, name) for name in names))
+    return Decoder(Kind.PROBE, fmt, (), pick, r)
 
 
 def _cong(fmt: EventFormat) -> Decoder:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from netlens.trace.formats import EventFormat
 
 _IPPROTO_TCP = 6
+_NOT_DROPS = ("NOT_SPECIFIED", "QUEUE_PURGE")
 _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
@@ -97,11 +98,11 @@ def _base_terms(fmt: EventFormat) -> list[str]:
     if fmt.name == "inet_sock_set_state" and fmt.has("protocol"):
         terms.append(f"protocol == {_IPPROTO_TCP}")
     if fmt.name == "kfree_skb" and fmt.has("protocol", "reason"):
-        # IP packets only; NOT_SPECIFIED is the generic free of the old kfree_skb() call sites.
+        # IP packets only, and real drops: NOT_SPECIFIED is the generic free of the old kfree_skb()
+        # call sites, QUEUE_PURGE every close that frees queued buffers (thousands a second on a busy host).
         terms.append("protocol == 2048 || protocol == 34525")
-        unspecified = [value for value, name in fmt.symbols("reason").items() if name == "NOT_SPECIFIED"]
-        if unspecified:
-            terms.append(f"reason != {unspecified[0]}")
+        terms.extend(f"reason != {value}" for value, name in sorted(fmt.symbols("reason").items())
+                     if name in _NOT_DROPS)
     return terms
 
 

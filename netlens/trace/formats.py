@@ -109,7 +109,12 @@ def parse_format(text: str, system: str) -> EventFormat:
     if name is None or ident is None:
         raise FormatError(f"not a tracepoint format (no name or ID) in {system}")
     fields = []
-    for match in _FIELD.finditer(text):
+    for line in text.splitlines():
+        if "field:" not in line:
+            continue
+        match = _FIELD.search(line)
+        if match is None:
+            raise FormatError(f"cannot read the field line {line.strip()!r} of {system}:{name[1]}")
         decl = " ".join(match["decl"].split())
         array = _ARRAY.match(decl)
         if array is not None:

@@ -34,6 +34,9 @@ from netlens.trace.sockets import SocketDirectory
 from netlens.trace.tracefs import DEFAULT_PREFIX, TraceInstance, TraceUnavailable, find_tracefs, remove_stale_instances
 
 DEFAULT_CAPACITY = 1 << 17
+#: Every kind but ``rcv-space``: tcp_rcv_space_adjust fires for each segment an application reads,
+#: doubling a flood's event rate for little to see; ask for it by name.
+DEFAULT_KINDS = frozenset(Kind) - {Kind.RCV_SPACE}
 _U16 = struct.Struct("=H")
 _MAX_PAGES_PER_CYCLE = 1024
 _STATS_EVERY = 1.0
@@ -69,7 +72,7 @@ class TraceSession:
                  prefix: str = DEFAULT_PREFIX, capacity: int = DEFAULT_CAPACITY, interval: float = 0.05,
                  buffer_kb: int | None = None, mount: bool = True) -> None:
         self.filter = trace_filter or TraceFilter()
-        self.kinds = frozenset(kinds) if kinds is not None else frozenset(Kind)
+        self.kinds = frozenset(kinds) if kinds is not None else DEFAULT_KINDS
         self.prefix = prefix
         self.capacity = capacity
         self.interval = interval

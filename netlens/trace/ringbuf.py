@@ -127,12 +127,12 @@ def _records(page: bytes, offset: int, end: int, ts: int, layout: PageLayout) ->
             append((ts, offset + 4, length))
             offset += 4 + length
             continue
+        if type_len == padding and delta == 0:
+            break  # the rest of the page is unused
         if offset + 8 > end:
             raise FormatError("a ring buffer record header is cut off at the end of its page")
         word = unpack_u32(page, offset + 4)[0]
         if type_len == 0 or type_len == padding:
-            if type_len == padding and delta == 0:
-                break  # the rest of the page is unused
             if word < 4 or offset + 4 + word > end:
                 raise FormatError("a ring buffer record runs past the end of its page")
             if type_len == 0:  # a long record: its length (counting this word) in array[0]

@@ -45,13 +45,6 @@ class Identity:
         self.dport = 0
         self.matched = False  # some event of this socket passed the filter: keep all of them
 
-    def learn(self, raw: RawEvent) -> None:
-        """Take the cookie and the (bound) tuple an event carries."""
-        if raw[4]:
-            self.cookie = raw[4]
-        if raw[7] and raw[6]:  # a bound port and an address: the first SYN_SENT has neither
-            self.family, self.saddr, self.sport, self.daddr, self.dport = raw[5:10]
-
 
 def _v4(packed: bytes) -> bytes:
     return packed[12:] if len(packed) == 16 and packed.startswith(_MAPPED) else packed
@@ -86,56 +79,101 @@ class SocketDirectory:
         self._live.pop(skaddr, None)
 
     def resolve(self, raws: list[RawEvent], matcher: Matcher) -> tuple[list[TraceRecord], int]:
-        """Records for a time-ordered batch of raw events, and how many the filter removed."""
-        bound: list[tuple[Identity | None, RawEvent]] = []
+        """Records for a time-ordered batch of raw events, and how many the filter removed.
+
+        One pass over the batch (the reader's hot loop); the rare fix-ups
+        that need the whole batch run afterwards: cookies learned after an
+        event, sockets that matched only in a later event, reset reasons.
+        """
+        records: list[TraceRecord] = []
+        no_cookie: list[tuple[int, Identity]] = []
+        failed: list[tuple[Identity | None, RawEvent]] = []
+        everything, matches = matcher.everything, matcher.matches
+        live = self._live
         for raw in raws:
-            bound.append((self._bind(raw), raw))
-        self._remember_resets(raws)
-        passed = []
-        for ident, raw in bound:
-            if raw[0] == Kind.DROP and ident is not None:  # a drop's tuple is its socket's
-                ok = matcher.matches(ident.saddr, ident.sport, ident.daddr, ident.dport, ident.cookie)
-            else:
-                ok = matcher.matches(raw[6], raw[7], raw[8], raw[9], ident.cookie if ident else raw[4] or None)
-            if ok and ident is not None:
+            kind, skaddr = raw[0], raw[3]
+            if not skaddr or kind == Kind.DROP:
+                ident = self._bind_socketless(raw, everything)
+                if ident is not None:
+                    ok = everything or matches(ident.saddr, ident.sport, ident.daddr, ident.dport, ident.cookie)
+                else:
+                    ok = everything or matches(raw[6], raw[7], raw[8], raw[9], raw[4] or None)
+                if ok:
+                    records.append(self._record(ident, raw))
+                else:
+                    failed.append((ident, raw))
+                continue
+            ident = live.get(skaddr)
+            if ident is None:
+                if kind == Kind.DESTROY and not (everything or matches(raw[6], raw[7], raw[8], raw[9], raw[4])):
+                    continue  # the end of a socket never seen (the kernel passes every dport-0 destroy)
+                ident = self.identity(skaddr)
+            cookie = raw[4]
+            if cookie and ident.cookie != cookie:
+                if ident.cookie is not None:
+                    # Another cookie at this address: the old socket's destroy was lost or filtered out.
+                    self.retire(skaddr)
+                    ident = self.identity(skaddr)
+                ident.cookie = cookie
+            if raw[7] and raw[6] and (raw[7] != ident.sport or raw[9] != ident.dport):
+                ident.family, ident.saddr, ident.sport, ident.daddr, ident.dport = raw[5:10]
+            if kind == Kind.DESTROY:
+                del live[skaddr]
+            elif kind == Kind.RESET_SENT:
+                self._remember_reset(raw)
+            if everything or ident.matched or matches(raw[6], raw[7], raw[8], raw[9], ident.cookie):
                 ident.matched = True
-            passed.append(ok)
-        records = []
-        for (ident, raw), ok in zip(bound, passed, strict=True):
-            if ok or (ident is not None and ident.matched):
+                if ident.cookie is None:
+                    no_cookie.append((len(records), ident))
                 records.append(self._record(ident, raw))
+            else:
+                failed.append((ident, raw))
+        self._fix_up(records, no_cookie, failed)
         return records, len(raws) - len(records)
 
-    def _bind(self, raw: RawEvent) -> Identity | None:
+    def _bind_socketless(self, raw: RawEvent, everything: bool) -> Identity | None:
+        """The identity of a drop (its socket, or the reset that answered its packet); remember resets.
+
+        A drop on a socket not seen yet starts its identity only when every
+        socket is traced: a drop carries no tuple, so under a filter it could
+        never match.
+        """
         kind, skaddr = raw[0], raw[3]
-        if kind == Kind.DROP and not skaddr:
-            answered = self._answered.pop(raw[-1], None)
-            if answered is None:
-                return None
-            ident = Identity(0)
-            ident.family, ident.saddr, ident.sport, ident.daddr, ident.dport = answered
-            return ident
-        if not skaddr:
-            if kind == Kind.RESET_SENT and raw[-1]:
+        if kind == Kind.RESET_SENT:
+            self._remember_reset(raw)
+            if raw[-1]:
                 self._answered[raw[-1]] = raw[5:10]
                 if len(self._answered) > 1024:
                     self._answered.popitem(last=False)
             return None
-        ident = self.identity(skaddr)
-        if raw[4] and ident.cookie is not None and raw[4] != ident.cookie and kind != Kind.DROP:
-            # Another cookie at this address: the destroy of the old socket was lost or filtered out.
-            self.retire(skaddr)
-            ident = self.identity(skaddr)
         if kind != Kind.DROP:
-            ident.learn(raw)
-        if kind == Kind.DESTROY:
-            self.retire(skaddr)
+            return None
+        if skaddr:
+            return self.identity(skaddr) if everything else self._live.get(skaddr)
+        answered = self._answered.pop(raw[-1], None)
+        if answered is None:
+            return None
+        ident = Identity(0)
+        ident.family, ident.saddr, ident.sport, ident.daddr, ident.dport = answered
         return ident
 
-    def _remember_resets(self, raws: list[RawEvent]) -> None:
-        for raw in raws:
-            if raw[0] == Kind.RESET_SENT:
-                self._resets.append((raw[1], (raw[7], _v4(raw[6]), raw[9], _v4(raw[8])), raw[11]))
+    def _remember_reset(self, raw: RawEvent) -> None:
+        self._resets.append((raw[1], (raw[7], _v4(raw[6]), raw[9], _v4(raw[8])), raw[11]))
+
+    def _fix_up(self, records: list[TraceRecord], no_cookie: list[tuple[int, Identity]],
+                failed: list[tuple[Identity | None, RawEvent]]) -> None:
+        """The whole-batch joins: late cookies, late matches, reset reasons from either side."""
+        for index, ident in no_cookie:
+            if ident.cookie is not None:
+                record = records[index]
+                records[index] = (*record[:4], ident.cookie, *record[5:])
+        late = [self._record(ident, raw) for ident, raw in failed if ident is not None and ident.matched]
+        if late:
+            records.extend(late)
+            records.sort(key=lambda record: record[1])
+        for index, record in enumerate(records):
+            if record[0] == Kind.RESET_RECEIVED and record[-1] is None:
+                records[index] = (*record[:-1], self._sender_reason(record))
 
     def _sender_reason(self, raw: RawEvent) -> str | None:
         """The reason of the reset this host sent that ``raw`` (a reset received) is the other side of."""
@@ -156,9 +194,6 @@ class SocketDirectory:
             return (kind, raw[1], raw[2], ident.sock, ident.cookie, ident.family or raw[5], ident.saddr,
                     ident.sport, ident.daddr, ident.dport, raw[10])
         sock, cookie = (ident.sock, ident.cookie) if ident is not None else (0, raw[4] or None)
-        head = (kind, raw[1], raw[2], sock, cookie, *raw[5:10])
         if kind == Kind.RESET_SENT:
-            return (*head, raw[10], raw[11])  # without the packet address
-        if kind == Kind.RESET_RECEIVED:
-            return (*head, self._sender_reason(raw))
-        return (*head, *raw[10:])
+            return (kind, raw[1], raw[2], sock, cookie, *raw[5:12])  # without the packet address
+        return (kind, raw[1], raw[2], sock, cookie, *raw[5:])

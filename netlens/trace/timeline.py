@@ -7,8 +7,9 @@ cannot:
 
 - cookies of sockets whose events carried none yet (joined by 4-tuple);
 - TIME_WAIT. The closing side never logs it: its socket goes ``FIN_WAIT2 ->
-  CLOSE`` (or ``CLOSING -> CLOSE``) and a timewait mini-socket, with a new
-  cookie, takes over. When sock_diag shows that mini-socket, the kernel's
+  CLOSE`` (or ``CLOSING -> CLOSE``) and a timewait mini-socket takes over
+  (with the full socket's cookie if one had been generated, else a new one;
+  it is matched by cookie, then by 4-tuple). When sock_diag shows that mini-socket, the kernel's
   ``-> CLOSE`` becomes ``-> TIME_WAIT`` in :attr:`SocketTimeline.transitions`,
   timed by the FIN that caused it (the peer's ``-> LAST_ACK`` when the peer is
   traced too, as on loopback), with the timer's expiry; when the mini-socket
@@ -304,7 +305,8 @@ class TimelineBook:
         for sock in sockets:
             key = (sock.local_addr, sock.local_port, sock.remote_addr, sock.remote_port)
             timer = sock.timer
-            timeline = self.by_tuple(*key)
+            # A timewait socket inherits the full socket's cookie when it had one (SO_COOKIE, a probe, sock_diag).
+            timeline = (self.by_cookie(sock.cookie) if sock.cookie is not None else None) or self.by_tuple(*key)
             if sock.state == "TIME_WAIT" or (timer is not None and timer.name == "timewait"):
                 if timeline is not None and timeline._handover() is not None:
                     self._fold_timewait(timeline, sock, ts)

@@ -1,38 +1,29 @@
-"""The kernel's TCP counters (``nstat``'s names) of the calling thread's network namespace.
+"""The kernel's TCP counters of the calling thread's network namespace, by ``nstat``'s names.
 
 Read from ``/proc/thread-self/net``: ``/proc/net`` follows the *process's*
-main thread, while a lab's thread sits in the lab's own namespace.
+main thread, while a lab's thread sits in the lab's own namespace. The
+parsing is :mod:`netlens.impair.counters`'; labs name the counters as
+``nstat`` prints them (``TcpExtDelayedACKs``), the names students see.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from netlens.impair.counters import parse_counter_table, read_counters
 
-_FILES = ("netstat", "snmp")
+
+def nstat_names(counters: dict[str, int]) -> dict[str, int]:
+    """``{"TcpExt:DelayedACKs": 3}`` -> ``{"TcpExtDelayedACKs": 3}``."""
+    return {name.replace(":", "", 1): value for name, value in counters.items()}
 
 
 def parse(text: str) -> dict[str, int]:
-    """``{"TcpExtDelayedACKs": 3, "TcpRetransSegs": 0, ...}`` from a netstat/snmp file's text."""
-    values: dict[str, int] = {}
-    lines = text.splitlines()
-    # The files come in pairs of lines: "Prefix: name name ..." then "Prefix: value value ...".
-    for header, row in zip(lines[::2], lines[1::2], strict=False):
-        prefix, _, names = header.partition(":")
-        _, _, numbers = row.partition(":")
-        for name, number in zip(names.split(), numbers.split(), strict=False):
-            try:
-                values[prefix.strip() + name] = int(number)
-            except ValueError:
-                continue
-    return values
+    """Every counter of a netstat/snmp file's text, by nstat's names."""
+    return nstat_names(parse_counter_table(text))
 
 
 def read(root: str = "/proc/thread-self/net") -> dict[str, int]:
-    """Every counter of both files, or {} where a file cannot be read."""
-    values: dict[str, int] = {}
-    for name in _FILES:
-        try:
-            values.update(parse((Path(root) / name).read_text(encoding="ascii")))
-        except OSError:
-            continue
-    return values
+    """Every counter of the calling thread's namespace (files that cannot be read are skipped)."""
+    try:
+        return nstat_names(read_counters(root))
+    except OSError:
+        return {}

@@ -6,17 +6,11 @@ from netlens.labs.checks import ref, refs, trace_missing
 from netlens.labs.context import LabContext
 from netlens.labs.evidence import Evidence
 from netlens.labs.model import Check, Lab, Observation, Step, Watch
+from netlens.labs.steps import connect_reading
 from netlens.server import SendBytes
 
 PAYLOAD = 2_000_000
 LOSS_PERCENT = 3
-
-
-def connect(ctx: LabContext) -> None:
-    sock = ctx.connect()
-    ctx.keep("client_port", sock.getsockname()[1])
-    ctx.keep("conn", ctx.server_conn(sock))
-    ctx.keep("received", ctx.drain(sock))
 
 
 def lossy_transfer(ctx: LabContext) -> None:
@@ -73,7 +67,7 @@ LAB = Lab(
            "the missing segment at once (fast retransmit) and enters Recovery instead of waiting for a timeout.",
     steps=(
         Step("Connect across the wire", "The client, in its own namespace, connects to the echo server over a "
-             "veth pair.", Watch("connections", "the new connection", {"state": "ESTABLISHED"}), connect),
+             "veth pair.", Watch("connections", "the new connection", {"state": "ESTABLISHED"}), connect_reading),
         Step("Send through a lossy path", f"{LOSS_PERCENT} % of the frames reaching the client are dropped; the "
              f"server sends {PAYLOAD // 1000} kB.",
              Watch("packets", "Dup ACK rows with SACK, then the Fast Retransmission", {"flags": "A"}),

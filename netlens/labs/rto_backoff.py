@@ -9,17 +9,11 @@ from netlens.labs.checks import gaps_ms, refs, trace_missing
 from netlens.labs.context import LabContext
 from netlens.labs.evidence import Evidence
 from netlens.labs.model import Check, Lab, Observation, Step, Watch
+from netlens.labs.steps import connect_reading
 from netlens.server import SendBytes
 
 PAYLOAD = 20_000
 BLACKOUT_S = 1.7
-
-
-def connect(ctx: LabContext) -> None:
-    sock = ctx.connect()
-    ctx.keep("client_port", sock.getsockname()[1])
-    ctx.keep("conn", ctx.server_conn(sock))
-    ctx.keep("received", ctx.drain(sock))
 
 
 def blackhole(ctx: LabContext) -> None:
@@ -89,7 +83,7 @@ LAB = Lab(
            "resends the oldest segment, collapses cwnd to 1 and doubles the timeout each time: 0.2 s, 0.4, 0.8...",
     steps=(
         Step("Connect across the wire", "The client, in its own namespace, connects to the echo server over a "
-             "veth pair.", Watch("connections", "the new connection", {"state": "ESTABLISHED"}), connect),
+             "veth pair.", Watch("connections", "the new connection", {"state": "ESTABLISHED"}), connect_reading),
         Step("Cut the path", f"Every frame toward the client is now dropped on arrival; the server sends "
              f"{PAYLOAD} bytes. No ACK returns: the server retransmits at doubling intervals.",
              Watch("packets", "the same seq sent again and again, gaps doubling", {"port": "server"}), blackhole),

@@ -13,7 +13,7 @@ from netlens.labs.model import Check, Lab, Observation, Step, Watch
 from netlens.server import PauseReading
 
 PAYLOAD = 4 << 20
-PROBE_WAIT = 3.2
+PROBE_WAIT = 2.4
 
 
 def connect(ctx: LabContext) -> None:

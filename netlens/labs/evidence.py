@@ -81,6 +81,13 @@ class Evidence:
             return []
         return tcp_option_names(self.ring.frame(no))
 
+    def mss_option(self, no: int) -> int | None:
+        """The MSS option's value in packet ``no`` (a SYN), or None."""
+        if self.ring is None:
+            return None
+        value = dict(tcp_options(self.ring.frame(no))).get("MSS", b"")
+        return int.from_bytes(value, "big") if len(value) == 2 else None
+
     # -------------------------------------------------------------- kernel state
 
     def sockets(self, test: Callable[[SocketInfo], bool]) -> Iterator[tuple[float, SocketInfo]]:
@@ -141,6 +148,11 @@ _OPTION_NAMES = {2: "MSS", 3: "WS", 4: "SACK_PERM", 5: "SACK", 8: "TS", 30: "MPT
 
 def tcp_option_names(frame: bytes) -> list[str]:
     """Option names of the TCP header inside an Ethernet frame (IPv4 or IPv6); [] if not TCP."""
+    return [name for name, _ in tcp_options(frame)]
+
+
+def tcp_options(frame: bytes) -> list[tuple[str, bytes]]:
+    """``(name, value bytes)`` of each TCP option inside an Ethernet frame (IPv4 or IPv6); [] if not TCP."""
     if len(frame) < 14:
         return []
     (ethertype,) = struct.unpack_from("!H", frame, 12)
@@ -153,7 +165,7 @@ def tcp_option_names(frame: bytes) -> list[str]:
     if len(frame) < tcp_at + 20:
         return []
     end = min(len(frame), tcp_at + (frame[tcp_at + 12] >> 4) * 4)
-    names: list[str] = []
+    found: list[tuple[str, bytes]] = []
     at = tcp_at + 20
     while at < end:
         kind = frame[at]
@@ -164,6 +176,7 @@ def tcp_option_names(frame: bytes) -> list[str]:
             continue
         if at + 1 >= end or frame[at + 1] < 2:
             break
-        names.append(_OPTION_NAMES.get(kind, f"option {kind}"))
-        at += frame[at + 1]
-    return names
+        size = frame[at + 1]
+        found.append((_OPTION_NAMES.get(kind, f"option {kind}"), frame[at + 2: min(at + size, end)]))
+        at += size
+    return found

@@ -121,11 +121,16 @@ def _slow_start(session: LabSession, pcap: Path) -> None:
     assert nstat_value(session.client_net.run(["nstat", "-asz"]), "TcpRetransSegs") > 0
 
 
+def _mss(session: LabSession, pcap: Path) -> None:
+    assert [row[0] for row in tshark(pcap, "tcp.flags.syn == 1", ("tcp.options.mss_val",))] == ["1460", "1460"]
+    assert max(int(row[0]) for row in tshark(pcap, "tcp.len > 0", ("tcp.len",))) == 1448
+
+
 WITNESSES: dict[str, Witness] = {
     "handshake": _handshake, "refused": _refused, "time-wait": _time_wait, "half-close": _half_close,
     "abort": _abort, "framing": _framing, "nagle": _nagle, "zero-window": _zero_window, "backlog": _backlog,
     "syn-cookies": _syn_cookies, "keepalive": _keepalive, "self-connect": _self_connect,
-    "rto-backoff": _retransmitted, "loss": _retransmitted, "slow-start": _slow_start,
+    "rto-backoff": _retransmitted, "loss": _retransmitted, "slow-start": _slow_start, "mss": _mss,
 }
 
 

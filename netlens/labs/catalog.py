@@ -12,7 +12,7 @@ from netlens.labs.model import Lab
 
 #: The order a workshop takes them in (the rest follow, by name).
 COURSE = ("handshake", "refused", "time-wait", "half-close", "abort", "framing", "nagle", "zero-window",
-          "backlog", "syn-cookies", "keepalive", "self-connect", "rto-backoff", "loss", "slow-start", "mss")
+          "backlog", "syn-cookies", "keepalive", "self-connect", "rto-backoff", "loss", "slow-start", "mss", "linger")
 
 
 def _builtin() -> list[Lab]:

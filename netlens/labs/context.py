@@ -159,9 +159,12 @@ class LabContext:
 
     # ------------------------------------------------------------------ kernel
 
-    def kernel(self, label: str | None = None) -> Snapshot:
-        """A sock_diag snapshot of the lab's namespace now, kept in the evidence (and marked)."""
-        snap = self._prober.snapshot(port=None, processes=False)
+    def kernel(self, label: str | None = None, owners: bool = False) -> Snapshot:
+        """A sock_diag snapshot of the lab's namespace now, kept in the evidence (and marked).
+
+        ``owners`` also finds each socket's owning processes (a /proc scan, like ``ss -p``).
+        """
+        snap = self._prober.snapshot(port=None, processes=owners)
         self.evidence.snapshots.append(snap)
         if label is not None:
             self.evidence.labelled[label] = snap

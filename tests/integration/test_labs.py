@@ -126,11 +126,20 @@ def _mss(session: LabSession, pcap: Path) -> None:
     assert max(int(row[0]) for row in tshark(pcap, "tcp.len > 0", ("tcp.len",))) == 1448
 
 
+def _linger(session: LabSession, pcap: Path) -> None:
+    port = _facts(session)["client_port"]
+    assert not tshark(pcap, f"tcp.flags.reset == 1 && tcp.srcport == {port}")
+    assert session.net is not None
+    row = session.net.run(["ss", "-Htanp", f"sport = :{port}"]).split()
+    assert row[0] == "FIN-WAIT-1" and int(row[2]) > 0 and "users:" not in " ".join(row), row
+
+
 WITNESSES: dict[str, Witness] = {
     "handshake": _handshake, "refused": _refused, "time-wait": _time_wait, "half-close": _half_close,
     "abort": _abort, "framing": _framing, "nagle": _nagle, "zero-window": _zero_window, "backlog": _backlog,
     "syn-cookies": _syn_cookies, "keepalive": _keepalive, "self-connect": _self_connect,
     "rto-backoff": _retransmitted, "loss": _retransmitted, "slow-start": _slow_start, "mss": _mss,
+    "linger": _linger,
 }
 
 

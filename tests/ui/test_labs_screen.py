@@ -93,3 +93,18 @@ def test_checklist_snapshot(snap_compare) -> None:  # type: ignore[no-untyped-de
         await pilot.pause()
 
     assert snap_compare(LabsApp(), terminal_size=SIZE, run_before=finished)
+
+
+async def test_the_app_opens_labs_by_key_and_palette() -> None:
+    from recording import recorded_feeds
+
+    from netlens.ui.app import NetlensApp
+
+    app = NetlensApp(recorded_feeds(), animate=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "Labs" in [command.title for command in app.get_system_commands(app.screen)]
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LabsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, LabsScreen))

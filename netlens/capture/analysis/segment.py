@@ -53,59 +53,70 @@ class Segment:
         r: Direction = dirs[1 - d]
         self.f, self.r = f, r
         self.flags, self.seq, self.ack, self.window, self.seglen = flags, seq, ack, window, seglen
-        control = self.control = flags & (SYN | FIN | RST)
+        self.control = flags & (SYN | FIN | RST)
         #: One past the segment's last sequence number (SYN and FIN count one each).
-        end = self.end = (seq + seglen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & MASK
+        self.end = (seq + seglen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & MASK
         #: The advertised window in bytes (the SYN's is never scaled).
         self.window_bytes = window if flags & SYN else window << (stream.scale[d] or 0)
         #: The next sequence number expected from this sender (None before its first segment).
         nxt = self.nxt = f.next_seq
         #: For a segment going back: the gap it falls in (``[start, end, ts_ns of the segment that
         #: skipped it]``), if any.
-        self.hole = None
+        self.hole: list[int] | None = None
         #: For a segment going back (else False): the receiver had acknowledged everything it
         #: carries (SYNs excepted); the receiver sent two or more duplicate ACKs asking for its start.
         self.acked_already = self.answers_dupacks = False
+        #: Filled in by the classification below.
+        self.probe = self.keepalive = self.repeat = self.goes_back = False
         back = 0 if nxt is None else (nxt - seq) & MASK
         if back == 0:
-            # At the next expected byte (or the first segment): no probe/keep-alive/back question
-            # unless the data is a single byte or the ACK an empty repeat.
-            #: One byte at the next sequence number while the peer advertises a zero window.
-            probe = self.probe = seglen == 1 and nxt is not None and r.window == 0 and not control
-            #: At most one byte, one below the next expected sequence number.
-            self.keepalive = False
-            #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
-            repeat = self.repeat = (seglen == 0 and not control and nxt is not None and bool(flags & ACK)
-                                    and ack == f.last_ack)
-            #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
-            self.goes_back = False
-            if control:
-                self.kind = CONTROL
-            elif repeat:
-                self.kind = REPEAT
-            else:
-                self.kind = DATA if seglen else EMPTY
-                peer_next = r.next_seq
-                if (window and not probe and not (flags & ACK and peer_next is not None
-                                                  and 0 < (ack - peer_next) & MASK < HALF)):
-                    last_ack, peer_window = r.last_ack, r.window_bytes
-                    if not seglen or last_ack is None or peer_window is None \
-                            or end != (last_ack + peer_window) & MASK:
-                        self.kind = QUIET
-            return
-        self.probe = False
+            self._at_next(nxt is not None)
+        else:
+            self._elsewhere(back)
+
+    def _at_next(self, expected: bool) -> None:
+        """Classify a segment at the next expected byte (``expected``), or a direction's first segment."""
+        seglen, control, flags, f, r = self.seglen, self.control, self.flags, self.f, self.r
+        #: One byte at the next sequence number while the peer advertises a zero window.
+        probe = self.probe = seglen == 1 and expected and r.window == 0 and not control
+        #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
+        repeat = self.repeat = (seglen == 0 and not control and expected and bool(flags & ACK)
+                                and self.ack == f.last_ack)
+        if control:
+            self.kind = CONTROL
+        elif repeat:
+            self.kind = REPEAT
+        elif (self.window and not probe and not self._acks_unseen()
+              and (not seglen or not self._fills_peer_window())):
+            self.kind = QUIET
+        else:
+            self.kind = DATA if seglen else EMPTY
+
+    def _acks_unseen(self) -> bool:
+        peer_next = self.r.next_seq
+        return bool(self.flags & ACK) and peer_next is not None and 0 < (self.ack - peer_next) & MASK < HALF
+
+    def _fills_peer_window(self) -> bool:
+        last_ack, peer_window = self.r.last_ack, self.r.window_bytes
+        return last_ack is not None and peer_window is not None and self.end == (last_ack + peer_window) & MASK
+
+    def _elsewhere(self, back: int) -> None:
+        """Classify a segment that does not start at the next expected byte (``back``: how far before it)."""
+        seglen, control, flags = self.seglen, self.control, self.flags
+        #: At most one byte, one below the next expected sequence number.
         keepalive = self.keepalive = seglen <= 1 and not control and back == 1
-        self.repeat = False
+        #: The segment carries sequence space (data, SYN or FIN) starting before the next expected byte.
         goes_back = self.goes_back = (seglen > 0 or bool(flags & (SYN | FIN))) and back < HALF and not keepalive
         self.kind = (BACK if goes_back else CONTROL if control else AHEAD if back > HALF
                      else KEEPALIVE if keepalive else DATA if seglen else EMPTY)
         if goes_back:
-            if f.holes:
+            r = self.r
+            if self.f.holes:
                 self.hole = self._find_hole()
             last_ack = r.last_ack
-            self.acked_already = (last_ack is not None and not 0 < (end - last_ack) & MASK < HALF
+            self.acked_already = (last_ack is not None and not 0 < (self.end - last_ack) & MASK < HALF
                                   and not flags & SYN)
-            self.answers_dupacks = r.dupacks >= 2 and seq == last_ack
+            self.answers_dupacks = r.dupacks >= 2 and self.seq == last_ack
 
     def _find_hole(self) -> list[int] | None:
         seq, end = self.seq, self.end

@@ -78,27 +78,11 @@ class Segment:
         """Classify a segment at the next expected byte (``expected``), or a direction's first segment."""
         seglen, control, flags, f, r = self.seglen, self.control, self.flags, self.f, self.r
         #: One byte at the next sequence number while the peer advertises a zero window.
-        probe = self.probe = seglen == 1 and expected and r.window == 0 and not control
+        self.probe = seglen == 1 and expected and r.window == 0 and not control
         #: An empty ACK at the next sequence number repeating this side's last acknowledgment.
         repeat = self.repeat = (seglen == 0 and not control and expected and bool(flags & ACK)
                                 and self.ack == f.last_ack)
-        if control:
-            self.kind = CONTROL
-        elif repeat:
-            self.kind = REPEAT
-        elif (self.window and not probe and not self._acks_unseen()
-              and (not seglen or not self._fills_peer_window())):
-            self.kind = QUIET
-        else:
-            self.kind = DATA if seglen else EMPTY
-
-    def _acks_unseen(self) -> bool:
-        peer_next = self.r.next_seq
-        return bool(self.flags & ACK) and peer_next is not None and 0 < (self.ack - peer_next) & MASK < HALF
-
-    def _fills_peer_window(self) -> bool:
-        last_ack, peer_window = self.r.last_ack, self.r.window_bytes
-        return last_ack is not None and peer_window is not None and self.end == (last_ack + peer_window) & MASK
+        self.kind = CONTROL if control else REPEAT if repeat else DATA if seglen else EMPTY
 
     def _elsewhere(self, back: int) -> None:
         """Classify a segment that does not start at the next expected byte (``back``: how far before it)."""

@@ -18,7 +18,7 @@ from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
 from netlens.capture.analysis.rules import MAX_HOLES, OUT_OF_ORDER_NS
 from netlens.capture.analysis.segment import HALF, KINDS, MASK, QUIET, Segment, after
 from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
-from netlens.capture.streams import Stream
+from netlens.capture.streams import Direction, Stream
 
 __all__ = [
     "MAX_HOLES",
@@ -46,7 +46,8 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> list[Mark]
     Returns the marks (usually none). Callers must feed each stream's packets
     in capture order.
     """
-    if not _CHECKS[QUIET] and _quiet(stream, d, tcp, ts_ns, no):
+    f = stream.dirs[d]
+    if tcp.seq == f.next_seq and not _CHECKS[QUIET] and _quiet(stream, f, d, tcp, ts_ns, no):
         return []
     seg = Segment(stream, d, tcp, ts_ns, no)
     marks = []
@@ -90,34 +91,30 @@ def advance(seg: Segment) -> None:
             r.zwp = False
 
 
-def _quiet(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> bool:
+def _quiet(stream: Stream, f: Direction, d: int, tcp: Tcp, ts_ns: int, no: int) -> bool:
     """The fast path: if the segment is QUIET, take it into the state as :func:`advance` would; else False.
 
-    QUIET (see ``segment.KINDS``): no SYN/FIN/RST, at the next expected byte, not an empty repeat of
-    the last ACK, a non-zero window, not a zero-window probe, acknowledging nothing beyond what was
-    captured from the peer, and data not ending at the edge of the peer's window. No rule runs on
-    such a segment, so most packets of a capture cost neither a :class:`Segment` nor a rule call.
-    This is :func:`advance` specialised to that case: change both together
-    (``test_the_quiet_fast_path_leaves_the_state_the_full_path_does`` compares them).
+    QUIET (see ``segment.KINDS``): no SYN/FIN/RST, at the next expected byte (the caller checked),
+    not an empty repeat of the last ACK, a non-zero window, not a zero-window probe, acknowledging
+    nothing beyond what was captured from the peer, and data not ending at the edge of the peer's
+    window. No rule runs on such a segment, so most packets of a capture cost neither a
+    :class:`Segment` nor a rule call. This is :func:`advance` specialised to that case: change both
+    together (``test_the_quiet_fast_path_leaves_the_state_the_full_path_does`` compares them).
     """
     _, _, _, _, _, seq, ack, flags, window, _, _, _, seglen, _ = tcp
-    f, r = stream.dirs[d], stream.dirs[1 - d]
-    if seq != f.next_seq or not window or flags & (SYN | FIN | RST):
+    r = stream.dirs[1 - d]
+    if not window or flags & (SYN | FIN | RST):
         return False
     acks = flags & ACK
-    if acks:
-        last_ack, peer_next = f.last_ack, r.next_seq
-        if seglen == 0 and ack == last_ack:
-            return False  # an empty repeat: window update, keep-alive ACK, dup ACK...
-        if peer_next is not None and 0 < (ack - peer_next) & MASK < HALF:
-            return False  # acknowledges what was never captured
+    last_ack = f.last_ack
+    if acks and ((seglen == 0 and ack == last_ack) or _after_peer(ack, r.next_seq)):
+        return False  # an empty repeat (window update, dup ACK...), or it ACKs what was never captured
     if seglen:
-        if seglen == 1 and r.window == 0:
-            return False  # a zero-window probe
         end = (seq + seglen) & MASK
         peer_ack, peer_window = r.last_ack, r.window_bytes
-        if peer_ack is not None and peer_window is not None and end == (peer_ack + peer_window) & MASK:
-            return False  # fills the peer's window
+        if (seglen == 1 and r.window == 0) or (peer_ack is not None and peer_window is not None
+                                               and end == (peer_ack + peer_window) & MASK):
+            return False  # a zero-window probe, or it fills the peer's window
         f.next_seq = end
         f.next_ts = ts_ns
         f.zwp = False
@@ -133,6 +130,11 @@ def _quiet(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> bool:
     f.window_bytes = window << (stream.scale[d] or 0)
     f.keepalive = False
     return True
+
+
+def _after_peer(ack: int, peer_next: int | None) -> bool:
+    """``ack`` acknowledges beyond everything captured from the peer (``peer_next``)."""
+    return peer_next is not None and 0 < (ack - peer_next) & MASK < HALF
 
 
 def _fill(holes: list[list[int]], hole: list[int], seq: int, end: int) -> None:

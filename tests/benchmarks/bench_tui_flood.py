@@ -200,10 +200,11 @@ def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> d
         latencies = palette_latencies(tmux, args.presses)
         rss = []
         if args.rss_minutes and name == "netlens":
-            deadline = time.monotonic() + args.rss_minutes * 60
-            while time.monotonic() < deadline:
+            started = time.monotonic()
+            while time.monotonic() - started < args.rss_minutes * 60:
                 rss.append(tmux.rss_kib())
-                print(f"  RSS {rss[-1] / 1024:7.1f} MiB at {len(rss) - 1} min", flush=True)
+                print(f"  TUI RSS {rss[-1] / 1024:7.1f} MiB after {(time.monotonic() - started) / 60:5.1f} min "
+                      f"of flood", flush=True)
                 time.sleep(args.rss_every)
         rate = load_rate(load)
     return {"latencies": latencies, "rate": rate, "rss": rss}

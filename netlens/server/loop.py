@@ -12,24 +12,28 @@ through :meth:`Server.snapshot`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import queue
 import selectors
 import socket
 import struct
+import termios
 import threading
 import time
 from concurrent.futures import Future
 from typing import Any
 
-from netlens.display import endpoint
+from netlens.display import endpoint, plural
 from netlens.errors import UserError
+from netlens.proto import ReplyCache
 from netlens.server import controls as ctl
 from netlens.server.bus import EventBus, Subscription
 from netlens.server.config import ServerConfig
-from netlens.server.connection import Connection, ConnectionSnapshot, ServerStats
+from netlens.server.connection import SNAPSHOT_BYTES, Connection, ConnectionSnapshot, ServerStats
 from netlens.server.events import (
     EVENT_CODES,
+    RECORD_DATA_BYTES,
     Accepted,
     Address,
     CloseCause,
@@ -54,6 +58,11 @@ WRITE = selectors.EVENT_WRITE
 ACCEPT_BURST = 64
 #: How long the listener rests after running out of file descriptors.
 EMFILE_PAUSE = 0.1
+#: getsockopt(SOL_SOCKET, SO_COOKIE): the kernel's 64-bit id of a socket (Linux >= 4.x;
+#: not every Python names the constant).
+SO_COOKIE = getattr(socket, "SO_COOKIE", 57)
+_COOKIE = struct.Struct("=Q")
+_INT = struct.Struct("i")
 
 _LISTENER = object()
 _WAKER = object()
@@ -78,7 +87,9 @@ class Server:
 
     def __init__(self, config: ServerConfig | None = None, bus: EventBus | None = None) -> None:
         self.config = config or ServerConfig()
-        self.bus = bus or EventBus(self.config.event_capacity)
+        self.bus = bus or EventBus(self.config.event_capacity, self.config.event_budget)
+        #: Encoded search replies by request, bounded by bytes (owned by the loop thread).
+        self.reply_cache = ReplyCache(self.config.reply_cache_bytes)
         self._publish = self.config.publish_events
         self._sel = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
@@ -104,6 +115,9 @@ class Server:
         self._bytes_in = 0
         self._bytes_out = 0
         self._refused_emfile = 0
+        self._echoed = 0
+        self._echoed_bytes = 0
+        self._deadline_closes = 0
         self._next_idle_scan = 0.0
         # With a specific listen address every accepted socket has it as its
         # local address, which saves a getsockname() per connection.
@@ -186,6 +200,15 @@ class Server:
                 bytes_out=self._bytes_out,
                 events_published=self.bus.published,
                 refused_emfile=self._refused_emfile,
+                echoed_messages=self._echoed,
+                echoed_bytes=self._echoed_bytes,
+                backlog=self.config.backlog,
+                event_bytes=self.bus.bytes,
+                event_budget=self.bus.budget,
+                events_evicted=self.bus.evicted,
+                reply_cache_bytes=self.reply_cache.bytes,
+                reply_cache_budget=self.reply_cache.budget,
+                deadline_closes=self._deadline_closes,
             )
 
     def __enter__(self) -> Server:
@@ -254,10 +277,19 @@ class Server:
             self._emit(ErrorEvent, conn.id, "serving the connection", f"{type(exc).__name__}: {exc}")
             self._close(conn, CloseCause.ERROR, f"internal error: {type(exc).__name__}")
 
+    def _scan_interval(self) -> float:
+        """How often idle connections and request deadlines are checked (0: never)."""
+        limits = [t for t in (self.config.idle_timeout, self._request_timeout()) if t]
+        return min(1.0, min(limits) / 4) if limits else 0.0
+
+    def _request_timeout(self) -> float:
+        return self.config.request_timeout if self.config.mode == "search" else 0.0
+
     def _select_timeout(self) -> float | None:
         waits = []
-        if self.config.idle_timeout and self._conns:
-            waits.append(min(1.0, self.config.idle_timeout / 4))
+        interval = self._scan_interval()
+        if interval and self._conns:
+            waits.append(interval)
         if not self._listener_registered:
             waits.append(max(0.0, self._listener_resume_at - time.monotonic()))
         return min(waits) if waits else None
@@ -267,18 +299,32 @@ class Server:
             assert self._listener is not None
             self._sel.register(self._listener, READ, _LISTENER)
             self._listener_registered = True
-        limit = self.config.idle_timeout
-        if limit and self._conns:
+        interval = self._scan_interval()
+        if interval and self._conns:
             now = time.time()
             # Scan at most a few times per timeout, not on every wake-up.
             if now < self._next_idle_scan:
                 return
-            self._next_idle_scan = now + min(1.0, limit / 4)
-            for conn in list(self._conns.values()):
-                # A connection the user paused is waiting on purpose, not stalled.
-                if not conn.paused and now - conn.last_activity > limit:
-                    self._close(conn, CloseCause.TIMEOUT,
-                                f"no progress for {limit:g} s while {conn.session.stage}")
+            self._next_idle_scan = now + interval
+            self._close_stalled(now)
+
+    def _close_stalled(self, now: float) -> None:
+        """Close connections idle longer than the idle timeout, or past their request deadline."""
+        limit = self.config.idle_timeout
+        for conn in list(self._conns.values()):
+            # A connection the user paused is waiting on purpose, not stalled.
+            if conn.paused:
+                continue
+            if limit and now - conn.last_activity > limit:
+                self._close(conn, CloseCause.TIMEOUT,
+                            f"idle timeout: no progress for {limit:g} s while {conn.session.stage}")
+            elif now > conn.deadline:
+                self._deadline_closes += 1
+                got = conn.bytes_in
+                self._close(conn, CloseCause.TIMEOUT,
+                            f"request deadline: the request was not complete {self._request_timeout():g} s "
+                            f"after the connection opened ({plural(got, 'byte')} received, "
+                            f"{conn.session.stage})")
 
     # ----------------------------------------------------------------- accepting
 
@@ -298,17 +344,21 @@ class Server:
             sock.setblocking(False)
             now = time.time()
             local = self._fixed_local or _address(sock.getsockname())
-            conn = Connection(self._next_id, sock, _address(raw_peer), local, self._new_session(), now)
+            conn = Connection(self._next_id, sock, _address(raw_peer), local, self._new_session(), now,
+                              _cookie(sock))
+            deadline = self._request_timeout()
+            if deadline:
+                conn.deadline = now + deadline
             self._next_id += 1
             self._accepted += 1
             self._conns[conn.id] = conn
-            self._emit(Accepted, conn.id, conn.peer, conn.local)
+            self._emit(Accepted, conn.id, conn.peer, conn.local, conn.cookie)
             self._update_mask(conn)
 
     def _new_session(self) -> Session:
         if self.config.mode == "echo":
             return EchoSession()
-        return SearchSession(self.config.max_content_length)
+        return SearchSession(self.config.max_content_length, self.reply_cache if self.reply_cache.budget else None)
 
     def _out_of_descriptors(self, exc: OSError) -> None:
         """Survive EMFILE: shed the waiting connection instead of spinning on it.
@@ -359,9 +409,10 @@ class Server:
         n = len(data)
         conn.bytes_in += n
         conn.recv_calls += 1
-        conn.last_in = data
+        # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
+        conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
-        self._emit(Received, conn.id, n, data)
+        self._emit(Received, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES])
         self._apply(conn, conn.session.on_data(data))
 
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
@@ -374,21 +425,33 @@ class Server:
         if outcome.close_now:
             self._close(conn, outcome.cause, outcome.reason)
             return
-        if outcome.reply is not None and not conn.write_shut:
-            conn.outbox += outcome.reply
-            if outcome.summary is not None:
-                self._requests += 1
-                self._emit(ResponseQueued, cid, len(outcome.reply), outcome.summary)
+        echo = conn.session.mode == "echo"
+        reply = outcome.reply
+        if reply is not None:
+            if conn.write_shut:
+                conn.unechoed += len(reply)
+            else:
+                conn.outbox += reply
+                if echo:
+                    self._echoed += 1
+                    self._echoed_bytes += len(reply)
+                elif outcome.summary is not None:
+                    self._requests += 1
+                    conn.deadline = float("inf")
+                    self._emit(ResponseQueued, cid, len(reply), outcome.summary)
         if outcome.stop_reading:
             conn.reading = False
         if outcome.close_after_reply:
             conn.close_after_flush = True
             conn.close_cause = outcome.cause
             conn.close_reason = outcome.reason
+            if echo:
+                conn.close_reason += (f"; {plural(conn.unechoed, 'byte')} could not be echoed "
+                                      f"(our sending side was shut down)" if conn.unechoed else "; echo flushed")
             if not conn.outbox:
                 self._close(conn, outcome.cause, outcome.reason)
                 return
-        if conn.outbox and conn.session.mode == "echo" and not conn.mask & WRITE:
+        if conn.outbox and echo and not conn.mask & WRITE:
             # Echo sends at once: usually the kernel takes it all and WRITE interest is
             # never needed; only what it cannot take waits for the socket to be writable.
             # (Search mode keeps the reference's visible READ -> WRITE switch.)
@@ -458,6 +521,10 @@ class Server:
         if abort:
             _abort(conn.sock)
         else:
+            # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
+            unread = _unread(conn.sock)
+            if unread:
+                reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
             conn.sock.close()
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
@@ -536,9 +603,12 @@ class Server:
             return "shutdown(SHUT_WR)", "FIN sent; still reading"
         if isinstance(control, ctl.CloseConnection):
             dropped = len(conn.outbox)
+            unread = _unread(conn.sock)
             self._close(conn, CloseCause.CONTROL, "closed by the user"
-                        + (f", {dropped} unsent bytes dropped" if dropped else ""))
-            return "close", "FIN (or RST if unread bytes remain)"
+                        + (f", {plural(dropped, 'unsent byte')} dropped" if dropped else ""))
+            if unread:
+                return "close", f"RST sent: {plural(unread, 'byte')} were left unread in the receive queue"
+            return "close", "FIN sent"
         if isinstance(control, ctl.AbortConnection):
             self._close(conn, CloseCause.CONTROL, "aborted by the user (RST)", abort=True)
             return "abort", "RST sent (SO_LINGER 0)"
@@ -590,6 +660,22 @@ def _open_reserve() -> int | None:
         return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def _cookie(sock: socket.socket) -> int | None:
+    """The socket's SO_COOKIE, or None where the kernel does not give one."""
+    try:
+        return int(_COOKIE.unpack(sock.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0])
+    except (OSError, struct.error):
+        return None
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive queue (ioctl FIONREAD, a.k.a. SIOCINQ); 0 if unknown."""
+    try:
+        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def _abort(sock: socket.socket) -> None:

@@ -49,6 +49,10 @@ def _json_escape(match: re.Match[str]) -> str:
 
 def safe_str(text: str) -> str:
     """Return ``text`` with every control, invisible formatting or surrogate character shown as an escape."""
+    # Fast path: every character this module escapes is one Python calls unprintable
+    # (categories Cc, Cf, Cs, Zl, Zp), and the check is one C loop.
+    if text.isprintable():
+        return text
     return _UNSAFE.sub(_escape_char, text)
 
 

@@ -21,6 +21,7 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -122,6 +123,10 @@ class Server:
         # With a specific listen address every accepted socket has it as its
         # local address, which saves a getsockname() per connection.
         self._fixed_local: Address | None = None
+        #: Called on the loop thread after each wake-up's work, inside the loop's lock
+        #: (keep it short). The headless printer formats its lines here: one thread
+        #: doing both jobs never waits for the other to hand over the GIL.
+        self.after_wake: Callable[[], None] | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -295,6 +300,13 @@ class Server:
         return min(waits) if waits else None
 
     def _timers(self) -> None:
+        """After each wake-up: the listener's rest after EMFILE, idle/deadline closes, then ``after_wake``."""
+        self._timer_duties()
+        hook = self.after_wake
+        if hook is not None:
+            hook()
+
+    def _timer_duties(self) -> None:
         if not self._listener_registered and time.monotonic() >= self._listener_resume_at:
             assert self._listener is not None
             self._sel.register(self._listener, READ, _LISTENER)

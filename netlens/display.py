@@ -19,14 +19,15 @@ _last_second: tuple[int, str] = (-1, "")
 def clock(ts: float) -> str:
     """Local time of day of a ``time.time()`` stamp, with milliseconds: ``14:03:07.412``."""
     global _last_second
-    second = int(ts)
+    ms = int(ts * 1000)
+    second = ms // 1000
     cached = _last_second
     if cached[0] == second:
         prefix = cached[1]
     else:
         prefix = time.strftime("%H:%M:%S", time.localtime(second))
         _last_second = (second, prefix)
-    return f"{prefix}.{int(ts % 1 * 1000):03d}"
+    return f"{prefix}.{ms % 1000:03d}"
 
 
 def plural(n: int, unit: str) -> str:

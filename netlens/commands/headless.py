@@ -32,12 +32,15 @@ from netlens.display import plural
 from netlens.errors import UserError
 from netlens.server import Server, ServerConfig, ServerStats
 from netlens.server.bus import EventRecord, Subscription
-from netlens.server.printing import format_json, format_text
+from netlens.server.printing import RecordFormatter
 
 #: Encoded bytes allowed to wait for stdout before whole batches are dropped.
 WRITE_BACKLOG = 16 * 1024 * 1024
 #: How often the main thread looks at the server (it does nothing else).
 WATCH_INTERVAL = 0.2
+#: How often the writer thread writes what has piled up. It is never woken per
+#: chunk: waking a thread on every loop wake-up costs the loop more than the write.
+WRITE_INTERVAL = 0.02
 
 
 class OutputError(Exception):
@@ -72,8 +75,8 @@ class ChunkWriter:
         #: True when the reader went away (EPIPE): a normal end, not an error.
         self.reader_left = False
         self._chunks: deque[bytes] = deque()
-        self._ready = threading.Condition(threading.Lock())
-        self._closing = False
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="netlens-stdout", daemon=True)
 
     def start(self) -> ChunkWriter:
@@ -90,30 +93,28 @@ class ChunkWriter:
         """Queue ``chunk`` (``lines`` lines); drop it if too much is already waiting."""
         if self.failed:
             return
-        with self._ready:
+        with self._lock:
             if self.pending + len(chunk) > self.limit:
                 self.dropped_lines += lines
                 return
             self.pending += len(chunk)
             self._chunks.append(chunk)
-            self._ready.notify()
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (at most ``timeout`` seconds), then end the thread."""
-        with self._ready:
-            self._closing = True
-            self._ready.notify()
+        self._closing.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
-            with self._ready:
-                while not self._chunks and not self._closing:
-                    self._ready.wait()
-                if not self._chunks:
-                    return
+            closing = self._closing.wait(WRITE_INTERVAL)
+            with self._lock:
                 chunk = b"".join(self._chunks)
                 self._chunks.clear()
+            if not chunk:
+                if closing:
+                    return
+                continue
             try:
                 _write_all(self.fd, chunk)
             except BrokenPipeError:
@@ -124,7 +125,7 @@ class ChunkWriter:
                                          f"{exc.strerror or errno.errorcode.get(exc.errno or 0, exc)}.")
                 return
             finally:
-                with self._ready:
+                with self._lock:
                     self.pending -= len(chunk)
 
 
@@ -141,7 +142,7 @@ class EventPrinter:
     def __init__(self, subscription: Subscription, writer: ChunkWriter, as_json: bool, encoding: str) -> None:
         self.subscription = subscription
         self.writer = writer
-        self.format: Callable[[Sequence[EventRecord]], str] = format_json if as_json else format_text
+        self.format: Callable[[Sequence[EventRecord]], str] = RecordFormatter(as_json).format
         self.encoding = encoding
         self.as_json = as_json
         self.printed = 0

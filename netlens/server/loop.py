@@ -425,7 +425,26 @@ class Server:
         conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
         self._emit(Received, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES])
+        if conn.session.mode == "echo":
+            self._echo(conn, data)
+            return
         self._apply(conn, conn.session.on_data(data))
+
+    def _echo(self, conn: Connection, data: bytes) -> None:
+        """Echo mode's whole job (what EchoSession.on_data says), without building an Outcome."""
+        if conn.write_shut:
+            conn.unechoed += len(data)
+            return
+        conn.outbox += data
+        self._echoed += 1
+        self._echoed_bytes += len(data)
+        if conn.mask & WRITE:
+            # Earlier bytes still wait for the socket to be writable: these queue behind
+            # them, and past the echo buffer limit the mask stops reading this peer.
+            self._update_mask(conn)
+            return
+        # Send at once: usually the kernel takes it all and WRITE interest is never needed.
+        self._on_writable(conn)
 
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
         cid = conn.id

@@ -62,41 +62,101 @@ def json_value(value: Any) -> str:
     return json_string(str(value))
 
 
+#: Bytes of cached describer output a formatter may hold before it starts over.
+CACHE_BYTES = 1 << 20
+
+
+class RecordFormatter:
+    """Formats batches of records as text or JSON lines, remembering repeated descriptions.
+
+    Most of a busy server's lines repeat but for their time and connection
+    ("selector mask - -> READ", "send 148 bytes", the same request's bytes), so
+    the part after the connection id is cached by the record's fields, within
+    :data:`CACHE_BYTES` (the cache starts over when full).
+    """
+
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+        self._cache: dict[tuple[Any, ...], str] = {}
+        self._cached_bytes = 0
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, records: Sequence[EventRecord]) -> str:
+        """One line per record, each ending in a newline."""
+        return self._json(records) if self.as_json else self._text(records)
+
+    def _remember(self, key: tuple[Any, ...], text: str) -> str:
+        self._cached_bytes += len(text) + 200
+        if self._cached_bytes > CACHE_BYTES:
+            self._cache.clear()
+            self._cached_bytes = len(text) + 200
+        self._cache[key] = text
+        return text
+
+    def _text(self, records: Sequence[EventRecord]) -> str:
+        out = []
+        append = out.append
+        cache = self._cache
+        describers = DESCRIBERS
+        second, prefix = self._second, self._prefix
+        # Consecutive records mostly share their millisecond and connection: reuse both texts.
+        last_ms, last_conn, head = -1, -1, ""
+        for record in records:
+            ts = record[1]
+            ms = int(ts * 1000)
+            conn = record[2]
+            if ms != last_ms or conn != last_conn:
+                whole = ms // 1000
+                if whole != second:
+                    second = whole
+                    prefix = time.strftime("%H:%M:%S", time.localtime(whole))
+                who = f"#{conn}" if conn else "server"
+                head = f"{prefix}.{ms % 1000:03d} {who:>7} "
+                last_ms, last_conn = ms, conn
+            # The code and the fields: the stamp and the connection would make every key unique.
+            key = (record[0], *record[3:])
+            text = cache.get(key)
+            if text is None:
+                text = self._remember(key, describers[record[0]](*record[3:]))
+            append(head + text + "\n")
+        self._second, self._prefix = second, prefix
+        return "".join(out)
+
+    def _json(self, records: Sequence[EventRecord]) -> str:
+        out = []
+        append = out.append
+        cache = self._cache
+        for record in records:
+            key = (record[0], *record[3:])
+            tail = cache.get(key)
+            if tail is None:
+                tail = self._remember(key, _json_fields(record))
+            append(f"{_HEADS[record[0]]}{record[1]!r}, \"conn\": {record[2]}{tail}}}\n")
+        return "".join(out)
+
+
+def _json_fields(record: EventRecord) -> str:
+    """The ``, "name": value`` part of a record's JSON object."""
+    code = record[0]
+    values = record[3:]
+    if code == _MASK_CODE:
+        values = (mask_name(values[0]), mask_name(values[1]))
+    parts = []
+    for key, value in zip(_KEYS[code], values, strict=False):
+        parts.append(key)
+        parts.append(json_value(value))
+    return "".join(parts)
+
+
 def format_json(records: Sequence[EventRecord]) -> str:
     """One JSON object per record, each ending in a newline."""
-    out = []
-    append = out.append
-    for record in records:
-        code = record[0]
-        values = record[3:]
-        if code == _MASK_CODE:
-            values = (mask_name(values[0]), mask_name(values[1]))
-        parts = [_HEADS[code], repr(record[1]), ', "conn": ', str(record[2])]
-        for key, value in zip(_KEYS[code], values, strict=False):
-            parts.append(key)
-            parts.append(json_value(value))
-        parts.append("}\n")
-        append("".join(parts))
-    return "".join(out)
+    return RecordFormatter(as_json=True).format(records)
 
 
 def format_text(records: Sequence[EventRecord]) -> str:
     """One human line per record (``14:03:07.412      #3 recv 146 bytes: ...``), each ending in a newline."""
-    out = []
-    append = out.append
-    second = -1
-    prefix = ""
-    describers = DESCRIBERS
-    for record in records:
-        ts = record[1]
-        whole = int(ts)
-        if whole != second:
-            second = whole
-            prefix = time.strftime("%H:%M:%S", time.localtime(whole))
-        conn = record[2]
-        who = f"#{conn}" if conn else "server"
-        append(f"{prefix}.{int(ts % 1 * 1000):03d} {who:>7} {describers[record[0]](*record[3:])}\n")
-    return "".join(out)
+    return RecordFormatter().format(records)
 
 
-__all__ = ["format_json", "format_text", "json_string", "json_value"]
+__all__ = ["RecordFormatter", "format_json", "format_text", "json_string", "json_value"]

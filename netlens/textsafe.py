@@ -96,3 +96,48 @@ def safe_json(value: Any) -> str:
     # These characters can only occur inside JSON strings (the syntax is ASCII), where
     # a \u escape means the same character: the document's meaning does not change.
     return _JSON_UNSAFE.sub(_json_escape, text)
+
+
+def json_preview(value: Any, limit: int = 300) -> str:
+    """Compact JSON text of ``value`` for a screen, at most ``limit`` characters, escaped like :func:`safe_str`.
+
+    Written without recursion (an explicit stack), so no nesting depth can
+    raise RecursionError, and it stops as soon as ``limit`` is reached, so a
+    huge value costs no more than the screen shows. Strings are quoted like
+    JSON (``json.dumps`` of each scalar).
+    """
+    out: list[str] = []
+    used = 0
+    # Work items: a value to render, or a literal piece of text (closing brackets, separators).
+    stack: list[tuple[bool, Any]] = [(False, value)]
+    while stack and used <= limit:
+        literal, item = stack.pop()
+        if literal:
+            piece = item
+        elif isinstance(item, dict):
+            piece = "{"
+            pending: list[tuple[bool, Any]] = [(True, "}")]
+            for index, (key, inner) in enumerate(reversed(list(item.items()))):
+                pending.append((False, inner))
+                pending.append((True, json.dumps(str(key), ensure_ascii=False) + ": "))
+                if index < len(item) - 1:
+                    pending.append((True, ", "))
+            stack.extend(pending)
+        elif isinstance(item, (list, tuple)):
+            piece = "["
+            pending = [(True, "]")]
+            for index, inner in enumerate(reversed(item)):
+                pending.append((False, inner))
+                if index < len(item) - 1:
+                    pending.append((True, ", "))
+            stack.extend(pending)
+        else:
+            if isinstance(item, str) and len(item) > limit:
+                item = item[: limit + 1]  # what is past the limit is never shown
+            try:
+                piece = json.dumps(item, ensure_ascii=False)
+            except (TypeError, ValueError):
+                piece = repr(item)
+        out.append(piece)
+        used += len(piece)
+    return safe_short("".join(out), limit)

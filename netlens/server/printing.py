@@ -22,7 +22,7 @@ from typing import Any
 from netlens.server.bus import EventRecord
 from netlens.server.events import _FIELD_NAMES, _KINDS, DESCRIBERS, EVENT_CODES, MaskChanged, Received, mask_name
 
-_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 # What json's encoder leaves as it is but a terminal must not see (see netlens.textsafe).
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 _MASK_CODE = EVENT_CODES[MaskChanged]
@@ -95,7 +95,7 @@ class RecordFormatter:
         return text
 
     def _text(self, records: Sequence[EventRecord]) -> str:
-        out = []
+        out: list[str] = []
         append = out.append
         cache = self._cache
         describers = DESCRIBERS
@@ -124,7 +124,7 @@ class RecordFormatter:
         return "".join(out)
 
     def _json(self, records: Sequence[EventRecord]) -> str:
-        out = []
+        out: list[str] = []
         append = out.append
         cache = self._cache
         for record in records:
@@ -142,7 +142,7 @@ def _json_fields(record: EventRecord) -> str:
     values = record[3:]
     if code == _MASK_CODE:
         values = (mask_name(values[0]), mask_name(values[1]))
-    parts = []
+    parts: list[str] = []
     for key, value in zip(_KEYS[code], values, strict=False):
         parts.append(key)
         parts.append(json_value(value))

@@ -480,7 +480,7 @@ class Server:
                 conn.close_reason += (f"; {plural(conn.unechoed, 'byte')} could not be echoed "
                                       f"(our sending side was shut down)" if conn.unechoed else "; echo flushed")
             if not conn.outbox:
-                self._close(conn, outcome.cause, outcome.reason)
+                self._close(conn, outcome.cause, conn.close_reason)
                 return
         if conn.outbox and echo and not conn.mask & WRITE:
             # Echo sends at once: usually the kernel takes it all and WRITE interest is

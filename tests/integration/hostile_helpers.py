@@ -49,6 +49,7 @@ def netlens(*args: str, locale: str = "C.UTF-8", **kwargs: object) -> subprocess
 
 @contextmanager
 def headless(tmp_path: Path, *args: str, locale: str = "C.UTF-8") -> Iterator[tuple[int, Path, Path]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out, err = tmp_path / "out.log", tmp_path / "err.log"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = netlens("serve", "--headless", "--port", "0", *args, locale=locale, stdout=stdout, stderr=stderr)

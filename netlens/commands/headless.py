@@ -3,9 +3,10 @@
 Printing thousands of lines a second is most of what this command does, so it
 is arranged to cost the server as little as possible:
 
-* the loop thread formats the records of each wake-up itself (``after_wake``),
-  from raw records with a once-a-second clock: no second Python thread competes
-  with it for the GIL, which would make every one of its syscalls wait;
+* the loop thread formats the records itself (``after_wake``, every
+  :data:`PRINT_INTERVAL` at most, so each batch is large), from raw records with
+  cached clock and description texts: no second Python thread competes with it
+  for the GIL, which would make every one of its syscalls wait;
 * a writer thread only moves big encoded chunks to the file descriptor (no
   Python work, the GIL released while it writes), so a slow reader of stdout
   never blocks the loop: past :data:`WRITE_BACKLOG` bytes waiting, whole chunks
@@ -36,6 +37,8 @@ from netlens.server.printing import RecordFormatter
 
 #: Encoded bytes allowed to wait for stdout before whole batches are dropped.
 WRITE_BACKLOG = 16 * 1024 * 1024
+#: Longest an event waits to be formatted; the loop formats a batch this often at most.
+PRINT_INTERVAL = 0.01
 #: How often the main thread looks at the server (it does nothing else).
 WATCH_INTERVAL = 0.2
 #: How often the writer thread writes what has piled up. It is never woken per
@@ -191,6 +194,7 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
     printer = EventPrinter(server.subscribe(), writer, as_json, encoding)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.after_wake = printer.pump
+    server.after_wake_interval = PRINT_INTERVAL
     try:
         server.start()
         printer.pump()  # "listening", published before the loop ran

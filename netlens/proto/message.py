@@ -50,6 +50,8 @@ def short_repr(value: object) -> str:
     end around ``...``; deep or long containers are elided (``[...]``). The cost
     is bounded by the limit, not by the value's size.
     """
+    if type(value) is str and len(value) <= DESCRIBE_LIMIT // 2:
+        return repr(value)  # the common case, at C speed
     return _short.repr(value)
 
 

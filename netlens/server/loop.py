@@ -127,6 +127,12 @@ class Server:
         #: (keep it short). The headless printer formats its lines here: one thread
         #: doing both jobs never waits for the other to hand over the GIL.
         self.after_wake: Callable[[], None] | None = None
+        #: ...at most this often: each call then takes a batch of events. While events
+        #: wait for it, the loop wakes up when it is due (no event waits longer).
+        self.after_wake_interval = 0.0
+        self._hook_due = 0.0
+        self._hook_seen = 0
+        self._scan_every = self._scan_interval()
 
     # ----------------------------------------------------------------- public API
 
@@ -287,12 +293,21 @@ class Server:
         limits = [t for t in (self.config.idle_timeout, self._request_timeout()) if t]
         return min(1.0, min(limits) / 4) if limits else 0.0
 
+    def _hook_wait(self) -> float | None:
+        """Seconds until ``after_wake`` is due while events wait for it (None: nothing waits)."""
+        if self.after_wake is None or self.bus.published == self._hook_seen:
+            return None
+        return max(0.0, self._hook_due - time.monotonic())
+
     def _request_timeout(self) -> float:
         return self.config.request_timeout if self.config.mode == "search" else 0.0
 
     def _select_timeout(self) -> float | None:
         waits = []
-        interval = self._scan_interval()
+        interval = self._scan_every
+        hook_wait = self._hook_wait()
+        if hook_wait is not None:
+            waits.append(hook_wait)
         if interval and self._conns:
             waits.append(interval)
         if not self._listener_registered:
@@ -304,14 +319,18 @@ class Server:
         self._timer_duties()
         hook = self.after_wake
         if hook is not None:
-            hook()
+            now = time.monotonic()
+            if now >= self._hook_due:
+                self._hook_due = now + self.after_wake_interval
+                self._hook_seen = self.bus.published
+                hook()
 
     def _timer_duties(self) -> None:
         if not self._listener_registered and time.monotonic() >= self._listener_resume_at:
             assert self._listener is not None
             self._sel.register(self._listener, READ, _LISTENER)
             self._listener_registered = True
-        interval = self._scan_interval()
+        interval = self._scan_every
         if interval and self._conns:
             now = time.time()
             # Scan at most a few times per timeout, not on every wake-up.
@@ -435,16 +454,33 @@ class Server:
         if conn.write_shut:
             conn.unechoed += len(data)
             return
-        conn.outbox += data
         self._echoed += 1
         self._echoed_bytes += len(data)
-        if conn.mask & WRITE:
+        if conn.outbox:
             # Earlier bytes still wait for the socket to be writable: these queue behind
             # them, and past the echo buffer limit the mask stops reading this peer.
+            conn.outbox += data
             self._update_mask(conn)
             return
         # Send at once: usually the kernel takes it all and WRITE interest is never needed.
-        self._on_writable(conn)
+        try:
+            n = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except (BrokenPipeError, ConnectionResetError):
+            self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
+            return
+        except OSError as exc:
+            self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
+            return
+        if n:
+            conn.bytes_out += n
+            conn.send_calls += 1
+            self._bytes_out += n
+            self._emit(Sent, conn.id, n, len(data) - n)
+        if n < len(data):
+            conn.outbox += memoryview(data)[n:]
+            self._update_mask(conn)
 
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
         cid = conn.id

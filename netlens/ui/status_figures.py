@@ -48,5 +48,7 @@ def budget_text(stats: ServerStats, log_bytes: int, log_budget: int) -> Text:
         used("replies", stats.reply_cache_bytes, stats.reply_cache_budget)
     overflows = listen_overflows()
     if overflows:
-        text.append(f" accept queue overflowed {count(overflows)}x (backlog {stats.backlog})", style="bold red")
+        # The kernel counts every listener in the namespace: say so, with our backlog beside it.
+        text.append(f" ListenOverflows +{count(overflows)} (any listener; backlog {stats.backlog})",
+                    style="bold red")
     return text

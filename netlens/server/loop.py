@@ -12,13 +12,10 @@ through :meth:`Server.snapshot`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import queue
 import selectors
 import socket
-import struct
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +48,7 @@ from netlens.server.events import (
     Stopped,
 )
 from netlens.server.sessions import EchoSession, Outcome, SearchSession, Session
+from netlens.server.sockets import address_of, cookie_of, open_reserve, reset_close, unread_bytes
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -59,11 +57,6 @@ WRITE = selectors.EVENT_WRITE
 ACCEPT_BURST = 64
 #: How long the listener rests after running out of file descriptors.
 EMFILE_PAUSE = 0.1
-#: getsockopt(SOL_SOCKET, SO_COOKIE): the kernel's 64-bit id of a socket (Linux >= 4.x;
-#: not every Python names the constant).
-SO_COOKIE = getattr(socket, "SO_COOKIE", 57)
-_COOKIE = struct.Struct("=Q")
-_INT = struct.Struct("i")
 
 _LISTENER = object()
 _WAKER = object()
@@ -71,11 +64,6 @@ _WAKER = object()
 
 class PortInUseError(UserError):
     """The address is taken by another socket (exit code 2)."""
-
-
-def _address(raw: Any) -> Address:
-    # IPv6 addresses come as 4-tuples (host, port, flowinfo, scope_id).
-    return (str(raw[0]), int(raw[1]))
 
 
 class Server:
@@ -141,13 +129,13 @@ class Server:
         if self._thread is not None:
             raise RuntimeError("server already started")
         self._listener = self._bind()
-        self.address = _address(self._listener.getsockname())
+        self.address = address_of(self._listener.getsockname())
         if self.address[0] not in ("0.0.0.0", "::"):
             self._fixed_local = self.address
         self._sel.register(self._listener, READ, _LISTENER)
         self._listener_registered = True
         self._sel.register(self._wake_r, READ, _WAKER)
-        self._reserve_fd = _open_reserve()
+        self._reserve_fd = open_reserve()
         self.started = time.time()
         self._emit(Listening, 0, self.address, self.config.mode)
         self._thread = threading.Thread(target=self._run, name="netlens-server", daemon=True)
@@ -374,9 +362,9 @@ class Server:
                 return
             sock.setblocking(False)
             now = time.time()
-            local = self._fixed_local or _address(sock.getsockname())
-            conn = Connection(self._next_id, sock, _address(raw_peer), local, self._new_session(), now,
-                              _cookie(sock))
+            local = self._fixed_local or address_of(sock.getsockname())
+            conn = Connection(self._next_id, sock, address_of(raw_peer), local, self._new_session(), now,
+                              cookie_of(sock))
             deadline = self._request_timeout()
             if deadline:
                 conn.deadline = now + deadline
@@ -404,11 +392,11 @@ class Server:
             self._reserve_fd = None
             try:
                 shed, _ = self._listener.accept()
-                _abort(shed)
+                reset_close(shed)
                 self._refused_emfile += 1
             except OSError:
                 pass
-            self._reserve_fd = _open_reserve()
+            self._reserve_fd = open_reserve()
         self._emit(ErrorEvent, 0, "accept",
                    f"out of file descriptors ({errno.errorcode.get(exc.errno or 0, exc.errno)}); "
                    f"refusing connections for {EMFILE_PAUSE:g} s (raise the limit with ulimit -n)")
@@ -586,10 +574,10 @@ class Server:
                 pass
             conn.mask = 0
         if abort:
-            _abort(conn.sock)
+            reset_close(conn.sock)
         else:
             # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
-            unread = _unread(conn.sock)
+            unread = unread_bytes(conn.sock)
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
             conn.sock.close()
@@ -670,7 +658,7 @@ class Server:
             return "shutdown(SHUT_WR)", "FIN sent; still reading"
         if isinstance(control, ctl.CloseConnection):
             dropped = len(conn.outbox)
-            unread = _unread(conn.sock)
+            unread = unread_bytes(conn.sock)
             self._close(conn, CloseCause.CONTROL, "closed by the user"
                         + (f", {plural(dropped, 'unsent byte')} dropped" if dropped else ""))
             if unread:
@@ -720,35 +708,3 @@ class Server:
         self._sel.close()
         if self.started:
             self._emit(Stopped, 0)
-
-
-def _open_reserve() -> int | None:
-    try:
-        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-def _cookie(sock: socket.socket) -> int | None:
-    """The socket's SO_COOKIE, or None where the kernel does not give one."""
-    try:
-        return int(_COOKIE.unpack(sock.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0])
-    except (OSError, struct.error):
-        return None
-
-
-def _unread(sock: socket.socket) -> int:
-    """Bytes waiting in the socket's receive queue (ioctl FIONREAD, a.k.a. SIOCINQ); 0 if unknown."""
-    try:
-        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
-    except OSError:
-        return 0
-
-
-def _abort(sock: socket.socket) -> None:
-    """Close with RST: SO_LINGER on, timeout 0."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    sock.close()

@@ -27,10 +27,10 @@ PREVIEW_BYTES = 64
 #: Bytes of each recv() a Received event keeps (what a screen shows: the text line
 #: shows 64, JSON and the events panel this many). The full count is ``nbytes``.
 RECORD_DATA_BYTES = 256
-#: Longest text field (a detail, reason or summary) printed in a human line.
+#: Longest text field (a detail, reason or summary) printed in a human line. The
+#: fields themselves are bounded where they are made (summaries by the codec's
+#: describe(), reasons and errors by the loop), so every record stays small.
 TEXT_LIMIT = 200
-#: Longest text field kept in an event at all (the loop cuts before publishing).
-KEEP_TEXT = 1024
 
 Address = tuple[str, int]
 

@@ -49,6 +49,7 @@ from netlens.server.events import (
 )
 from netlens.server.sessions import EchoSession, Outcome, SearchSession, Session
 from netlens.server.sockets import address_of, cookie_of, open_reserve, reset_close, unread_bytes
+from netlens.textsafe import cut
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -273,7 +274,7 @@ class Server:
             if events & WRITE and not conn.closed and conn.mask & WRITE:
                 self._on_writable(conn)
         except Exception as exc:  # one broken connection must never stop the loop
-            self._emit(ErrorEvent, conn.id, "serving the connection", f"{type(exc).__name__}: {exc}")
+            self._emit(ErrorEvent, conn.id, "serving the connection", cut(f"{type(exc).__name__}: {exc}", 300))
             self._close(conn, CloseCause.ERROR, f"internal error: {type(exc).__name__}")
 
     def _scan_interval(self) -> float:

@@ -452,15 +452,8 @@ class Server:
             self._update_mask(conn)
             return
         # Send at once: usually the kernel takes it all and WRITE interest is never needed.
-        try:
-            n = conn.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except (BrokenPipeError, ConnectionResetError):
-            self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
-            return
-        except OSError as exc:
-            self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
+        n = self._send(conn, data)
+        if n is None:
             return
         if n:
             conn.bytes_out += n
@@ -515,16 +508,21 @@ class Server:
             return
         self._update_mask(conn)
 
-    def _on_writable(self, conn: Connection) -> None:
+    def _send(self, conn: Connection, data: bytes | bytearray) -> int | None:
+        """``send()`` what the kernel takes: bytes sent (0 if none), None if that closed the connection."""
         try:
-            n = conn.sock.send(conn.outbox)
+            return conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except (BrokenPipeError, ConnectionResetError):
             self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
-            return
         except OSError as exc:
             self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
+        return None
+
+    def _on_writable(self, conn: Connection) -> None:
+        n = self._send(conn, conn.outbox)
+        if not n:
             return
         # Deleting from the front of a bytearray is O(1) in CPython.
         del conn.outbox[:n]

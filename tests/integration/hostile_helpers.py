@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,3 +79,27 @@ def assert_printable(data: bytes) -> str:
     return text
 
 
+
+
+def client_against(result_body: bytes, locale: str) -> tuple[int, bytes, bytes]:
+    """``netlens client search x`` against a one-shot server answering ``result_body`` (a JSON object's bytes).
+
+    Returns (exit code, stdout, stderr).
+    """
+    answer = frame(json.dumps({"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8",
+                               "content-length": len(result_body)}).encode(), result_body)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def serve_once() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1 << 16)
+                conn.sendall(answer)
+
+        threading.Thread(target=serve_once, daemon=True).start()
+        proc = netlens("client", "search", "x", "--port", str(listener.getsockname()[1]), locale=locale,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate(timeout=20)
+    return proc.returncode, out, err

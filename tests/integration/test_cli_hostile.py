@@ -6,13 +6,21 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from hostile_helpers import SURROGATE_TYPE, ask, assert_printable, frame, headless, netlens, search_frame
+from hostile_helpers import (
+    SURROGATE_TYPE,
+    ask,
+    assert_printable,
+    client_against,
+    frame,
+    headless,
+    netlens,
+    search_frame,
+)
 from waiting import wait_for
 
 from netlens.capture import write_pcap
@@ -93,24 +101,9 @@ def test_read_every_view_of_a_hostile_pcap(tmp_path: Path) -> None:
 
 
 def test_client_shows_a_hostile_answer_safely() -> None:
-    body = b'{"result": "\\ud800\\udc9b\\udcff \\u009b[2J \\u202e"}'
-    answer = frame(json.dumps({"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8",
-                               "content-length": len(body)}).encode(), body)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def serve_once() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(answer)
-
-        threading.Thread(target=serve_once, daemon=True).start()
-        proc = netlens("client", "search", "x", "--port", str(listener.getsockname()[1]), locale="C",
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0 and b"Traceback" not in err
+    code, out, err = client_against(b'{"result": "\\ud800\\udc9b\\udcff \\u009b[2J \\u202e"}', "C")
+    assert code == 0 and b"Traceback" not in err
     text = assert_printable(out)
-    assert "\\ud800\\udc9b" in text or "\U0001009b" in text
+    # \ud800\udc9b is a valid surrogate pair in JSON: one real character (U+1009B).
+    assert "\U0001009b" in text
     assert "\\udcff" in text and "\\x9b[2J" in text and "\\u202e" in text

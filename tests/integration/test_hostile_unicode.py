@@ -31,7 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from hostile_helpers import ask, assert_printable, frame, netlens, search_frame, unsafe_chars
+from hostile_helpers import ask, assert_printable, client_against, frame, netlens, search_frame, unsafe_chars
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pty_helpers import REPO
@@ -127,28 +127,6 @@ def send_all_ways(port: int, text: str) -> None:
     assert ask(port, binary_frame("binary/custom-client-binary-type", text.encode("utf-8", "surrogatepass")))
 
 
-def client_against_hostile_server(strings: list[str], locale: str) -> bytes:
-    body = json.dumps({"result": " | ".join(strings)}).encode()
-    answer = frame(json.dumps({"byteorder": "little", "content-type": "text/json", "content-encoding": "utf-8",
-                               "content-length": len(body)}).encode(), body)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def serve_once() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(1 << 16)
-                conn.sendall(answer)
-
-        threading.Thread(target=serve_once, daemon=True).start()
-        proc = netlens("client", "search", "x", "--port", str(listener.getsockname()[1]), locale=locale,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    return out
-
-
 def port_in(output: bytes) -> int | None:
     match = re.search(rb'listening on 127\.0\.0\.1:(\d+)|"address": \["127\.0\.0\.1", (\d+)\]', output)
     return int(match.group(1) or match.group(2)) if match else None
@@ -202,7 +180,9 @@ def test_arbitrary_unicode_through_every_output_path(tmp_path: Path, locale: str
     assert re.search(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4})", drawn)  # hostile text was on screen, as escapes
     reads = [netlens("read", str(pcap), *view, locale=locale, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for view in ([], ["--json"], ["--ladder", "2"], ["--follow", "3"])]
-    assert_printable(client_against_hostile_server(HOSTILE + sent, locale))
+    code, out, err = client_against(json.dumps({"result": " | ".join(HOSTILE + sent)}).encode(), locale)
+    assert code == 0, err
+    assert_printable(out)
     for read in reads:
         out, err = read.communicate(timeout=60)
         assert read.returncode == 0 and b"Traceback" not in err, err[-500:]

@@ -31,6 +31,7 @@ from types import FrameType
 
 from netlens.display import plural
 from netlens.errors import UserError
+from netlens.probe.counters import CounterWatch
 from netlens.server import Server, ServerConfig, ServerStats
 from netlens.server.bus import EventRecord, Subscription
 from netlens.server.printing import RecordFormatter
@@ -190,6 +191,7 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
         stop.set()
 
     server = Server(config)
+    overflows = CounterWatch("TcpExt", "ListenOverflows", interval=0.0)
     writer = ChunkWriter(fd).start()
     printer = EventPrinter(server.subscribe(), writer, as_json, encoding)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -209,7 +211,7 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
     server.after_wake = None
     printer.pump()  # what the last wake-ups and the stop published
     writer.close()
-    _say(summary_line(server.stats(), printer.printed))
+    _say(summary_line(server.stats(), printer.printed, overflows.delta()))
     if printer.error is not None:
         raise printer.error
     if writer.error is not None:
@@ -231,14 +233,16 @@ def budget_line(stats: ServerStats) -> str:
             f"{_mib(stats.reply_cache_budget)} of cached replies (--reply-cache); backlog {stats.backlog}.")
 
 
-def summary_line(stats: ServerStats, printed: int) -> str:
-    """The end-of-run figures: work done and memory held against each budget."""
+def summary_line(stats: ServerStats, printed: int, overflows: int = 0) -> str:
+    """The end-of-run figures: work done, memory held against each budget, accept-queue overflows."""
     work = (f"{plural(stats.echoed_messages, 'message')} echoed ({plural(stats.echoed_bytes, 'byte')})"
             if stats.mode == "echo" else f"{plural(stats.requests, 'request')} answered")
     return (f"{plural(stats.accepted, 'connection')}, {work}, {plural(printed, 'event')} printed; "
             f"event buffer {_mib(stats.event_bytes)} of {_mib(stats.event_budget)}"
             + (f" ({stats.events_evicted} let go early)" if stats.events_evicted else "")
-            + f", reply cache {_mib(stats.reply_cache_bytes)} of {_mib(stats.reply_cache_budget)}.")
+            + f", reply cache {_mib(stats.reply_cache_bytes)} of {_mib(stats.reply_cache_budget)}"
+            + (f"; the kernel's ListenOverflows grew by {overflows} (any listener in this network namespace; "
+               f"backlog {stats.backlog})" if overflows else "") + ".")
 
 
 def _mib(n: int) -> str:

@@ -1,10 +1,12 @@
-"""The status line's memory, echo and accept-queue figures (what the user set, what is used now).
+"""The main screen's server figures: echo work, memory budgets, the kernel's accept-queue overflows.
 
 Kept apart from the main screen so the figures the server and the kernel
-provide are formatted in one place: the echo server's work (echoed messages,
-not "requests 0"), each memory budget with its use, and the kernel's
+provide are formatted in one place: the echo server's work for the status
+line (echoed messages, not "requests 0"), each memory budget with its use (the
+events panel's subtitle: ``log 3.4/64M · ring 1.2/32M · replies 0.1/4M``, set
+with ``--event-log``, ``--event-buffer``, ``--reply-cache``), and the kernel's
 ListenOverflows since netlens started (connections dropped because an accept
-queue was full), read at most once a second.
+queue was full), read at most once a second and shown when there were any.
 """
 
 from __future__ import annotations
@@ -33,22 +35,25 @@ def work_text(stats: ServerStats) -> str:
     return f"requests {count(stats.requests)}"
 
 
-def budget_text(stats: ServerStats, log_bytes: int, log_budget: int) -> Text:
-    """``mem events 1.2/32 MiB  log 3.4/64 MiB  replies 0.1/4 MiB`` and, when any, accept-queue overflows."""
-    text = Text()
+def memory_text(stats: ServerStats, log_bytes: int, log_budget: int) -> str:
+    """``log 3.4/64M · ring 1.2/32M · replies 0.1/4M``: memory held against each budget (numbers only)."""
+    parts = [f"log {_mib(log_bytes)}/{_mib(log_budget, 0)}M"]
+    # A budget of 0 is unknown (a recording) or switched off: nothing to show.
+    if stats.event_budget:
+        parts.append(f"ring {_mib(stats.event_bytes)}/{_mib(stats.event_budget, 0)}M")
+    if stats.mode == "search" and stats.reply_cache_budget:
+        parts.append(f"replies {_mib(stats.reply_cache_bytes)}/{_mib(stats.reply_cache_budget, 0)}M")
+    return " · ".join(parts)
 
-    def used(label: str, held: int, budget: int) -> None:
-        near = budget and held > budget * 0.9
-        text.append(f"{label} {held / 2**20:.1f}/{budget / 2**20:.0f}M ", style="yellow" if near else "dim")
 
-    text.append("mem ", style="dim")
-    used("events", stats.event_bytes, stats.event_budget)
-    used("log", log_bytes, log_budget)
-    if stats.mode == "search":
-        used("replies", stats.reply_cache_bytes, stats.reply_cache_budget)
+def overflow_text(stats: ServerStats) -> Text:
+    """The kernel's ListenOverflows since netlens started, when there were any (else empty)."""
     overflows = listen_overflows()
-    if overflows:
-        # The kernel counts every listener in the namespace: say so, with our backlog beside it.
-        text.append(f" ListenOverflows +{count(overflows)} (any listener; backlog {stats.backlog})",
-                    style="bold red")
-    return text
+    if not overflows:
+        return Text()
+    # The kernel counts every listener in the namespace: say so, with our backlog beside it.
+    return Text(f"  ListenOverflows +{count(overflows)} (any listener; backlog {stats.backlog})", style="bold red")
+
+
+def _mib(n: int, digits: int = 1) -> str:
+    return f"{n / 2**20:.{digits}f}"

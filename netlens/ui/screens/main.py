@@ -19,7 +19,7 @@ from netlens.ui.feeds import Feeds
 from netlens.ui.format import count
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.screens.packet import PacketScreen
-from netlens.ui.status_figures import budget_text, work_text
+from netlens.ui.status_figures import memory_text, overflow_text, work_text
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
 from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
@@ -253,8 +253,10 @@ class MainScreen(Screen[None]):
             text.append(f" ({count(dropped)} dropped)", style="bold red")
         text.append("  ")
         text.append_text(self.packets.status_text())
-        text.append("  ")
-        text.append_text(budget_text(stats, self.events.bytes, self.events.budget))
+        text.append_text(overflow_text(stats))
+        # The memory each budget holds goes under the events panel, whose history it mostly is.
+        panel = self.query_one("#events-panel")
+        panel.border_subtitle = memory_text(stats, self.events.bytes, self.events.budget)
         if self.probe_note:
             text.append("  kernel: " + self.probe_note, style="yellow")
         text.append("   ? help", style="dim")

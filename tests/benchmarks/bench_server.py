@@ -57,11 +57,15 @@ sys.stdin.read()
 """
 
 
+#: Where the plain server's per-connection lines go (removed when the benchmark ends).
+_LOGS = tempfile.TemporaryDirectory(prefix="nlh-bench-")
+
+
 def start(kind: str) -> tuple[subprocess.Popen[str], int]:
     """Start one server process; returns it and its port."""
     if kind == "plain":
         # It prints a line per connection: to a file, as a user would, never an unread pipe.
-        log = Path(tempfile.mkdtemp(prefix="nlh-bench-")) / "plain.log"
+        log = Path(_LOGS.name) / f"plain-{time.monotonic_ns()}.log"
         proc, port = bench_headless.start("plain", "search", False, log)
         return proc, port  # type: ignore[return-value]
     cmd = [sys.executable, "-c", NETLENS_SERVER, "on" if kind == "publish on" else "off"]

@@ -253,7 +253,8 @@ class MainScreen(Screen[None]):
             text.append(f" ({count(dropped)} dropped)", style="bold red")
         text.append("  ")
         text.append_text(self.packets.status_text())
-        text.append_text(overflow_text(stats))
+        if self.feeds.live:  # the kernel's counter says nothing about a recording
+            text.append_text(overflow_text(stats))
         # The memory each budget holds goes under the events panel, whose history it mostly is.
         panel = self.query_one("#events-panel")
         panel.border_subtitle = memory_text(stats, self.events.bytes, self.events.budget)

@@ -1,0 +1,185 @@
+"""Wireshark's per-segment bookkeeping: ACK RTT, bytes in flight and the calculated window.
+
+Wireshark keeps, per direction, the list of segments sent and not yet
+acknowledged (at most 10,000). An ACK whose number equals the end of a listed
+segment gives that segment's RTT (``tcp.analysis.ack_rtt``, reported on the
+ACK); an ACK past a segment removes it; an ACK inside one trims its start.
+After a data segment, ``tcp.analysis.bytes_in_flight`` is the span from the
+lowest unacknowledged byte to the highest listed one, unless a gap was seen
+in that direction since the other side last acknowledged anything. This
+module reproduces those rules step by step (the order matters: a segment is
+listed before its own ACK field is applied to the other direction) so the
+numbers agree with tshark to the nanosecond.
+
+Retransmissions are listed too (Wireshark does), so ``ack_rtt`` can time an
+ACK against the original transmission. Karn's rule is applied where RTT is
+*estimated*: :attr:`FlightResult.karn` says whether the timed segment was a
+retransmission, and :mod:`netlens.capture.stats.series` skips those samples.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from netlens.capture.frames import ACK, FIN, RST, SYN
+
+_MASK = 0xFFFFFFFF
+#: Wireshark stops listing segments past this many unacknowledged ones (TCP_MAX_UNACKED_SEGMENTS).
+MAX_UNACKED = 10_000
+#: Window-scale states, as Wireshark keeps them: not known yet, known to be off.
+SCALE_UNKNOWN = -1
+SCALE_OFF = -2
+_MAX_SHIFT = 14
+
+
+def seq_after(a: int, b: int) -> bool:
+    """True if sequence number ``a`` comes after ``b`` (modulo 2**32, RFC 1982)."""
+    return 0 < ((a - b) & _MASK) < 0x80000000
+
+
+class Unacked:
+    """One listed segment: its sequence span, packet number, time and whether it was resent."""
+
+    __slots__ = ("seq", "nextseq", "no", "ts_ns", "resent")
+
+    def __init__(self, seq: int, nextseq: int, no: int, ts_ns: int, resent: bool) -> None:
+        self.seq = seq
+        self.nextseq = nextseq
+        self.no = no
+        self.ts_ns = ts_ns
+        self.resent = resent
+
+
+class FlowState:
+    """What one side of a connection has sent, as the RTT and flight rules need it."""
+
+    __slots__ = ("base", "nextseq", "window", "lastack", "win_scale", "valid_bif", "unacked", "acked_up_to",
+                 "sack_bytes")
+
+    def __init__(self) -> None:
+        #: The sequence number relative numbers count from (SYN's seq, or one before the first seen).
+        self.base: int | None = None
+        #: One past the highest sequence number sent (None before any segment).
+        self.nextseq: int | None = None
+        self.window: int | None = None
+        self.lastack: int | None = None
+        #: Own window-scale shift (>= 0), or SCALE_UNKNOWN / SCALE_OFF.
+        self.win_scale = SCALE_UNKNOWN
+        #: False after a gap in this direction, until the other side acknowledges something.
+        self.valid_bif = True
+        #: Segments sent and not yet acknowledged, oldest first.
+        self.unacked: list[Unacked] = []
+        #: Highest acknowledgment number the other side sent for this direction.
+        self.acked_up_to: int | None = None
+        #: Bytes this side's latest segment reported as SACKed (its first three blocks).
+        self.sack_bytes = 0
+
+
+class FlightResult(NamedTuple):
+    """What the rules say about one packet."""
+
+    #: Nanoseconds from the segment this packet acknowledges to this packet (None: not an RTT sample).
+    ack_rtt_ns: int | None
+    #: Packet number of that segment.
+    acked_no: int | None
+    #: True if the timed segment had been sent before (Karn: no RTT estimate from it).
+    karn: bool
+    #: Bytes sent and not acknowledged after this data segment (None for segments without data).
+    bytes_in_flight: int | None
+    #: The window field times the sender's scale factor (Wireshark's ``tcp.window_size``).
+    window_bytes: int
+    #: The segment resends sequence space already sent (retransmission, fast or spurious, out of order).
+    resent: bool
+
+
+def note_syn(fwd: FlowState, rev: FlowState, flags: int, wscale: int | None) -> None:
+    """Record a SYN's window-scale option; scaling holds only if both SYNs carry it (RFC 7323)."""
+    if wscale is not None:
+        fwd.win_scale = min(wscale, _MAX_SHIFT)
+    if fwd.win_scale == SCALE_UNKNOWN:
+        fwd.win_scale = rev.win_scale = SCALE_OFF
+    elif flags & ACK and rev.win_scale == SCALE_OFF:
+        fwd.win_scale = SCALE_OFF
+
+
+def window_bytes(fwd: FlowState, flags: int, window: int) -> int:
+    """The advertised window in bytes: SYNs are never scaled, unknown scales are not guessed."""
+    if flags & SYN or fwd.win_scale < 0:
+        return window
+    return window << fwd.win_scale
+
+
+def _is_keepalive(fwd: FlowState, seq: int, seglen: int, flags: int) -> bool:
+    return (seglen <= 1 and fwd.nextseq is not None and seq == (fwd.nextseq - 1) & _MASK
+            and not flags & (SYN | FIN | RST))
+
+
+def _apply_ack(rev: FlowState, ack: int, ts_ns: int) -> tuple[int | None, int | None, bool]:
+    """Walk the other side's list with this ACK, newest first, as Wireshark does."""
+    rtt = acked = None
+    karn = False
+    kept: list[Unacked] = []
+    for segment in reversed(rev.unacked):
+        if ack == segment.nextseq:
+            # Older copies of the same span overwrite newer ones: the first transmission wins.
+            rtt, acked, karn = ts_ns - segment.ts_ns, segment.no, segment.resent
+            continue
+        if seq_after(ack, segment.seq) and not seq_after(ack, segment.nextseq):
+            segment.seq = ack
+        if seq_after(segment.nextseq, ack):
+            kept.append(segment)
+    kept.reverse()
+    rev.unacked = kept
+    return rtt, acked, karn
+
+
+def _in_flight(fwd: FlowState, rev: FlowState, flags: int) -> int | None:
+    base = fwd.base or 0
+    first = min((s.seq - base) & _MASK for s in fwd.unacked)
+    last = max((s.nextseq - base) & _MASK for s in fwd.unacked)
+    # What the receiver reported SACKed is delivered, not in flight (unsigned, as Wireshark computes it).
+    in_flight = (last - first - rev.sack_bytes) & _MASK
+    if not 0 < in_flight < 2_000_000_000:
+        return None
+    # SYN and FIN occupy one sequence number but no byte.
+    return in_flight - 1 if flags & (SYN | FIN) else in_flight
+
+
+def note_sack(fwd: FlowState, blocks: list[tuple[int, int]]) -> None:
+    """Remember the SACK blocks this side sent, as Wireshark does for bytes in flight.
+
+    Wireshark stores at most three blocks (a fourth is counted but not kept),
+    and only those of the side's latest segment: a segment without SACK clears them.
+    """
+    fwd.sack_bytes = sum((right - left) & _MASK for left, right in blocks[:3])
+
+
+def analyze_flight(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: int, window: int,
+                   seglen: int, no: int, ts_ns: int) -> FlightResult:
+    """Apply one segment sent by ``fwd``'s side (``rev`` is the other side); see the module doc."""
+    if fwd.base is None:
+        fwd.base = seq if flags & SYN else (seq - 1) & _MASK
+    if rev.base is None and flags & ACK:
+        rev.base = (ack - 1) & _MASK
+    if flags & ACK:
+        rev.valid_bif = True
+    zero_window_probe = seglen == 1 and seq == fwd.nextseq and rev.window == 0
+    if (not zero_window_probe and fwd.nextseq is not None and seq_after(seq, fwd.nextseq)
+            and not flags & RST):
+        fwd.valid_bif = False
+    resent = bool((seglen or flags & (SYN | FIN)) and fwd.nextseq is not None
+                  and seq_after(fwd.nextseq, seq) and not _is_keepalive(fwd, seq, seglen, flags))
+    nextseq = (seq + seglen) & _MASK
+    if (seglen or flags & (SYN | FIN)) and len(fwd.unacked) < MAX_UNACKED:
+        if flags & (SYN | FIN):
+            nextseq = (nextseq + 1) & _MASK
+        fwd.unacked.append(Unacked(seq, nextseq, no, ts_ns, resent))
+    if (fwd.nextseq is None or seq_after(nextseq, fwd.nextseq)) and not zero_window_probe:
+        fwd.nextseq = nextseq
+    fwd.window = window
+    fwd.lastack = ack
+    rtt, acked, karn = _apply_ack(rev, ack, ts_ns) if rev.unacked else (None, None, False)
+    if flags & ACK and (rev.acked_up_to is None or seq_after(ack, rev.acked_up_to)):
+        rev.acked_up_to = ack
+    in_flight = _in_flight(fwd, rev, flags) if seglen and fwd.unacked and fwd.valid_bif else None
+    return FlightResult(rtt, acked, karn, in_flight, window_bytes(fwd, flags, window), resent)

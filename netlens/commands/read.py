@@ -10,6 +10,8 @@ import sys
 from netlens import DEFAULT_PORT
 from netlens.commands.options import port_number, positive_int
 
+#: The graphs ``--graph`` draws (netlens.capture.stats.series.GRAPHS, not imported here to keep --help light).
+GRAPH_KINDS = ("tsg", "throughput", "rtt", "window")
 HELP = "Read a pcap file (or - for a stream on stdin) and print its packets, streams, or one stream's view."
 
 
@@ -26,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--follow", type=positive_int, metavar="N", help="print stream N's bytes, both directions")
     view.add_argument("--ladder", type=positive_int, metavar="N", help="print stream N as a ladder diagram")
     view.add_argument("--dissect", type=positive_int, metavar="NO", help="dissect packet NO fully, with a hex dump")
+    view.add_argument("--conversations", action="store_true",
+                      help="list the TCP conversations: packets and bytes each way, start, duration, completeness")
+    parser.add_argument("--graph", choices=GRAPH_KINDS,
+                        help="draw stream N's graph (with --stream N and --output FILE.svg or .png)")
+    parser.add_argument("--output", "-o", metavar="FILE", help="the file --graph writes (.svg or .png)")
+    parser.add_argument("--direction", choices=("c2s", "s2c"),
+                        help="whose data --graph shows (default: the side that sent more)")
 
 
 def _is_stream(path: str) -> bool:
@@ -43,13 +52,22 @@ def run(args: argparse.Namespace) -> int:
     from netlens.commands.capture import printer
     from netlens.errors import UserError
 
-    emit = printer(args)
-    listing = not (args.streams or args.follow or args.ladder or args.dissect)
+    if args.graph and (args.stream is None or not args.output):
+        raise UserError("--graph needs the stream and a file: --graph KIND --stream N --output FILE.svg")
+    if args.output and not args.graph:
+        raise UserError("--output is where --graph writes; add --graph tsg|throughput|rtt|window.")
+    listing = not (args.streams or args.follow or args.ladder or args.dissect or args.conversations or args.graph)
     streaming = _is_stream(args.file)
     batch = 1 if streaming else 2048
     reader = PcapReader(args.file)  # PcapError -> one sentence (exit code 2)
     ring = PacketRing(linktype=reader.linktype)
     store = PacketStore(ring, server_ports=(args.port,))
+    tracker = None
+    if args.json or args.conversations or args.graph or args.dissect:
+        from netlens.capture.stats import StatsTracker
+        from netlens.capture.stats.report import json_fields
+        tracker = StatsTracker(ring, store)
+    emit = printer(args, json_fields(tracker) if tracker is not None and args.json else None)
 
     def flush() -> None:
         start = store.last + 1
@@ -74,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     flush()
+    while tracker is not None and tracker.update():
+        pass
     if reader.warning:
         print(f"netlens: {reader.warning}", file=sys.stderr)
     out = sys.stdout
@@ -98,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
         marks = store.analysis(args.dissect)
         for mark in marks:
             out.write(f"{mark}: {mark.rule}\n")
+        if tracker is not None:
+            from netlens.capture.stats.report import analysis_lines
+            out.writelines(line + "\n" for line in analysis_lines(tracker, args.dissect))
         out.write("\n".join(store.hexdump(args.dissect)) + "\n")
+    elif tracker is not None and (args.conversations or args.graph):
+        from netlens.capture.stats.report import conversation_report, write_stream_graph
+        if args.conversations:
+            out.write(conversation_report(tracker, args.json) + "\n")
+        else:
+            direction = None if args.direction is None else ("c2s", "s2c").index(args.direction)
+            title = write_stream_graph(tracker, args.graph, args.stream, args.output, direction)
+            print(f"netlens: wrote {title} to {args.output}.", file=sys.stderr)
     print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
     return 0

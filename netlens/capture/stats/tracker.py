@@ -116,6 +116,7 @@ class StatsTracker:
         self._rtt = array("q")
         self._flight = array("q")
         self._window = array("q")
+        self._acked = array("q")
         self._streams: dict[int, StreamStats] = {}
 
     @property
@@ -142,7 +143,7 @@ class StatsTracker:
 
     def _skip(self, first: int) -> None:
         missed = first - self._next
-        for column in (self._rtt, self._flight, self._window):
+        for column in self._columns():
             column.extend([_NONE] * missed)
         self._next = first
 
@@ -150,20 +151,22 @@ class StatsTracker:
         # Forget per-packet values of evicted packets a large slice at a time.
         cut = first - self._base
         if cut > 65536:
-            for column in (self._rtt, self._flight, self._window):
+            for column in self._columns():
                 del column[:cut]
             self._base = first
             known = {stream.id for stream in self.store.streams()}
             for sid in [sid for sid in self._streams if sid not in known]:
                 del self._streams[sid]
 
+    def _columns(self) -> tuple[array[int], ...]:
+        return self._rtt, self._flight, self._window, self._acked
+
     def _process(self, no: int, ts_ns: int, frame: bytes, linktype: int) -> None:
         stream = self.store.stream_of(no)
         tcp = decode(frame, linktype) if stream is not None else None
         if stream is None or type(tcp) is not Tcp:
-            self._rtt.append(_NONE)
-            self._flight.append(_NONE)
-            self._window.append(_NONE)
+            for column in self._columns():
+                column.append(_NONE)
             return
         d = 0 if (tcp.src == stream.client_ip and tcp.sport == stream.client_port) else 1
         stats = self._streams.get(stream.id)
@@ -173,6 +176,7 @@ class StatsTracker:
         self._rtt.append(_NONE if result.ack_rtt_ns is None else result.ack_rtt_ns)
         self._flight.append(_NONE if result.bytes_in_flight is None else result.bytes_in_flight)
         self._window.append(result.window_bytes)
+        self._acked.append(_NONE if result.acked_no is None else result.acked_no)
 
     def _account(self, stats: StreamStats, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int) -> FlightResult:
         fwd, rev = stats.flows[d], stats.flows[1 - d]
@@ -219,6 +223,10 @@ class StatsTracker:
     def bytes_in_flight(self, no: int) -> int | None:
         """Wireshark's ``tcp.analysis.bytes_in_flight`` of packet ``no``."""
         return self._value(self._flight, no)
+
+    def acked_packet(self, no: int) -> int | None:
+        """Wireshark's ``tcp.analysis.acks_frame``: the segment packet ``no`` acknowledges (with its RTT)."""
+        return self._value(self._acked, no)
 
     def window_bytes(self, no: int) -> int | None:
         """Wireshark's ``tcp.window_size`` (window field × scale factor) of packet ``no``."""

@@ -52,8 +52,10 @@ def bulk_transfer(link: DelayLink, pcap: Path, size: int, timeout: float = 60.0)
 
     Returns the sender's TCP_INFO samples: ``[ts_ns, srtt_us, rttvar_us, cwnd_segments, mss]``.
     """
-    dump = subprocess.Popen(link.argv(link.client_ns, "tcpdump", "-i", link.iface, "--immediate-mode", "-U", "-s", "0", "-w", str(pcap),
-                                      "tcp"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # --immediate-mode: packets reach the file as they come, not when a 1 s kernel block retires.
+    dump_argv = ["tcpdump", "-i", link.iface, "--immediate-mode", "-U", "-s", "0", "-w", str(pcap), "tcp"]
+    dump = subprocess.Popen(link.argv(link.client_ns, *dump_argv), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     server = subprocess.Popen(link.argv(link.server_ns, sys.executable, "-c", _SERVER, link.server_addr, str(PORT)),
                               stdout=subprocess.PIPE, text=True)
     try:

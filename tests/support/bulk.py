@@ -47,13 +47,14 @@ print(json.dumps(samples))
 """
 
 
-def bulk_transfer(link: DelayLink, pcap: Path, size: int, timeout: float = 60.0) -> list[list[Any]]:
+def bulk_transfer(link: DelayLink, pcap: Path, size: int, timeout: float = 60.0, snaplen: int = 0) -> list[list[Any]]:
     """Send ``size`` bytes client → server while tcpdump writes ``pcap`` on the client's side.
 
+    ``snaplen`` > 0 keeps only that many bytes of each packet (headers: small files to commit).
     Returns the sender's TCP_INFO samples: ``[ts_ns, srtt_us, rttvar_us, cwnd_segments, mss]``.
     """
     # --immediate-mode: packets reach the file as they come, not when a 1 s kernel block retires.
-    dump_argv = ["tcpdump", "-i", link.iface, "--immediate-mode", "-U", "-s", "0", "-w", str(pcap), "tcp"]
+    dump_argv = ["tcpdump", "-i", link.iface, "--immediate-mode", "-U", "-s", str(snaplen), "-w", str(pcap), "tcp"]
     dump = subprocess.Popen(link.argv(link.client_ns, *dump_argv), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     server = subprocess.Popen(link.argv(link.server_ns, sys.executable, "-c", _SERVER, link.server_addr, str(PORT)),

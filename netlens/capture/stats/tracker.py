@@ -184,6 +184,9 @@ class StatsTracker:
         if flags & SYN:
             note_syn(fwd, rev, flags, tcp_options(frame, tcp).wscale)
         seglen = tcp.payload_length
+        if tcp.note:
+            # A frame cut by the snaplen: the segment's length is what the wire carried, not what was kept.
+            seglen = max(seglen, self.ring.orig_len(no) - tcp.payload_offset)
         blocks = sack_blocks(frame, tcp) if tcp.tcp_header_length > 20 else []
         note_sack(fwd, blocks)
         result = analyze_flight(fwd, rev, tcp.seq, tcp.ack, flags, tcp.window, seglen, no, ts_ns)

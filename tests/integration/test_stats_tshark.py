@@ -108,7 +108,8 @@ def test_conversations_equal_wiresharks_packets_and_bytes_each_way(capture: Path
     per_direction: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     completeness: dict[int, int] = {}
     for src, sport, dst, dport, length, stream, complete in fields(
-            capture, "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "frame.len", "tcp.stream", "tcp.completeness"):
+            capture, "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "frame.len", "tcp.stream", "tcp.completeness",
+            two_pass=True):
         entry = per_direction[(f"{src}:{sport}", f"{dst}:{dport}")]
         entry[0] += 1
         entry[1] += int(length)

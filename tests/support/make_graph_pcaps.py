@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support.bulk import bulk_transfer  # noqa: E402
-from support.delaynet import delay_link  # noqa: E402
+from support.bulk import bulk_transfer
+from support.delaynet import delay_link
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "graphs"
 

@@ -26,9 +26,14 @@ def load(path: Path) -> StatsTracker:
     return tracker
 
 
-def fields(path: Path, *names: str) -> list[list[str]]:
-    """One row per frame of tshark's ``-T fields`` output for ``names``."""
-    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", *(f"-e{name}" for name in names)],
+def fields(path: Path, *names: str, two_pass: bool = False) -> list[list[str]]:
+    """One row per frame of tshark's ``-T fields`` output for ``names``.
+
+    ``two_pass`` (``tshark -2``) gives values that depend on later packets, such as
+    ``tcp.completeness``, their final value; in one pass they hold what was known so far.
+    """
+    passes = ["-2"] if two_pass else []
+    out = subprocess.run(["tshark", "-n", *passes, "-r", str(path), "-T", "fields", *(f"-e{name}" for name in names)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     return [(line.split("\t") + [""] * len(names))[:len(names)] for line in out.splitlines()]
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from netlens.capture.stats.tracker import StatsTracker
-from netlens.capture.streams import Stream
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_FIN, SEEN_RST, SEEN_SYN, SEEN_SYN_ACK, Stream
+
+_NAMES = ((SEEN_SYN, "SYN"), (SEEN_SYN_ACK, "SYN-ACK"), (SEEN_ACK, "ACK"), (SEEN_DATA, "data"), (SEEN_FIN, "FIN"),
+          (SEEN_RST, "RST"))
+
+
+def completeness_names(bits: int) -> str:
+    """``SYN, SYN-ACK, ACK, data, FIN`` for Wireshark's completeness bits (``nothing`` for 0)."""
+    return ", ".join(name for bit, name in _NAMES if bits & bit) or "nothing"
 
 
 class Conversation(NamedTuple):
@@ -79,5 +87,5 @@ def conversations(tracker: StatsTracker, origin_ns: int | None = None) -> list[C
         rows.append(Conversation(
             stats.id, stream.client, stream.server, stats.packets[0], stats.bytes[0], stats.packets[1],
             stats.bytes[1], (stats.first_ts - origin) / 1e9, (stats.last_ts - stats.first_ts) / 1e9,
-            stream.seen, stream.completeness()))
+            stats.completeness, completeness_names(stats.completeness)))
     return rows

@@ -14,9 +14,10 @@ import struct
 from array import array
 from typing import TYPE_CHECKING, NamedTuple
 
-from netlens.capture.frames import ACK, FIN, SYN, Tcp, decode, tcp_options
+from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp, decode, tcp_options
 from netlens.capture.stats.columns import Columns
 from netlens.capture.stats.flight import FlightResult, FlowState, analyze_flight, note_sack, note_syn
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_FIN, SEEN_RST, SEEN_SYN, SEEN_SYN_ACK
 
 if TYPE_CHECKING:
     from netlens.capture.ring import PacketRing
@@ -64,7 +65,8 @@ class DirectionSeries:
 class StreamStats:
     """Counters and series of one TCP stream (direction 0: client → server)."""
 
-    __slots__ = ("id", "flows", "packets", "bytes", "payload", "first_ts", "last_ts", "series", "kernel")
+    __slots__ = ("id", "flows", "packets", "bytes", "payload", "first_ts", "last_ts", "series", "kernel",
+                 "completeness")
 
     def __init__(self, stream_id: int, ts_ns: int) -> None:
         self.id = stream_id
@@ -78,10 +80,33 @@ class StreamStats:
         self.series = (DirectionSeries(), DirectionSeries())
         #: The kernel's samples for the socket that sends data, when the UI or a test feeds them.
         self.kernel: list[KernelSample] = []
+        #: Wireshark's ``tcp.completeness`` bits (see :func:`completeness_after`).
+        self.completeness = 0
 
     def data_direction(self) -> int:
         """The direction that sent more payload (the one a sequence graph is usually about)."""
         return 0 if self.payload[0] >= self.payload[1] else 1
+
+
+def completeness_after(bits: int, flags: int, seglen: int, first: bool) -> int:
+    """Wireshark's conversation completeness after one more packet.
+
+    Its rules, which differ from a state machine: only a pure SYN counts in a
+    conversation's first packet (anything else there counts for nothing); later, a
+    SYN-ACK, a pure ACK, an ACK carrying data, a FIN with ACK, and any RST each set
+    their bit.
+    """
+    if first:
+        return SEEN_SYN | (SEEN_DATA if seglen else 0) if flags & (SYN | ACK) == SYN else 0
+    if flags & (SYN | ACK) == SYN | ACK:
+        bits |= SEEN_SYN_ACK
+    if flags & (SYN | ACK) == ACK:
+        bits |= SEEN_DATA if seglen else SEEN_ACK
+    if flags & (FIN | ACK) == FIN | ACK:
+        bits |= SEEN_FIN
+    if flags & RST:
+        bits |= SEEN_RST
+    return bits
 
 
 def sack_blocks(frame: bytes, tcp: Tcp) -> list[tuple[int, int]]:
@@ -190,6 +215,7 @@ class StatsTracker:
         blocks = sack_blocks(frame, tcp) if tcp.tcp_header_length > 20 else []
         note_sack(fwd, blocks)
         result = analyze_flight(fwd, rev, tcp.seq, tcp.ack, flags, tcp.window, seglen, no, ts_ns)
+        stats.completeness = completeness_after(stats.completeness, flags, seglen, not any(stats.packets))
         stats.packets[d] += 1
         stats.bytes[d] += self.ring.orig_len(no) if tcp.note else len(frame)
         stats.payload[d] += seglen

@@ -19,6 +19,7 @@ retransmission, and :mod:`netlens.capture.stats.series` skips those samples.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
 from netlens.capture.frames import ACK, FIN, RST, SYN
@@ -54,7 +55,7 @@ class FlowState:
     """What one side of a connection has sent, as the RTT and flight rules need it."""
 
     __slots__ = ("base", "nextseq", "window", "lastack", "win_scale", "valid_bif", "unacked", "acked_up_to",
-                 "sack_bytes")
+                 "sack_bytes", "keys", "longest")
 
     def __init__(self) -> None:
         #: The sequence number relative numbers count from (SYN's seq, or one before the first seen).
@@ -73,6 +74,32 @@ class FlowState:
         self.acked_up_to: int | None = None
         #: Bytes this side's latest segment reported as SACKed (its first three blocks).
         self.sack_bytes = 0
+        #: ``unacked`` is kept sorted by relative end (ties in the order sent), ``keys`` holds those ends.
+        self.keys: list[int] = []
+        #: Longest segment listed so far: bounds where a straddling segment can sit in the sorted list.
+        self.longest = 1
+
+    def rel(self, value: int) -> int:
+        """``value`` relative to this side's base (unsigned, as Wireshark's flight arithmetic)."""
+        return (value - (self.base or 0)) & _MASK
+
+    def list_segment(self, segment: Unacked) -> None:
+        """Add a segment to the unacknowledged list (sorted by end; equal ends stay in sending order)."""
+        key = self.rel(segment.nextseq)
+        index = bisect_right(self.keys, key)
+        self.keys.insert(index, key)
+        self.unacked.insert(index, segment)
+        self.longest = max(self.longest, (segment.nextseq - segment.seq) & _MASK)
+
+    def lowest_seq(self) -> int:
+        """The lowest relative start among listed segments.
+
+        A segment starting lower than the first one's start ends within ``longest``
+        of it, so only that prefix of the sorted list needs looking at.
+        """
+        rel = self.rel
+        bound = bisect_right(self.keys, rel(self.unacked[0].seq) + self.longest)
+        return min(rel(segment.seq) for segment in self.unacked[:max(1, bound)])
 
 
 class FlightResult(NamedTuple):
@@ -115,28 +142,39 @@ def _is_keepalive(fwd: FlowState, seq: int, seglen: int, flags: int) -> bool:
 
 
 def _apply_ack(rev: FlowState, ack: int, ts_ns: int) -> tuple[int | None, int | None, bool]:
-    """Walk the other side's list with this ACK, newest first, as Wireshark does."""
-    rtt = acked = None
-    karn = False
-    kept: list[Unacked] = []
-    for segment in reversed(rev.unacked):
-        if ack == segment.nextseq:
-            # Older copies of the same span overwrite newer ones: the first transmission wins.
-            rtt, acked, karn = ts_ns - segment.ts_ns, segment.no, segment.resent
-            continue
-        if seq_after(ack, segment.seq) and not seq_after(ack, segment.nextseq):
-            segment.seq = ack
-        if seq_after(segment.nextseq, ack):
-            kept.append(segment)
-    kept.reverse()
-    rev.unacked = kept
-    return rtt, acked, karn
+    """Apply an ACK to the other side's list, with Wireshark's outcome.
+
+    Wireshark walks its list newest first: a segment ending exactly at the ACK
+    gives the RTT (an older copy of the same span overwrites a newer one, so the
+    first transmission wins) and goes; one ending before it goes; one the ACK
+    falls inside is trimmed to start at the ACK. The sorted list gets the same
+    result by bisection.
+    """
+    unacked, keys = rev.unacked, rev.keys
+    if seq_after(unacked[0].nextseq, ack):
+        cut = 0  # every listed segment ends after the ACK
+    elif not seq_after(unacked[-1].nextseq, ack):
+        cut = len(unacked)
+    else:
+        cut = bisect_right(keys, rev.rel(ack))
+    result: tuple[int | None, int | None, bool] = (None, None, False)
+    if cut:
+        first_equal = bisect_left(keys, rev.rel(ack), 0, cut)
+        if first_equal < cut and unacked[first_equal].nextseq == ack:
+            timed = unacked[first_equal]
+            result = (ts_ns - timed.ts_ns, timed.no, timed.resent)
+        del unacked[:cut]
+        del keys[:cut]
+    if unacked:
+        bound = bisect_right(keys, rev.rel(ack) + rev.longest)
+        for segment in unacked[:bound]:
+            if seq_after(ack, segment.seq):
+                segment.seq = ack
+    return result
 
 
 def _in_flight(fwd: FlowState, rev: FlowState, flags: int) -> int | None:
-    base = fwd.base or 0
-    first = min((s.seq - base) & _MASK for s in fwd.unacked)
-    last = max((s.nextseq - base) & _MASK for s in fwd.unacked)
+    first, last = fwd.lowest_seq(), fwd.keys[-1]
     # What the receiver reported SACKed is delivered, not in flight (unsigned, as Wireshark computes it).
     in_flight = (last - first - rev.sack_bytes) & _MASK
     if not 0 < in_flight < 2_000_000_000:
@@ -173,7 +211,7 @@ def analyze_flight(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: in
     if (seglen or flags & (SYN | FIN)) and len(fwd.unacked) < MAX_UNACKED:
         if flags & (SYN | FIN):
             nextseq = (nextseq + 1) & _MASK
-        fwd.unacked.append(Unacked(seq, nextseq, no, ts_ns, resent))
+        fwd.list_segment(Unacked(seq, nextseq, no, ts_ns, resent))
     if (fwd.nextseq is None or seq_after(nextseq, fwd.nextseq)) and not zero_window_probe:
         fwd.nextseq = nextseq
     fwd.window = window

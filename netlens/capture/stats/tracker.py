@@ -11,7 +11,9 @@ analysed (so their stream ids are known) and runs the Wireshark rules of
 from __future__ import annotations
 
 import struct
+import threading
 from array import array
+from bisect import bisect_right
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp, decode, tcp_options
@@ -22,6 +24,7 @@ from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_FIN, SEEN_RST, SEE
 if TYPE_CHECKING:
     from netlens.capture.ring import PacketRing
     from netlens.capture.store import PacketStore
+    from netlens.capture.streams import Stream
 
 _MASK = 0xFFFFFFFF
 _NONE = -1
@@ -129,6 +132,44 @@ def sack_blocks(frame: bytes, tcp: Tcp) -> list[tuple[int, int]]:
     return blocks
 
 
+def account(stats: StreamStats, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int, wire_length: int) -> FlightResult:
+    """Apply one segment sent in direction ``d`` to a stream's rules, counters and series.
+
+    ``wire_length`` is the frame's length on the wire (more than ``len(frame)`` when the snaplen cut it).
+    """
+    fwd, rev = stats.flows[d], stats.flows[1 - d]
+    flags = tcp.flags
+    if flags & SYN:
+        note_syn(fwd, rev, flags, tcp_options(frame, tcp).wscale)
+    seglen = tcp.payload_length
+    if tcp.note:
+        # A frame cut by the snaplen: the segment's length is what the wire carried, not what was kept.
+        seglen = max(seglen, wire_length - tcp.payload_offset)
+    blocks = sack_blocks(frame, tcp) if tcp.tcp_header_length > 20 else []
+    note_sack(fwd, blocks)
+    result = analyze_flight(fwd, rev, tcp.seq, tcp.ack, flags, tcp.window, seglen, no, ts_ns)
+    stats.completeness = completeness_after(stats.completeness, flags, seglen, not any(stats.packets))
+    stats.packets[d] += 1
+    stats.bytes[d] += wire_length
+    stats.payload[d] += seglen
+    stats.last_ts = ts_ns
+    sent, acked = stats.series[d], stats.series[1 - d]
+    base = fwd.base or 0
+    if seglen or flags & (SYN | FIN):  # data, SYN or FIN: a point on the time-sequence graph
+        start = (tcp.seq - base) & _MASK
+        sent.segments.add(ts_ns, start, start + max(seglen, 1), int(result.resent), no)
+    if result.bytes_in_flight is not None:
+        sent.flight.add(ts_ns, result.bytes_in_flight, no)
+    if flags & ACK and rev.base is not None:
+        acked_rel = (tcp.ack - rev.base) & _MASK
+        acked.acks.add(ts_ns, acked_rel, acked_rel + result.window_bytes, no)
+        for left, right in blocks:
+            acked.sacks.add(ts_ns, (left - rev.base) & _MASK, (right - rev.base) & _MASK, no)
+    if result.ack_rtt_ns is not None:
+        acked.rtts.add(ts_ns, result.ack_rtt_ns, int(result.karn), no)
+    return result
+
+
 class StatsTracker:
     """Per-packet analysis fields and per-stream statistics over ``store``'s packets."""
 
@@ -197,44 +238,11 @@ class StatsTracker:
         stats = self._streams.get(stream.id)
         if stats is None:
             stats = self._streams[stream.id] = StreamStats(stream.id, ts_ns)
-        result = self._account(stats, d, tcp, frame, no, ts_ns)
+        result = account(stats, d, tcp, frame, no, ts_ns, self.ring.orig_len(no) if tcp.note else len(frame))
         self._rtt.append(_NONE if result.ack_rtt_ns is None else result.ack_rtt_ns)
         self._flight.append(_NONE if result.bytes_in_flight is None else result.bytes_in_flight)
         self._window.append(result.window_bytes)
         self._acked.append(_NONE if result.acked_no is None else result.acked_no)
-
-    def _account(self, stats: StreamStats, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int) -> FlightResult:
-        fwd, rev = stats.flows[d], stats.flows[1 - d]
-        flags = tcp.flags
-        if flags & SYN:
-            note_syn(fwd, rev, flags, tcp_options(frame, tcp).wscale)
-        seglen = tcp.payload_length
-        if tcp.note:
-            # A frame cut by the snaplen: the segment's length is what the wire carried, not what was kept.
-            seglen = max(seglen, self.ring.orig_len(no) - tcp.payload_offset)
-        blocks = sack_blocks(frame, tcp) if tcp.tcp_header_length > 20 else []
-        note_sack(fwd, blocks)
-        result = analyze_flight(fwd, rev, tcp.seq, tcp.ack, flags, tcp.window, seglen, no, ts_ns)
-        stats.completeness = completeness_after(stats.completeness, flags, seglen, not any(stats.packets))
-        stats.packets[d] += 1
-        stats.bytes[d] += self.ring.orig_len(no) if tcp.note else len(frame)
-        stats.payload[d] += seglen
-        stats.last_ts = ts_ns
-        sent, acked = stats.series[d], stats.series[1 - d]
-        base = fwd.base or 0
-        if seglen or flags & (SYN | FIN):  # data, SYN or FIN: a point on the time-sequence graph
-            start = (tcp.seq - base) & _MASK
-            sent.segments.add(ts_ns, start, start + max(seglen, 1), int(result.resent), no)
-        if result.bytes_in_flight is not None:
-            sent.flight.add(ts_ns, result.bytes_in_flight, no)
-        if flags & ACK and rev.base is not None:
-            acked_rel = (tcp.ack - rev.base) & _MASK
-            acked.acks.add(ts_ns, acked_rel, acked_rel + result.window_bytes, no)
-            for left, right in blocks:
-                acked.sacks.add(ts_ns, (left - rev.base) & _MASK, (right - rev.base) & _MASK, no)
-        if result.ack_rtt_ns is not None:
-            acked.rtts.add(ts_ns, result.ack_rtt_ns, int(result.karn), no)
-        return result
 
     # ------------------------------------------------------------------ queries
 
@@ -268,3 +276,61 @@ class StatsTracker:
     def streams(self) -> list[StreamStats]:
         """Every stream with statistics, in order of id."""
         return [self._streams[sid] for sid in sorted(self._streams)]
+
+
+class StreamFollower:
+    """One stream's statistics, following it live: only that stream's packets are read.
+
+    What a graph of one connection needs, at a cost proportional to that
+    connection's packets. ``stream`` is the store's live :class:`Stream` (its
+    packet index grows as the store analyses); ``lock`` guards ``stats`` for
+    a reader on another thread.
+    """
+
+    def __init__(self, ring: PacketRing, stream: Stream) -> None:
+        self.ring = ring
+        self.stream = stream
+        self.stats = StreamStats(stream.id, stream.first_ts)
+        self.lock = threading.Lock()
+        self._last = 0
+        #: Packets of the stream evicted from the ring before they were read.
+        self.missed = 0
+
+    @property
+    def behind(self) -> int:
+        """Packets of the stream indexed but not yet read."""
+        packets = self.stream.packets
+        return len(packets) - bisect_right(packets, self._last)
+
+    def update(self, limit: int = 500) -> int:
+        """Read up to ``limit`` new packets of the stream; returns how many."""
+        packets = self.stream.packets
+        start = bisect_right(packets, self._last)
+        batch = packets[start:start + limit]
+        stream, ring = self.stream, self.ring
+        linktype = ring.linktype
+        with self.lock:
+            for no in batch:
+                try:
+                    ts_ns, frame = ring.record(no)
+                except (KeyError, IndexError):
+                    self.missed += 1
+                    continue
+                tcp = decode(frame, linktype)
+                if type(tcp) is not Tcp:
+                    continue
+                d = 0 if (tcp.src == stream.client_ip and tcp.sport == stream.client_port) else 1
+                account(self.stats, d, tcp, frame, no, ts_ns, ring.orig_len(no) if tcp.note else len(frame))
+        if batch:
+            self._last = batch[-1]
+        return len(batch)
+
+    def skip_to_newest(self, keep: int) -> int:
+        """Leave all but the newest ``keep`` unread packets unread for good (a flood); returns how many."""
+        packets = self.stream.packets
+        start = bisect_right(packets, self._last)
+        skipped = max(0, len(packets) - start - keep)
+        if skipped:
+            self._last = packets[start + skipped - 1]
+            self.missed += skipped
+        return skipped

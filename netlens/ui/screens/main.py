@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from netlens.display import endpoint
-from netlens.probe import SocketInfo
+from netlens.probe import Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
@@ -58,6 +58,8 @@ class MainScreen(Screen[None]):
         Binding("C", "app.clear_capture", "Clear capture", show=False),
         Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
+        Binding("G", "graph", "Graphs"),
+        Binding("v", "conversations", "Conversations", show=False),
     ]
 
     def __init__(self, feeds: Feeds) -> None:
@@ -65,6 +67,7 @@ class MainScreen(Screen[None]):
         self.feeds = feeds
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
+        self.last_snapshot: Snapshot | None = None
         self._pending: list[EventRecord] = []
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
@@ -141,6 +144,8 @@ class MainScreen(Screen[None]):
     def apply_snapshot(self, view: KernelUpdate) -> None:
         """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
         self.probe_note = view.snapshot.note
+        #: The newest kernel snapshot, for the graph screen's srtt/cwnd lines.
+        self.last_snapshot = view.snapshot
         now = self.feeds.now()
         self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
                              for s in self.feeds.server.snapshot(buffers=False)}
@@ -211,6 +216,45 @@ class MainScreen(Screen[None]):
                 self.goto_connection_of(result)
 
         self.app.push_screen(PacketScreen(store, no), back)
+
+    def action_graph(self) -> None:
+        """Graphs of the selected connection (or of the packet under the cursor's connection)."""
+        from netlens.ui.screens.graph import GraphScreen, kernel_sampler
+
+        store, ring = self.packets.store, self.packets.ring
+        stream = self.packets.stream_for(self.selected_socket())
+        if stream is None and store is not None:
+            no = self.packets.selected_number()
+            stream = store.stream_of(no) if no is not None else None
+        if stream is None or ring is None:
+            self.app.notify("No captured packets for that connection yet.", severity="warning", markup=False)
+            return
+        self.app.push_screen(GraphScreen(ring, stream, kernel=kernel_sampler(lambda: self.last_snapshot, stream)),
+                             self._open_packet)
+
+    def action_conversations(self) -> None:
+        """The conversation table of everything captured."""
+        from netlens.ui.screens.conversations import ConversationsScreen
+
+        if self.packets.store is None or self.packets.ring is None:
+            self.app.notify("Nothing captured yet.", severity="warning", markup=False)
+            return
+        self.app.push_screen(ConversationsScreen(self.packets.ring, self.packets.store), self._open_graph_of)
+
+    def _open_graph_of(self, stream_id: int | None) -> None:
+        store, ring = self.packets.store, self.packets.ring
+        if stream_id is None or store is None or ring is None:
+            return
+        from netlens.ui.screens.graph import GraphScreen, kernel_sampler
+
+        stream = store.stream(stream_id)
+        self.app.push_screen(GraphScreen(ring, stream, kernel=kernel_sampler(lambda: self.last_snapshot, stream)),
+                             self._open_packet)
+
+    def _open_packet(self, no: int | None) -> None:
+        store = self.packets.store
+        if no is not None and store is not None:
+            self.app.push_screen(PacketScreen(store, no))
 
     def action_goto_connection(self) -> None:
         """Select the connection of the packet under the cursor."""

@@ -54,7 +54,9 @@ async def settled(pilot) -> GraphScreen:  # type: ignore[no-untyped-def]
         await pilot.pause(0.05)
         screen = pilot.app.screen
         if isinstance(screen, GraphScreen) and screen.follower.behind == 0 and screen.graph is not None \
-                and screen._drawn_at[0] == sum(screen.follower.stats.packets) > 0:
+                and screen.drawn_packets == sum(screen.follower.stats.packets) > 0:
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
             return screen
     raise AssertionError("the graph never caught up")
 
@@ -69,11 +71,15 @@ async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
         status = str(screen.query_one("#graph-status").render())
         assert f"{store.stream(1).packets.__len__():,} packets graphed" in status
         await pilot.press("r")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
         assert screen.graph.kind == "rtt" and "EstimatedRTT" in screen.graph.note
         await pilot.press("w", "plus", "plus")
         assert screen.view is not None
         lo, hi = screen.view
         await pilot.press("comma", "comma")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
         assert screen.cursor is not None and lo <= screen.cursor <= hi
         cursor = screen.cursor
         await pilot.press("enter")
@@ -93,13 +99,13 @@ async def test_graph_redraws_as_packets_arrive() -> None:
     app = GraphApp(ring, store.stream(1))
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
-        first = screen._drawn_at[0]
+        first = screen.drawn_packets
         points = sum(len(t.xs) for t in screen.graph.traces) if screen.graph else 0
         for record in records[50:]:
             ring.append(*record)
         store.update()
         screen = await settled(pilot)
-        assert screen._drawn_at[0] == len(records) > first
+        assert screen.drawn_packets == len(records) > first
         assert screen.graph is not None and sum(len(t.xs) for t in screen.graph.traces) > points
 
 

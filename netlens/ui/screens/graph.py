@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.events import Click
+from textual.events import Click, Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -26,11 +27,11 @@ from netlens.capture.stats import KernelSample
 from netlens.capture.stats.series import GRAPHS, Graph, build_graph
 from netlens.capture.stats.tracker import StreamFollower
 from netlens.capture.streams import Stream
-from netlens.ui.widgets.stream_graph import StreamGraph, x_extent
+from netlens.ui.widgets.stream_graph import StreamGraph, Thinned, x_extent
 
 #: Packets the follower reads per batch, and the share of time it may work.
 BATCH = 200
-DUTY = 0.25
+DUTY = 0.15
 #: Unread packets after which it jumps to the newest ones (the status line says how many it skipped).
 MAX_BEHIND = 50_000
 #: Segments a live view shows at most (older ones are a zoom-out away).
@@ -71,7 +72,12 @@ class GraphScreen(Screen[int | None]):
         self.view: tuple[float, float] | None = None
         self.cursor: float | None = None
         self.graph: Graph | None = None
+        #: Packets of the stream the graph on screen was built from.
+        self.drawn_packets = 0
         self._stop = threading.Event()
+        #: One drawing at a time (they share plotext's figure); a request newer than a waiting one wins.
+        self._draw_lock = threading.Lock()
+        self._draw_wanted = 0
         self._drawn_at = (-1, -1)
         self._thread = threading.Thread(target=self._follow, name="netlens-graph", daemon=True)
 
@@ -124,7 +130,23 @@ class GraphScreen(Screen[int | None]):
         return segments.flat[(len(segments) - LIVE_POINTS) * segments.width]
 
     def redraw(self) -> None:
-        """Rebuild the graph from the statistics and draw it."""
+        """Rebuild and redraw the graph off the UI thread; the status line changes at once."""
+        self._show_status()
+        self._draw_wanted += 1
+        self._draw(self._draw_wanted)
+
+    def on_resize(self, event: Resize) -> None:
+        """A new size needs a new drawing."""
+        self.redraw()
+
+    @work(thread=True, group="graph-draw", exit_on_error=False)
+    def _draw(self, request: int) -> None:
+        """Build the graph from the statistics and let plotext draw it (a worker: 10-40 ms of work)."""
+        with self._draw_lock:
+            if request == self._draw_wanted:
+                self._draw_now()
+
+    def _draw_now(self) -> None:
         stats = self.follower.stats
         origin = self.ring.first_ts_ns or stats.first_ts
         direction = stats.data_direction() if self.direction is None else self.direction
@@ -133,10 +155,17 @@ class GraphScreen(Screen[int | None]):
                 start_ns, stop_ns = self._live_start_ns(direction), None
             else:
                 start_ns, stop_ns = origin + int(self.view[0] * 1e9), origin + int(self.view[1] * 1e9)
-            self.graph = build_graph(self.kind, stats, direction, origin, start_ns, stop_ns)
-        view = self.view or x_extent(self.graph)
-        self.query_one(StreamGraph).show(self.graph, view, self.cursor)
-        self.query_one("#graph-note", Static).update(Text(self.graph.note), layout=False)
+            graph = build_graph(self.kind, stats, direction, origin, start_ns, stop_ns)
+            packets = sum(stats.packets)
+        plot = self.query_one(StreamGraph)
+        text, shown = plot.prepare(graph, self.view or x_extent(graph), self.cursor)
+        self.app.call_from_thread(self._install, graph, text, shown, packets)
+
+    def _install(self, graph: Graph, text: Text, shown: list[Thinned], packets: int) -> None:
+        self.graph = graph
+        self.drawn_packets = packets
+        self.query_one(StreamGraph).install(text, shown)
+        self.query_one("#graph-note", Static).update(Text(graph.note), layout=False)
         self._show_status()
 
     def _show_status(self) -> None:

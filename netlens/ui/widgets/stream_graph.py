@@ -12,6 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from netlens.capture.stats.series import Graph, Trace
@@ -73,39 +75,65 @@ def x_extent(graph: Graph) -> tuple[float, float]:
 
 
 class StreamGraph(PlotextPlot):
-    """Draws one graph; remembers the thinned points so a column can be mapped back to a packet."""
+    """Draws one graph; remembers the thinned points so a column can be mapped back to a packet.
+
+    Drawing (plotext's build, ~10-40 ms) is done by :meth:`prepare`, which the
+    screen calls from a worker thread; :meth:`install` puts the result on screen.
+    Until the next one, every repaint reuses that text instead of building again.
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.shown: list[Thinned] = []
+        self._text: Text | None = None
+        self._drawn_size = (0, 0)
 
-    def show(self, graph: Graph, view: tuple[float, float], cursor: float | None) -> None:
-        """Draw ``graph`` over the x range ``view``, with a vertical cursor line at ``cursor``."""
+    def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None) -> tuple[Text, list[Thinned]]:
+        """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns text and points."""
         plt = self.plt
+        width, height = self.size.width, self.size.height
         plt.clear_figure()
+        plt.plotsize(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
         plt.title(graph.title)
         plt.xlabel(graph.x_label)
         plt.ylabel(graph.y_label)
-        columns = max(20, 2 * (self.size.width - 12))  # braille: two dots per character cell
-        self.shown = []
+        columns = max(20, width - 12)  # one column per character cell: what a reader can tell apart
+        shown = []
         for trace in graph.traces:
             points = thin(trace, view[0], view[1], columns)
-            self.shown.append(points)
-            if not points.xs:
-                continue
-            color = _COLORS.get(trace.color, "default")
-            if trace.kind in ("points", "bars"):
-                marker = "x" if trace.name == "retransmission" else "braille"
-                plt.scatter(points.xs, points.ys, color=color, marker=marker, label=trace.name)
-            elif trace.kind == "step":
-                xs, ys = as_steps(points.xs, points.ys, view[1])
-                plt.plot(xs, ys, color=color, marker="braille", label=trace.name)
-            else:
-                plt.plot(points.xs, points.ys, color=color, marker="braille", label=trace.name)
+            shown.append(points)
+            if points.xs:
+                self._draw(trace, points, view)
         plt.xlim(view[0], view[1])
         if cursor is not None:
             plt.vline(cursor, "white")
+        return Text.from_ansi(plt.build()), shown
+
+    def _draw(self, trace: Trace, points: Thinned, view: tuple[float, float]) -> None:
+        plt = self.plt
+        color = _COLORS.get(trace.color, "default")
+        if trace.kind in ("points", "bars"):
+            marker = "x" if trace.name == "retransmission" else "braille"
+            plt.scatter(points.xs, points.ys, color=color, marker=marker, label=trace.name)
+        elif trace.kind == "step":
+            xs, ys = as_steps(points.xs, points.ys, view[1])
+            plt.plot(xs, ys, color=color, marker="braille", label=trace.name)
+        else:
+            plt.plot(points.xs, points.ys, color=color, marker="braille", label=trace.name)
+
+    def install(self, text: Text, shown: list[Thinned]) -> None:
+        """Show what :meth:`prepare` drew."""
+        self._text = text
+        self._drawn_size = (self.size.width, self.size.height)
+        self.shown = shown
         self.refresh()
+
+    def render(self) -> RenderResult:
+        """The last drawn graph (plotext's own empty frame before the first one)."""
+        if self._text is not None and self._drawn_size == (self.size.width, self.size.height):
+            return self._text
+        return super().render()
 
     def nearest_packet(self, x: float) -> int | None:
         """The packet of the shown point closest to ``x`` (first trace that has one)."""

@@ -45,7 +45,8 @@ def write_graph(graph: Graph, path: str) -> None:
         figure = Figure(figsize=(10, 6), layout="constrained")
         axes = figure.add_subplot()
         _draw(axes, graph)
-        axes.set_title(graph.title)
+        # The note (RTT min/avg/max and estimates) goes under the title, where the layout keeps room for it.
+        axes.set_title(f"{graph.title}\n{graph.note}" if graph.note else graph.title, fontsize="medium")
         axes.set_xlabel(graph.x_label)
         axes.set_ylabel(graph.y_label)
         axes.ticklabel_format(axis="y", style="plain", useOffset=False)
@@ -54,8 +55,6 @@ def write_graph(graph: Graph, path: str) -> None:
             axes.legend(loc="best", fontsize="small")
         else:
             axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center")
-        if graph.note:
-            figure.text(0.01, 0.005, graph.note, fontsize="small")
         try:
             figure.savefig(path, dpi=120, metadata={"Date": None} if extension == ".svg" else None)
         except OSError as exc:

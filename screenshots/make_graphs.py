@@ -2,9 +2,9 @@
 
     .venv/bin/python screenshots/make_graphs.py
 
-2,000,000 bytes go from one network namespace to another through a TUN delay link
-(25 ms each way, 20 Mbit/s, 1 % of data segments dropped by nftables; see
-``tests/support/delaynet.py``), captured by tcpdump on the sender's side while
+2,000,000 bytes go from one network namespace to another through ``netlens.impair``'s
+delay link (25 ms each way, 20 Mbit/s, 1 % of the frames toward the receiver dropped
+by nftables), captured by tcpdump on the sender's side while
 the sender samples its own TCP_INFO. From that capture it writes the four graphs
 as vector SVGs (``graph-tsg.svg``, ``graph-throughput.svg``, ``graph-rtt.svg``,
 ``graph-window.svg``; the kernel's srtt and cwnd come from the TCP_INFO samples)
@@ -23,8 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from support.bulk import bulk_transfer  # noqa: E402
-from support.delaynet import delay_link  # noqa: E402
+from support.bulk import bulk_transfer, lab  # noqa: E402
 from support.wireshark import load  # noqa: E402
 from textual.app import App  # noqa: E402
 
@@ -62,8 +61,8 @@ def main() -> None:
     """Transfer, capture, draw."""
     with tempfile.TemporaryDirectory(prefix="nlg-") as scratch:
         pcap = Path(scratch) / "bulk.pcap"
-        with delay_link(25.0, "20mbit", loss_permille=10) as link:
-            samples = bulk_transfer(link, pcap, 2_000_000)
+        with lab(25.0, 20_000, loss_percent=1) as net:
+            samples = bulk_transfer(net, pcap, 2_000_000)
         tracker = load(pcap)
     stats = tracker.stream(1)
     stats.kernel.extend(KernelSample(ts, srtt, rttvar, cwnd * mss) for ts, srtt, rttvar, cwnd, mss in samples)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from pathlib import Path
 
-from support.bulk import bulk_transfer
-from support.delaynet import delay_link
+from support.bulk import bulk_transfer, lab
 from support.wireshark import load
 
 from netlens.capture.stats import KernelSample
@@ -40,8 +39,8 @@ def _level_at(trace: Trace, x: float) -> float:
 
 def test_slow_start_then_steady(tmp_path: Path) -> None:
     pcap = tmp_path / "bulk.pcap"
-    with delay_link(25.0, "20mbit") as link:
-        samples = bulk_transfer(link, pcap, 2_500_000)
+    with lab(25.0, 20_000) as net:
+        samples = bulk_transfer(net, pcap, 2_500_000)
     tracker = load(pcap)
     stats = tracker.stream(1)
     stats.kernel.extend(KernelSample(ts, srtt, rttvar, cwnd * mss) for ts, srtt, rttvar, cwnd, mss in samples)

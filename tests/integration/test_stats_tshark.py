@@ -1,8 +1,8 @@
 """ACK RTT, bytes in flight, calculated window and conversations agree with tshark on real captures.
 
 The captures are real transfers: the committed ones under ``tests/data/graphs``
-(see its README), a fresh one through a 25 ms delay link with loss in two
-network namespaces, and one on loopback (where segments are up to 64 KiB).
+(see its README), a fresh one through ``netlens.impair``'s 25 ms delay
+link with loss between two network namespaces, and one on loopback (where segments are up to 64 KiB).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.bulk import bulk_transfer
-from support.delaynet import delay_link
+from support.bulk import bulk_transfer, lab
 from support.wireshark import conversation_frames, fields, load
 
 from netlens.capture.stats import conversations
@@ -28,10 +27,10 @@ COMMITTED = sorted(DATA.glob("*.pcap"))
 
 @pytest.fixture(scope="module")
 def lossy_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1.5 MB through 25 ms each way, 20 Mbit/s, 2 % of data segments dropped by nftables."""
+    """1.5 MB through 25 ms each way, 20 Mbit/s, 2 % of the frames toward the receiver dropped by nftables."""
     pcap = tmp_path_factory.mktemp("lossy") / "lossy.pcap"
-    with delay_link(25.0, "20mbit", loss_permille=20) as link:
-        bulk_transfer(link, pcap, 1_500_000)
+    with lab(25.0, 20_000, loss_percent=2) as net:
+        bulk_transfer(net, pcap, 1_500_000)
     return pcap
 
 

@@ -1,4 +1,4 @@
-"""A bulk TCP transfer through a :class:`~support.delaynet.DelayLink`, captured by tcpdump.
+"""A bulk TCP transfer between the two namespaces of a :class:`~netlens.impair.LabNetwork`, captured by tcpdump.
 
 The sender samples its own socket's TCP_INFO (through ``netlens.probe``'s
 decoder) every few milliseconds while it sends, so tests can set the kernel's
@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support.delaynet import DelayLink
+from netlens.impair import LabNetwork
 
 PORT = 5001
 
@@ -47,24 +49,41 @@ print(json.dumps(samples))
 """
 
 
-def bulk_transfer(link: DelayLink, pcap: Path, size: int, timeout: float = 60.0, snaplen: int = 0) -> list[list[Any]]:
+@contextmanager
+def lab(delay_ms: float, rate_kbit: int | None, loss_percent: float = 0.0) -> Iterator[LabNetwork]:
+    """A lab network: ``delay_ms`` each way, ``rate_kbit`` and ``loss_percent`` toward the server (the receiver)."""
+    with LabNetwork(delay_ms=delay_ms) as net:
+        if rate_kbit:
+            net.set_rate(rate_kbit, toward="server")
+        if loss_percent:
+            net.set_loss(loss_percent, toward="server")
+        yield net
+
+
+def _argv(net: LabNetwork, role: str, *command: str) -> list[str]:
+    end = net.client if role == "client" else net.server
+    return end.namespace.exec_argv(command)
+
+
+def bulk_transfer(net: LabNetwork, pcap: Path, size: int, timeout: float = 60.0, snaplen: int = 0) -> list[list[Any]]:
     """Send ``size`` bytes client → server while tcpdump writes ``pcap`` on the client's side.
 
     ``snaplen`` > 0 keeps only that many bytes of each packet (headers: small files to commit).
     Returns the sender's TCP_INFO samples: ``[ts_ns, srtt_us, rttvar_us, cwnd_segments, mss]``.
     """
     # --immediate-mode: packets reach the file as they come, not when a 1 s kernel block retires.
-    dump_argv = ["tcpdump", "-i", link.iface, "--immediate-mode", "-U", "-s", str(snaplen), "-w", str(pcap), "tcp"]
-    dump = subprocess.Popen(link.argv(link.client_ns, *dump_argv), stdout=subprocess.DEVNULL,
+    dump_argv = ["tcpdump", "-i", net.client.device, "--immediate-mode", "-U", "-s", str(snaplen), "-w", str(pcap),
+                 "tcp"]
+    dump = subprocess.Popen(_argv(net, "client", *dump_argv), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    server = subprocess.Popen(link.argv(link.server_ns, sys.executable, "-c", _SERVER, link.server_addr, str(PORT)),
+    server = subprocess.Popen(_argv(net, "server", sys.executable, "-c", _SERVER, net.server.address, str(PORT)),
                               stdout=subprocess.PIPE, text=True)
     try:
         assert dump.stderr is not None and server.stdout is not None
         dump.stderr.readline()  # "listening on ..."
         assert server.stdout.readline().strip() == "ready"
-        client = subprocess.run(link.argv(link.client_ns, sys.executable, "-c", _CLIENT, link.server_addr, str(PORT),
-                                          str(size)), capture_output=True, text=True, timeout=timeout, check=True)
+        client = subprocess.run(_argv(net, "client", sys.executable, "-c", _CLIENT, net.server.address, str(PORT),
+                                      str(size)), capture_output=True, text=True, timeout=timeout, check=True)
         assert int(server.stdout.readline()) == size
         time.sleep(0.2)  # the last ACKs reach tcpdump
         samples: list[list[Any]] = json.loads(client.stdout)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support.bulk import bulk_transfer, lab  # noqa: E402
+from support.bulk import bulk_transfer, lab
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "graphs"
 

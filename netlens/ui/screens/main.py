@@ -58,7 +58,7 @@ class MainScreen(Screen[None]):
         Binding("C", "app.clear_capture", "Clear capture", show=False),
         Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
-        Binding("G", "graph", "Graphs"),
+        Binding("G", "graph", "Graphs", show=False),
         Binding("v", "conversations", "Conversations", show=False),
     ]
 

@@ -234,7 +234,7 @@ def _rtt(stats: StreamStats, d: int, view: _View) -> Graph:
                 trace.packets.append(no)
     traces = [samples, srtt, dev]
     if stats.kernel:
-        kernel = Trace("kernel srtt (TCP_INFO)", "step", "red")
+        kernel = Trace(f"kernel srtt ({stats.kernel[0].source})", "step", "red")
         kvar = Trace("kernel rttvar", "step", "pink")
         for sample in stats.kernel:
             kernel.xs.append(view.x(sample.ts_ns))
@@ -264,7 +264,7 @@ def _window(stats: StreamStats, d: int, view: _View) -> Graph:
         flight.packets.append(no[i])
     traces = [rwnd, flight]
     if any(sample.cwnd_bytes for sample in stats.kernel):
-        cwnd = Trace("cwnd (kernel)", "step", "red")
+        cwnd = Trace(f"cwnd (kernel, {stats.kernel[0].source})", "step", "red")
         for sample in stats.kernel:
             cwnd.xs.append(view.x(sample.ts_ns))
             cwnd.ys.append(sample.cwnd_bytes)

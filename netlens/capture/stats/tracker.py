@@ -41,6 +41,8 @@ class KernelSample(NamedTuple):
     rttvar_us: int
     #: Congestion window in bytes (segments × MSS), or 0 when unknown.
     cwnd_bytes: int
+    #: Where the numbers come from: ``TCP_INFO`` (sock_diag or getsockopt) or ``tcp_probe`` (tracefs).
+    source: str = "TCP_INFO"
 
 
 class DirectionSeries:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _MASK = 0xFFFFFFFF
 _NONE = -1
 _PAIR = struct.Struct("!II")
+_NOP_NOP_TIMESTAMP = b"\x01\x01\x08"
 #: Packets analysed per update() call at most, like the store's own limit.
 DEFAULT_UPDATE_LIMIT = 50_000
 
@@ -117,6 +118,8 @@ def completeness_after(bits: int, flags: int, seglen: int, first: bool) -> int:
 def sack_blocks(frame: bytes, tcp: Tcp) -> list[tuple[int, int]]:
     """The SACK blocks (left, right) of ``tcp``'s options; a malformed option ends the walk."""
     i, end = tcp.tcp_offset + 20, tcp.tcp_offset + tcp.tcp_header_length
+    if end - i == 12 and frame[i:i + 3] == _NOP_NOP_TIMESTAMP:
+        return []  # Linux's options on every segment without SACK: nothing to walk
     blocks: list[tuple[int, int]] = []
     while i < end:
         kind = frame[i]

@@ -117,3 +117,33 @@ def test_graph_screen_snapshot(snap_compare) -> None:  # type: ignore[no-untyped
         pilot.app.screen.query_one(StreamGraph)
 
     assert snap_compare(GraphApp(ring, store.stream(1)), terminal_size=SIZE, run_before=drawn)
+
+
+async def test_main_screen_keys_open_graphs_and_conversations() -> None:
+    from recording import recorded_feeds
+    from test_snapshots import select_connection_2
+    from textual.widgets import DataTable
+
+    from netlens.ui.app import NetlensApp
+    from netlens.ui.screens.conversations import ConversationsScreen
+
+    app = NetlensApp(recorded_feeds(), animate=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await select_connection_2(pilot)
+        await pilot.press("G")
+        screen = await settled(pilot)
+        assert screen.follower.stream.client_port == 50418  # the selected connection's stream
+        await pilot.press("escape")
+        await pilot.press("v")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if isinstance(pilot.app.screen, ConversationsScreen) and \
+                    pilot.app.screen.query_one(DataTable).row_count == 3:
+                break
+        table = pilot.app.screen.query_one(DataTable)
+        assert table.row_count == 3
+        first = [str(cell) for cell in table.get_row_at(0)]
+        assert first[0] == "1" and first[1].endswith(":50412") and first[2].endswith(":65432")
+        await pilot.press("enter")
+        screen = await settled(pilot)
+        assert screen.follower.stream.id == 1

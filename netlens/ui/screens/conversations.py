@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from rich.text import Text
@@ -39,10 +40,12 @@ class ConversationsScreen(Screen[int | None]):
 
     BINDINGS = [Binding("escape,q", "close", "Back"), Binding("enter", "graph", "Graphs")]
 
-    def __init__(self, ring: PacketRing, store: Any) -> None:
+    def __init__(self, ring: PacketRing, store: Any, store_lock: AbstractContextManager[Any] | None = None) -> None:
         super().__init__()
         self.tracker = StatsTracker(ring, store)
+        #: Guards the tracker; ``store_lock`` (the packet feed's, if it has one) guards the store it reads.
         self._counting = threading.Lock()
+        self._store_lock = store_lock or nullcontext()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="netlens-conversations", daemon=True)
 
@@ -66,14 +69,14 @@ class ConversationsScreen(Screen[int | None]):
     def _follow(self) -> None:
         while not self._stop.is_set():
             started = time.perf_counter()
-            with self._counting:
+            with self._counting, self._store_lock:
                 done = self.tracker.update(BATCH)
             spent = time.perf_counter() - started
             self._stop.wait(0.1 if not done else spent * (1 - DUTY) / DUTY)
 
     def refresh_table(self) -> None:
         """Show the current counts (rows keep their place; new streams are appended)."""
-        with self._counting:
+        with self._counting, self._store_lock:
             rows = conversations(self.tracker)
             behind = self.tracker.store.last - self.tracker.last
         table = self.query_one(DataTable)

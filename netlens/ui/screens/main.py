@@ -219,42 +219,15 @@ class MainScreen(Screen[None]):
 
     def action_graph(self) -> None:
         """Graphs of the selected connection (or of the packet under the cursor's connection)."""
-        from netlens.ui.screens.graph import GraphScreen, kernel_sampler
+        from netlens.ui.screens.graph_hook import open_graph
 
-        store, ring = self.packets.store, self.packets.ring
-        stream = self.packets.stream_for(self.selected_socket())
-        if stream is None and store is not None:
-            no = self.packets.selected_number()
-            stream = store.stream_of(no) if no is not None else None
-        if stream is None or ring is None:
-            self.app.notify("No captured packets for that connection yet.", severity="warning", markup=False)
-            return
-        self.app.push_screen(GraphScreen(ring, stream, kernel=kernel_sampler(lambda: self.last_snapshot, stream)),
-                             self._open_packet)
+        open_graph(self)
 
     def action_conversations(self) -> None:
         """The conversation table of everything captured."""
-        from netlens.ui.screens.conversations import ConversationsScreen
+        from netlens.ui.screens.graph_hook import open_conversations
 
-        if self.packets.store is None or self.packets.ring is None:
-            self.app.notify("Nothing captured yet.", severity="warning", markup=False)
-            return
-        self.app.push_screen(ConversationsScreen(self.packets.ring, self.packets.store), self._open_graph_of)
-
-    def _open_graph_of(self, stream_id: int | None) -> None:
-        store, ring = self.packets.store, self.packets.ring
-        if stream_id is None or store is None or ring is None:
-            return
-        from netlens.ui.screens.graph import GraphScreen, kernel_sampler
-
-        stream = store.stream(stream_id)
-        self.app.push_screen(GraphScreen(ring, stream, kernel=kernel_sampler(lambda: self.last_snapshot, stream)),
-                             self._open_packet)
-
-    def _open_packet(self, no: int | None) -> None:
-        store = self.packets.store
-        if no is not None and store is not None:
-            self.app.push_screen(PacketScreen(store, no))
+        open_conversations(self)
 
     def action_goto_connection(self) -> None:
         """Select the connection of the packet under the cursor."""

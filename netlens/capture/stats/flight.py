@@ -192,21 +192,26 @@ def note_sack(fwd: FlowState, blocks: list[tuple[int, int]]) -> None:
     fwd.sack_bytes = sum((right - left) & _MASK for left, right in blocks[:3])
 
 
-def analyze_flight(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: int, window: int,
-                   seglen: int, no: int, ts_ns: int) -> FlightResult:
-    """Apply one segment sent by ``fwd``'s side (``rev`` is the other side); see the module doc."""
+def _note_bases(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: int) -> None:
+    """Relative numbers count from the SYN (or one before the first segment seen), the ACK's from ack - 1."""
     if fwd.base is None:
         fwd.base = seq if flags & SYN else (seq - 1) & _MASK
-    if rev.base is None and flags & ACK:
-        rev.base = (ack - 1) & _MASK
     if flags & ACK:
+        if rev.base is None:
+            rev.base = (ack - 1) & _MASK
         rev.valid_bif = True
-    zero_window_probe = seglen == 1 and seq == fwd.nextseq and rev.window == 0
-    if (not zero_window_probe and fwd.nextseq is not None and seq_after(seq, fwd.nextseq)
-            and not flags & RST):
-        fwd.valid_bif = False
-    resent = bool((seglen or flags & (SYN | FIN)) and fwd.nextseq is not None
-                  and seq_after(fwd.nextseq, seq) and not _is_keepalive(fwd, seq, seglen, flags))
+
+
+def _is_resent(fwd: FlowState, seq: int, seglen: int, flags: int) -> bool:
+    """Sequence space sent before (retransmission, fast or spurious, out of order): Wireshark's first test."""
+    occupies = seglen or flags & (SYN | FIN)
+    return bool(occupies and fwd.nextseq is not None and seq_after(fwd.nextseq, seq)
+                and not _is_keepalive(fwd, seq, seglen, flags))
+
+
+def _advance(fwd: FlowState, seq: int, seglen: int, flags: int, no: int, ts_ns: int, resent: bool,
+             zero_window_probe: bool) -> None:
+    """List the segment (if it occupies sequence space) and move the side's highest sequence number."""
     nextseq = (seq + seglen) & _MASK
     if (seglen or flags & (SYN | FIN)) and len(fwd.unacked) < MAX_UNACKED:
         if flags & (SYN | FIN):
@@ -214,6 +219,18 @@ def analyze_flight(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: in
         fwd.list_segment(Unacked(seq, nextseq, no, ts_ns, resent))
     if (fwd.nextseq is None or seq_after(nextseq, fwd.nextseq)) and not zero_window_probe:
         fwd.nextseq = nextseq
+
+
+def analyze_flight(fwd: FlowState, rev: FlowState, seq: int, ack: int, flags: int, window: int,
+                   seglen: int, no: int, ts_ns: int) -> FlightResult:
+    """Apply one segment sent by ``fwd``'s side (``rev`` is the other side); see the module doc."""
+    _note_bases(fwd, rev, seq, ack, flags)
+    zero_window_probe = seglen == 1 and seq == fwd.nextseq and rev.window == 0
+    if (not zero_window_probe and fwd.nextseq is not None and seq_after(seq, fwd.nextseq)
+            and not flags & RST):
+        fwd.valid_bif = False  # a gap: Wireshark stops counting until the other side ACKs again
+    resent = _is_resent(fwd, seq, seglen, flags)
+    _advance(fwd, seq, seglen, flags, no, ts_ns, resent, zero_window_probe)
     fwd.window = window
     fwd.lastack = ack
     rtt, acked, karn = _apply_ack(rev, ack, ts_ns) if rev.unacked else (None, None, False)

@@ -56,19 +56,6 @@ class Graph:
     #: One line of numbers for the footer (e.g. RTT min/avg/max).
     note: str = ""
 
-    def nearest_packet(self, x: float, y: float | None = None) -> int | None:
-        """The packet number of the point closest to ``x`` (and ``y`` when given, scaled to the data)."""
-        best: tuple[float, int] | None = None
-        spans = [max(t.ys) - min(t.ys) for t in self.traces if t.ys]
-        y_scale = max(spans) if spans and y is not None else 1.0
-        x_scale = max((max(t.xs) - min(t.xs) for t in self.traces if t.xs), default=1.0) or 1.0
-        for trace in self.traces:
-            for px, py, no in zip(trace.xs, trace.ys, trace.packets, strict=False):
-                distance = abs(px - x) / x_scale + (abs(py - y) / (y_scale or 1.0) if y is not None else 0.0)
-                if best is None or distance < best[0]:
-                    best = (distance, no)
-        return best[1] if best else None
-
 
 class RttSummary(NamedTuple):
     """RTT samples of one direction (Karn's rule applied) and the textbook estimates after the last one."""

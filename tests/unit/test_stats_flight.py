@@ -122,3 +122,27 @@ def test_textbook_estimates_follow_rfc_6298() -> None:
     estimated, deviation = estimate([100.0, 200.0])
     assert estimated == [100.0, 100.0 + (200.0 - 100.0) / 8]
     assert deviation == [50.0, 0.75 * 50.0 + 0.25 * 100.0]
+
+
+def test_tracker_on_a_small_ring_forgets_evicted_packets_and_keeps_going() -> None:
+    from pathlib import Path
+
+    from netlens.capture import PacketRing, PacketStore, PcapReader
+    from netlens.capture.stats import StatsTracker
+
+    path = Path(__file__).resolve().parent.parent / "data" / "graphs" / "bulk-25ms-20mbit.pcap"
+    reader = PcapReader(str(path))
+    ring = PacketRing(max_packets=64, linktype=reader.linktype)
+    store = PacketStore(ring)
+    tracker = StatsTracker(ring, store)
+    with reader:
+        for ts_ns, frame, orig_len in reader:
+            ring.append(ts_ns, frame, orig_len)
+            store.update()
+            tracker.update()
+    assert tracker.last == ring.last > 400
+    assert tracker.ack_rtt_ns(1) is None and tracker.window_bytes(1) is None  # evicted long ago
+    recent = [tracker.window_bytes(no) for no in range(ring.first, ring.last + 1)]
+    assert all(value is not None and value > 0 for value in recent)
+    stats = tracker.stream(1)
+    assert sum(stats.packets) == ring.last  # every packet counted once, evicted or not

@@ -253,7 +253,7 @@ class StatsTracker:
 
     def _value(self, column: array[int], no: int) -> int | None:
         index = no - self._base
-        if 0 <= index < len(column) and no < self._next:
+        if 0 <= index < len(column) and self.ring.first <= no < self._next:
             value = column[index]
             return None if value == _NONE else value
         return None

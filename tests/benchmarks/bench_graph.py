@@ -46,7 +46,11 @@ from textual.widgets import Static  # noqa: E402
 from netlens.capture import Capture, PacketRing, PacketStore  # noqa: E402
 from netlens.capture.stats import StatsTracker  # noqa: E402
 from netlens.capture.streams import Stream  # noqa: E402
-from netlens.ui.app import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL  # noqa: E402
+
+try:  # the app's process policy moved to netlens.ui.runtime with the packet-feed reshaping
+    from netlens.ui.runtime import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL  # type: ignore[import-not-found]
+except ImportError:
+    from netlens.ui.app import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL
 from netlens.ui.screens.graph import GraphScreen  # noqa: E402
 
 BUDGET_P99_MS = 150.0

@@ -147,3 +147,11 @@ async def test_main_screen_keys_open_graphs_and_conversations() -> None:
         await pilot.press("enter")
         screen = await settled(pilot)
         assert screen.follower.stream.id == 1
+        await pilot.press("full_stop")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")  # the packet nearest the cursor opens in the packet screen
+        await pilot.pause(0.2)
+        from netlens.ui.screens.packet import PacketScreen
+        assert isinstance(pilot.app.screen, PacketScreen)
+        assert pilot.app.screen.no in set(screen.follower.stream.packets)

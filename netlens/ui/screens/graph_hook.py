@@ -55,9 +55,12 @@ def open_graph(main: Any, stream_id: int | None = None) -> None:
         main.app.notify("No captured packets for that connection yet.", severity="warning", markup=False)
         return
 
+    # The packet screen reads from the panel's packet feed where there is one, else from the store.
+    packets_of = getattr(main.packets, "feed", None) or store
+
     def open_packet(no: int | None) -> None:
         if no is not None:
-            main.app.push_screen(PacketScreen(store, no))
+            main.app.push_screen(PacketScreen(packets_of, no))
 
     sampler = kernel_sampler(lambda: getattr(main, "last_snapshot", None), stream)
     main.app.push_screen(GraphScreen(ring, stream, kernel=sampler), open_packet)

@@ -36,7 +36,7 @@ def lossy_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loopback_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Three 300 kB uploads with short replies on 127.0.0.1, captured by tcpdump on lo."""
+    """Three 2 MB uploads with short replies on 127.0.0.1, captured by tcpdump on lo."""
     pcap = tmp_path_factory.mktemp("lo") / "lo.pcap"
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
@@ -57,7 +57,7 @@ def loopback_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         thread.start()
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-                client.sendall(b"x" * 300_000)
+                client.sendall(b"x" * 2_000_000)
                 client.shutdown(socket.SHUT_WR)
                 while client.recv(65536):
                     pass

@@ -49,25 +49,18 @@ def _is_stream(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Load the input into a ring, analyse it and print the chosen view."""
     from netlens.capture import PacketRing, PacketStore, PcapReader
+    from netlens.capture.stats.report import StatsOutput
     from netlens.commands.capture import printer
     from netlens.errors import UserError
 
-    if args.graph and (args.stream is None or not args.output):
-        raise UserError("--graph needs the stream and a file: --graph KIND --stream N --output FILE.svg")
-    if args.output and not args.graph:
-        raise UserError("--output is where --graph writes; add --graph tsg|throughput|rtt|window.")
-    listing = not (args.streams or args.follow or args.ladder or args.dissect or args.conversations or args.graph)
+    stats = StatsOutput(args)  # --conversations, --graph, and the statistics fields of --json/--dissect
+    listing = not (args.streams or args.follow or args.ladder or args.dissect or stats.view)
     streaming = _is_stream(args.file)
     batch = 1 if streaming else 2048
     reader = PcapReader(args.file)  # PcapError -> one sentence (exit code 2)
     ring = PacketRing(linktype=reader.linktype)
     store = PacketStore(ring, server_ports=(args.port,))
-    tracker = None
-    if args.json or args.conversations or args.graph or args.dissect:
-        from netlens.capture.stats import StatsTracker
-        from netlens.capture.stats.report import json_fields
-        tracker = StatsTracker(ring, store)
-    emit = printer(args, json_fields(tracker) if tracker is not None and args.json else None)
+    emit = printer(args, stats.follow(ring, store))
 
     def flush() -> None:
         start = store.last + 1
@@ -92,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     flush()
-    while tracker is not None and tracker.update():
-        pass
+    stats.catch_up()
     if reader.warning:
         print(f"netlens: {reader.warning}", file=sys.stderr)
     out = sys.stdout
@@ -118,17 +110,9 @@ def run(args: argparse.Namespace) -> int:
         marks = store.analysis(args.dissect)
         for mark in marks:
             out.write(f"{mark}: {mark.rule}\n")
-        if tracker is not None:
-            from netlens.capture.stats.report import analysis_lines
-            out.writelines(line + "\n" for line in analysis_lines(tracker, args.dissect))
+        out.writelines(line + "\n" for line in stats.dissect_lines(args.dissect))
         out.write("\n".join(store.hexdump(args.dissect)) + "\n")
-    elif tracker is not None and (args.conversations or args.graph):
-        from netlens.capture.stats.report import conversation_report, write_stream_graph
-        if args.conversations:
-            out.write(conversation_report(tracker, args.json) + "\n")
-        else:
-            direction = None if args.direction is None else ("c2s", "s2c").index(args.direction)
-            title = write_stream_graph(tracker, args.graph, args.stream, args.output, direction)
-            print(f"netlens: wrote {title} to {args.output}.", file=sys.stderr)
+    elif stats.view:
+        stats.print_view(out)
     print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
     return 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
+from netlens.capture.ring import PacketRing
 from netlens.capture.stats.conversations import HEADER, conversations
 from netlens.capture.stats.series import build_graph, rtt_summary
 from netlens.capture.stats.tracker import StatsTracker
@@ -73,3 +76,49 @@ def json_fields(tracker: StatsTracker) -> Callable[[int], dict[str, Any]]:
             pass
         return analysis_fields(tracker, no)
     return fields
+
+
+class StatsOutput:
+    """The statistics side of ``netlens read``, behind four calls so that the command stays short.
+
+    Built from the parsed options (a mistake in them is a one-sentence
+    :class:`UserError`); :meth:`follow` starts the tracker when an option needs
+    it; :attr:`view` says whether a statistics view replaces the packet list.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if args.graph and (args.stream is None or not args.output):
+            raise UserError("--graph needs the stream and a file: --graph KIND --stream N --output FILE.svg")
+        if args.output and not args.graph:
+            raise UserError("--output is where --graph writes; add --graph tsg|throughput|rtt|window.")
+        self.args = args
+        #: A view of its own (conversations or a graph) instead of the packet list.
+        self.view = bool(args.conversations or args.graph)
+        self.needed = bool(self.view or args.json or args.dissect)
+        self.tracker: StatsTracker | None = None
+
+    def follow(self, ring: PacketRing, store: Any) -> Callable[[int], dict[str, Any]] | None:
+        """Start following ``store`` if an option needs statistics; returns the JSON fields function (or None)."""
+        if self.needed:
+            self.tracker = StatsTracker(ring, store)
+        return json_fields(self.tracker) if self.tracker is not None and self.args.json else None
+
+    def catch_up(self) -> None:
+        """Process whatever the store analysed and the tracker has not seen yet."""
+        while self.tracker is not None and self.tracker.update():
+            pass
+
+    def dissect_lines(self, no: int) -> list[str]:
+        """The fields of packet ``no`` as sentences (none when not following)."""
+        return analysis_lines(self.tracker, no) if self.tracker is not None else []
+
+    def print_view(self, out: TextIO) -> None:
+        """Print the conversation table, or write the graph (and say so on stderr)."""
+        assert self.tracker is not None, "follow() first"
+        args = self.args
+        if args.conversations:
+            out.write(conversation_report(self.tracker, args.json) + "\n")
+            return
+        direction = None if args.direction is None else ("c2s", "s2c").index(args.direction)
+        title = write_stream_graph(self.tracker, args.graph, args.stream, args.output, direction)
+        print(f"netlens: wrote {title} to {args.output}.", file=sys.stderr)

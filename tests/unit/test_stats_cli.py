@@ -104,3 +104,21 @@ def test_reading_without_a_graph_does_not_import_matplotlib() -> None:
             "print(json.dumps('matplotlib' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.splitlines()[-1] == "false"
+
+
+def test_the_packet_detail_says_ack_rtt_flight_and_window() -> None:
+    from netlens.capture import PacketRing, PcapReader
+    from netlens.capture.feed import RecordedPacketFeed
+
+    reader = PcapReader(str(CLEAN))
+    ring = PacketRing(linktype=reader.linktype)
+    with reader:
+        for record in reader:
+            ring.append(*record)
+    feed = RecordedPacketFeed(ring)
+    feed.start()
+    synack = feed.detail(2).statistics
+    assert any(line.startswith("ACK RTT:") and "since packet 1" in line for line in synack)
+    data = next(no for no in range(4, 40) if feed.summary(no).len)
+    assert any(line.startswith("Bytes in flight:") for line in feed.detail(data).statistics)
+    assert any(line.startswith("Calculated window:") for line in feed.detail(data).statistics)

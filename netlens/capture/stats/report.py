@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from netlens.capture.ring import PacketRing
 from netlens.capture.stats.conversations import HEADER, conversations
 from netlens.capture.stats.series import build_graph, rtt_summary
-from netlens.capture.stats.tracker import StatsTracker
+from netlens.capture.stats.tracker import StatsTracker, packet_fields
+from netlens.capture.streams import Stream
 from netlens.errors import UserError
 
 
@@ -28,14 +29,17 @@ def analysis_fields(tracker: StatsTracker, no: int) -> dict[str, Any]:
 
 def analysis_lines(tracker: StatsTracker, no: int) -> list[str]:
     """The same fields as sentences for the packet detail (empty for non-TCP packets)."""
+    return field_lines(tracker.window_bytes(no), tracker.ack_rtt_ns(no), tracker.acked_packet(no),
+                       tracker.bytes_in_flight(no))
+
+
+def field_lines(window: int | None, rtt_ns: int | None, acked: int | None, flight: int | None) -> list[str]:
+    """Sentences for the calculated window, the ACK RTT and the bytes in flight (those known)."""
     lines = []
-    window = tracker.window_bytes(no)
     if window is not None:
         lines.append(f"Calculated window: {window} bytes (window field × scale factor)")
-    rtt = tracker.ack_rtt_ns(no)
-    if rtt is not None:
-        lines.append(f"ACK RTT: {rtt / 1e6:.3f} ms since packet {tracker.acked_packet(no)}, the segment this ACKs")
-    flight = tracker.bytes_in_flight(no)
+    if rtt_ns is not None:
+        lines.append(f"ACK RTT: {rtt_ns / 1e6:.3f} ms since packet {acked}, the segment this ACKs")
     if flight is not None:
         lines.append(f"Bytes in flight: {flight} (sent by this side and not acknowledged yet)")
     return lines
@@ -122,3 +126,11 @@ class StatsOutput:
         direction = None if args.direction is None else ("c2s", "s2c").index(args.direction)
         title = write_stream_graph(self.tracker, args.graph, args.stream, args.output, direction)
         print(f"netlens: wrote {title} to {args.output}.", file=sys.stderr)
+
+
+def packet_statistics(ring: PacketRing, stream: Stream, no: int) -> tuple[str, ...]:
+    """The sentences of :func:`field_lines` for one packet of ``stream`` (its stream is followed up to it)."""
+    result = packet_fields(ring, stream, no)
+    if result is None:
+        return ()
+    return tuple(field_lines(result.window_bytes, result.ack_rtt_ns, result.acked_no, result.bytes_in_flight))

@@ -283,6 +283,31 @@ class StatsTracker:
         return [self._streams[sid] for sid in sorted(self._streams)]
 
 
+def packet_fields(ring: PacketRing, stream: Stream, no: int, limit: int = 200_000) -> FlightResult | None:
+    """The rules' result for packet ``no``, following its stream from its first stored packet up to it.
+
+    For a packet view: O(packets of the stream before ``no``), None when that is
+    more than ``limit`` or ``no`` is not a TCP packet of ``stream`` still stored.
+    """
+    packets = stream.packets
+    end = bisect_right(packets, no)
+    if not end or packets[end - 1] != no or end > limit:
+        return None
+    stats = StreamStats(stream.id, stream.first_ts)
+    result = None
+    for number in packets[:end]:
+        try:
+            ts_ns, frame = ring.record(number)
+            wire = ring.orig_len(number)
+        except IndexError:
+            continue
+        tcp = decode(frame, ring.linktype)
+        if type(tcp) is Tcp:
+            d = 0 if (tcp.src == stream.client_ip and tcp.sport == stream.client_port) else 1
+            result = account(stats, d, tcp, frame, number, ts_ns, wire)
+    return result if packets[end - 1] == no else None
+
+
 class StreamFollower:
     """One stream's statistics, following it live: only that stream's packets are read.
 

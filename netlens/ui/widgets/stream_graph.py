@@ -86,7 +86,6 @@ class StreamGraph(PlotextPlot):
         super().__init__(id=id)
         self.shown: list[Thinned] = []
         self._text: Text | None = None
-        self._drawn_size = (0, 0)
 
     def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None) -> tuple[Text, list[Thinned]]:
         """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns text and points."""
@@ -125,15 +124,14 @@ class StreamGraph(PlotextPlot):
     def install(self, text: Text, shown: list[Thinned]) -> None:
         """Show what :meth:`prepare` drew."""
         self._text = text
-        self._drawn_size = (self.size.width, self.size.height)
         self.shown = shown
         self.refresh()
 
     def render(self) -> RenderResult:
-        """The last drawn graph (plotext's own empty frame before the first one)."""
-        if self._text is not None and self._drawn_size == (self.size.width, self.size.height):
-            return self._text
-        return super().render()
+        """The last drawn graph. plotext is never called here: a worker may be drawing with it right now."""
+        if self._text is None:
+            return Text("drawing…", style="dim")
+        return self._text
 
     def nearest_packet(self, x: float) -> int | None:
         """The packet of the shown point closest to ``x`` (first trace that has one)."""

@@ -12,13 +12,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from netlens.display import endpoint
-from netlens.probe import SocketInfo
+from netlens.probe import Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
 from netlens.ui.format import count
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.screens.packet import PacketScreen
+from netlens.ui.status_figures import memory_text, overflow_text, work_text
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
 from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
@@ -58,6 +59,8 @@ class MainScreen(Screen[None]):
         Binding("C", "app.clear_capture", "Clear capture", show=False),
         Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
+        Binding("G", "graph", "Graphs", show=False),
+        Binding("v", "conversations", "Conversations", show=False),
     ]
 
     def __init__(self, feeds: Feeds) -> None:
@@ -65,6 +68,7 @@ class MainScreen(Screen[None]):
         self.feeds = feeds
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
+        self.last_snapshot: Snapshot | None = None
         self._pending: list[EventRecord] = []
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
@@ -141,6 +145,8 @@ class MainScreen(Screen[None]):
     def apply_snapshot(self, view: KernelUpdate) -> None:
         """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
         self.probe_note = view.snapshot.note
+        #: The newest kernel snapshot, for the graph screen's srtt/cwnd lines.
+        self.last_snapshot = view.snapshot
         now = self.feeds.now()
         self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
                              for s in self.feeds.server.snapshot(buffers=False)}
@@ -212,6 +218,18 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(PacketScreen(feed, no), back)
 
+    def action_graph(self) -> None:
+        """Graphs of the selected connection (or of the packet under the cursor's connection)."""
+        from netlens.ui.screens.graph_hook import open_graph
+
+        open_graph(self)
+
+    def action_conversations(self) -> None:
+        """The conversation table of everything captured."""
+        from netlens.ui.screens.graph_hook import open_conversations
+
+        open_conversations(self)
+
     def action_goto_connection(self) -> None:
         """Select the connection of the packet under the cursor."""
         no = self.packets.selected_number()
@@ -245,13 +263,18 @@ class MainScreen(Screen[None]):
         text.append(f" {stats.mode} server ", style="bold")
         text.append(endpoint(*stats.address), style="bold cyan")
         text.append(f"  conns {stats.active}  accepted {count(stats.accepted)}  "
-                    f"requests {count(stats.requests)}  errors {count(stats.protocol_errors)}  ")
+                    f"{work_text(stats)}  errors {count(stats.protocol_errors)}  ")
         dropped = self.feeds.events.dropped
         text.append(f"events {count(self.events.total)}")
         if dropped:
             text.append(f" ({count(dropped)} dropped)", style="bold red")
         text.append("  ")
         text.append_text(self.packets.status_text())
+        if self.feeds.live:  # the kernel's counter says nothing about a recording
+            text.append_text(overflow_text(stats))
+        # The memory each budget holds goes under the events panel, whose history it mostly is.
+        panel = self.query_one("#events-panel")
+        panel.border_subtitle = memory_text(stats, self.events.bytes, self.events.budget)
         if self.probe_note:
             text.append("  kernel: " + self.probe_note, style="yellow")
         text.append("   ? help", style="dim")

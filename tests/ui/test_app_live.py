@@ -223,6 +223,7 @@ async def test_port_in_use_offers_another_port() -> None:
     try:
         async with app.run_test(size=SIZE) as pilot:
             screen = await until(pilot, lambda: isinstance(app.screen, PortInUseScreen) and app.screen)
+            await until(pilot, lambda: screen.query("#any"))  # its buttons are mounted a moment later
             assert "already in use" in text_of(screen.query_one("#sentence"))
             screen.query_one("#any", Button).press()
             await until(pilot, lambda: app.feeds.server.running)

@@ -18,7 +18,7 @@ from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
-from textual.notifications import Notification, Notify
+from textual.notifications import Notification
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -67,15 +67,22 @@ class NetlensActions(App[int]):
                     markup=False, timeout=6 if error else 4)
 
     def _toast(self, text: str, error: bool) -> None:
-        """Show a confirmation, replacing the oldest one beyond MAX_TOASTS."""
+        """Show a confirmation as a toast; beyond MAX_TOASTS the oldest one goes.
+
+        Textual has no public call to take a toast back, so this keeps its
+        notification collection the way ``App.notify`` and a toast's own
+        dismissal do: 200 quick presses give 200 confirmations, not 200
+        toasts stacked over the screen (each one a widget to mount).
+        """
         note = Notification(safe_str(text), "", "error" if error else "information", 6 if error else 3,
                             markup=False)
-        self.post_message(Notify(note))
+        self._notifications.add(note)
         self._toasts.append(note)
         while len(self._toasts) > MAX_TOASTS:
             old = self._toasts.popleft()
             if old in self._notifications:
                 self._unnotify(old, refresh=False)
+        self._refresh_notifications()
 
     def on_control_done(self, message: ControlDone) -> None:
         """A control's result arrived from the server loop: show it."""

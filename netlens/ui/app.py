@@ -52,8 +52,10 @@ GC_QUIET = 2.0
 #: ...but not more often than this, and at the latest after that (seconds).
 GC_MIN_INTERVAL = 10.0
 GC_MAX_INTERVAL = 60.0
-#: A worker that failed unexpectedly and keeps the app's data flowing is restarted after this long.
+#: A worker that failed unexpectedly and keeps the app's data flowing is restarted after this long
+#: (twice as long after each further failure, up to RESTART_MAX).
 RESTART_AFTER = 2.0
+RESTART_MAX = 60.0
 #: Longest a failure sentence may be (a huge exception text must not fill the screen).
 SENTENCE_LIMIT = 300
 
@@ -82,6 +84,7 @@ class NetlensApp(NetlensActions):
         self._kernel_pending: KernelUpdate | None = None
         self._kernel_applied = 0.0
         self._too_small: TooSmallScreen | None = None
+        self._failures: dict[str, int] = {}
         if not animate:
             self.animation_level = "none"
 
@@ -299,9 +302,10 @@ class NetlensApp(NetlensActions):
         worker = event.worker
         self.say(failure_sentence(worker.name, worker.error), error=True)
         if worker.group in ("probe", "watch") and self.feeds.live:
-            # The table and the status line live on these: try again in a moment.
+            # The table and the status line live on these: try again in a moment, then less and less often.
+            failures = self._failures[worker.group] = self._failures.get(worker.group, 0) + 1
             restart = self.probe_loop if worker.group == "probe" else self.watch_server
-            self.set_timer(RESTART_AFTER, restart)
+            self.set_timer(min(RESTART_MAX, RESTART_AFTER * 2 ** (failures - 1)), restart)
 
 
 def failure_sentence(name: str, error: BaseException | None) -> str:

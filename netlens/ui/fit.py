@@ -40,6 +40,15 @@ def wrap_words(text: Text, width: int) -> list[Text]:
     return list(lines)
 
 
+def clip_words(text: str, width: int) -> str:
+    """``text`` if it fits ``width`` cells, else its leading whole words and ``…`` (never half a word)."""
+    if cell_len(text) <= width:
+        return text
+    cut = text[: max(1, width - 1)]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut).rstrip() + "…"
+
+
 def _prefix_fitting(plain: str, start: int, width: int) -> int:
     """The end of the longest run of characters from ``start`` that fits in ``width`` cells (at least one)."""
     used = 0

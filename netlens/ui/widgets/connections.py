@@ -24,14 +24,16 @@ from textual.widgets.data_table import ColumnKey
 from netlens.display import endpoint
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
 from netlens.server import ConnectionSnapshot
+from netlens.textsafe import safe_str
 from netlens.ui.conn_rows import Placed, StateCell, age_cell, born, compact_size, order, state_cell
 from netlens.ui.facts import Fact, FactBook
+from netlens.ui.fit import clip_words
 from netlens.ui.format import wire
 
 #: Seconds a new/changed row keeps its colour.
 HIGHLIGHT_HOLD = 2.0
-#: The Server view column's widest text: with it every column fits a 140-column terminal.
-SERVER_VIEW_WIDTH = 30
+#: The Server view column's widest text (cut between words): with it every column fits 140 columns.
+SERVER_VIEW_WIDTH = 32
 
 COLUMNS = (
     ("state", "State"),
@@ -310,7 +312,10 @@ class ConnectionsTable(DataTable[Text]):
         sock = row.socket
         tint = state.tint
         if snap is not None:
-            server = f"#{snap.conn} {snap.mask_name} {snap.stage}" + (" (paused)" if snap.paused else "")
+            # Paused reading means no READ interest: "paused" says more than the mask's "-".
+            mask = "paused" if snap.paused and snap.mask_name == "-" else snap.mask_name + (
+                " paused" if snap.paused else "")
+            server = clip_words(safe_str(f"#{snap.conn} {mask} {snap.stage}"), SERVER_VIEW_WIDTH)
         elif state.ended is not None and sock.local_port == self._server_port:
             server = f"#{state.ended} closed"
         elif sock.state == "LISTEN":
@@ -327,7 +332,7 @@ class ConnectionsTable(DataTable[Text]):
             Text(endpoint(sock.remote_addr, sock.remote_port) if sock.state != "LISTEN" else "*", style=tint),
             Text(recv_q, style="bold yellow" if live and (sock.recv_q or 0) > 0 else tint, justify="right"),
             Text(send_q, style="bold yellow" if live and (sock.send_q or 0) > 0 else tint, justify="right"),
-            wire(server, SERVER_VIEW_WIDTH, style=tint),
+            Text(server, style=tint),
             wire(process, 24, style=tint),
             Text(age, style=tint, justify="right"),
             Text(self._bytes_moved(skey, row), style=tint, justify="right"),

@@ -43,6 +43,8 @@ from netlens.ui.screens.prompts import OpenChoice, OpenClientScreen, PromptScree
 
 #: Confirmation toasts on screen at most: 200 quick presses must not stack 200 toasts.
 MAX_TOASTS = 3
+#: Results waiting for an earlier one at most, before they are shown anyway.
+MAX_OUT_OF_ORDER = 100
 
 
 class NetlensActions(App[int]):
@@ -58,6 +60,9 @@ class NetlensActions(App[int]):
         self._toasts: deque[Notification] = deque()
         #: Every control confirmation (and failure) received, in order.
         self.confirmations: list[str] = []
+        self._seq = 0
+        self._shown_seq = 0
+        self._arrived: dict[int, ControlDone] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -85,11 +90,23 @@ class NetlensActions(App[int]):
         self._refresh_notifications()
 
     def on_control_done(self, message: ControlDone) -> None:
-        """A control's result arrived from the server loop: show it."""
-        self.confirmations.append(message.text)
-        if message.error and message.wanted is not None:
-            self._wanted.pop(message.wanted, None)
-        self._toast(message.text, message.error)
+        """A control's result arrived: show it, in the order the controls were given.
+
+        A result can overtake an earlier one on its way here (a control the
+        loop finished before its callback was attached reports from this
+        thread at once, the others through the event loop), so each carries
+        its control's number and waits for those before it.
+        """
+        self._arrived[message.seq] = message
+        if len(self._arrived) > MAX_OUT_OF_ORDER:
+            self._shown_seq = min(self._arrived) - 1  # one never came: do not hold the rest back
+        while self._shown_seq + 1 in self._arrived:
+            self._shown_seq += 1
+            done = self._arrived.pop(self._shown_seq)
+            self.confirmations.append(done.text)
+            if done.error and done.wanted is not None:
+                self._wanted.pop(done.wanted, None)
+            self._toast(done.text, done.error)
 
     def _control(self, make: Callable[..., Control], wanted: tuple[int, str] | None = None,
                  **kwargs: Any) -> None:
@@ -99,14 +116,16 @@ class NetlensActions(App[int]):
             self.say("Select a live server connection first (a row whose Server view shows #N, "
                      "or the client end of one).", error=True)
             return
+        self._seq += 1
+        seq = self._seq
         future = self.feeds.server.submit(make(conn=conn, **kwargs))
 
         def done(finished: Future[str]) -> None:
             # Runs on the server's thread, after the loop released its lock: post and return.
             try:
-                self.post_message(ControlDone(finished.result(), wanted=wanted))
+                self.post_message(ControlDone(seq, finished.result(), wanted=wanted))
             except ControlError as exc:
-                self.post_message(ControlDone(str(exc), error=True, wanted=wanted))
+                self.post_message(ControlDone(seq, str(exc), error=True, wanted=wanted))
 
         future.add_done_callback(done)
 

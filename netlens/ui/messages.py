@@ -64,8 +64,10 @@ class ControlDone(Message):
     a failure can forget what the user asked for.
     """
 
-    def __init__(self, text: str, error: bool = False, wanted: tuple[int, str] | None = None) -> None:
+    def __init__(self, seq: int, text: str, error: bool = False, wanted: tuple[int, str] | None = None) -> None:
         super().__init__()
+        #: The control's number (the UI shows results in this order).
+        self.seq = seq
         self.text = text
         self.error = error
         self.wanted = wanted

@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from netlens.display import endpoint
@@ -47,6 +48,8 @@ MAX_DEFER = 5.0
 FACT_MEMORY = 120.0
 #: Seconds a connection opened from the UI is looked for, to select it.
 SELECT_WAIT = 5.0
+#: Seconds the cursor rests on a connection before its buffers are read from the server.
+FETCH_DELAY = 0.1
 
 
 class Panel(Vertical):
@@ -95,6 +98,7 @@ class MainScreen(Screen[None]):
         self._kernel_ts = 0.0
         self._pending: list[EventRecord] = []
         self._select_later: tuple[Ends, float] | None = None
+        self._fetch_timer: Timer | None = None
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
 
@@ -232,14 +236,25 @@ class MainScreen(Screen[None]):
         inspector.show(Inspected(sock, full, side, gone, fact, self._kernel_ts), now)
 
     def _fetch_server_view(self, conn: int) -> None:
-        """Read the server's full view of ``conn`` (buffers too): in a worker when live (it waits for the loop)."""
+        """Read the server's full view of ``conn`` (buffers too): in a worker when live (it waits for the loop).
+
+        While the cursor keeps moving only the connection it rests on is read
+        (a moment after the last move), not every one it passes.
+        """
         self.inspect_conn = conn
         self.inspected = None
         if not self.feeds.live:
             self.inspected = next(iter(self.feeds.server.snapshot(conn=conn)), None)
             return
-        self.app.run_worker(partial(self._read_server_view, conn), thread=True, exclusive=True, group="inspect",
-                            name="server view", exit_on_error=False)
+        if self._fetch_timer is not None:
+            self._fetch_timer.stop()
+        self._fetch_timer = self.set_timer(FETCH_DELAY, partial(self._start_fetch, conn))
+
+    def _start_fetch(self, conn: int) -> None:
+        self._fetch_timer = None
+        if conn == self.inspect_conn:
+            self.app.run_worker(partial(self._read_server_view, conn), thread=True, exclusive=True,
+                                group="inspect", name="server view", exit_on_error=False)
 
     def _read_server_view(self, conn: int) -> None:
         snapshot = next(iter(self.feeds.server.snapshot(conn=conn)), None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -102,7 +103,10 @@ class ConnectionsTable(DataTable[Text]):
         self._states: dict[str, StateCell] = {}
         self._created: dict[str, float] = {}
         self._by_end: dict[tuple[str, int, str, int], str] = {}
+        #: Row keys in the order the table shows them.
         self._order: list[str] = []
+        self._skeys: dict[tuple[object, ...], str] = {}
+        self._facts_since_order = False
         #: What the last update brought: the rows re-render from these when they scroll into view.
         self._server: ServerConns = {}
         self._facts = FactBook()
@@ -172,29 +176,35 @@ class ConnectionsTable(DataTable[Text]):
         """Bring the table in line with one tracker update, the server's view and its facts.
 
         A row is redrawn only when something it shows changed (a cheap
-        signature says so), so an update costs in proportion to what moved.
+        signature says so), so an update costs in proportion to what moved;
+        rows are re-sorted only when one came, went or changed state.
         """
         selected = self.selection
         self._server, self._facts, self._now = server, facts, now
         self._kernel_ts = update.ts
         self._listening_since, self._server_port = listening_since, server_port
+        reorder = bool(update.added or update.removed or update.closed or self._facts_since_order)
         with self.app.batch_update():
             for key in update.removed:
-                self._remove(row_key(key))
+                self._remove(self._skey(key))
+            if update.removed:
+                self._order = [key for key in self._order if key in self._rows]
             for row in update.rows:
-                skey = row_key(row.key)
-                if skey not in self._rows:
+                skey = self._skey(row.key)
+                previous = self._rows.get(skey)
+                if previous is None:
                     self._by_end[server_key(row.socket)] = skey
+                elif previous.socket.state != row.socket.state:
+                    reorder = True
                 self._rows[skey] = row
                 snap = server.get(server_key(row.socket)) if row.status is not RowStatus.CLOSED else None
                 if snap is not None:
                     self._conns[skey] = snap.conn
-            for skey, row in self._rows.items():
-                self._states[skey] = self._state(row)
-            # Only rows on screen are redrawn: any cell update makes DataTable re-render every
-            # visible row (~0.1 ms a row). Rows off screen catch up when they scroll into view.
-            self._render_rows(self._rows, visible_only=True)
-            self._reorder()
+            # Only rows on screen (and new ones) are drawn: any cell update makes DataTable re-render
+            # every visible row (~0.1 ms a row). The others catch up when they scroll into view.
+            self._render_rows([*self._visible_keys(), *(k for k in self._rows if k not in self._cells)])
+            if reorder:
+                self._reorder()
             if selected is not None and selected.key in self._rows:
                 index = self.get_row_index(selected.key)
                 if index != self.cursor_row:
@@ -203,16 +213,22 @@ class ConnectionsTable(DataTable[Text]):
     def apply_facts(self, ends: set[tuple[str, int, str, int]], now: float) -> list[str]:
         """The server just published news about these connection ends: redraw their rows at once.
 
-        Returns the keys of the rows redrawn.
+        Returns the keys of the rows redrawn. (They move to their new place
+        at the next kernel snapshot, not under the reader's eyes right now.)
         """
         keys = [key for end in ends if (key := self._by_end.get(end)) is not None]
         if keys:
             self._now = now
+            self._facts_since_order = True
             with self.app.batch_update():
-                for skey in keys:
-                    self._states[skey] = self._state(self._rows[skey])
-                self._render_rows(keys, visible_only=False)
+                self._render_rows(keys)
         return keys
+
+    def _skey(self, key: tuple[object, ...]) -> str:
+        skey = self._skeys.get(key)
+        if skey is None:
+            skey = self._skeys[key] = row_key(key)
+        return skey
 
     def _remove(self, skey: str) -> None:
         if skey not in self._rows:
@@ -220,22 +236,29 @@ class ConnectionsTable(DataTable[Text]):
         self.remove_row(skey)
         row = self._rows.pop(skey)
         self._by_end.pop(server_key(row.socket), None)
+        self._skeys.pop(row.key, None)
         for table in (self._cells, self._signatures, self._conns, self._moved, self._states, self._created):
             table.pop(skey, None)
+
+    def _visible_keys(self) -> list[str]:
+        top = int(self.scroll_y)
+        keys = []
+        for index in range(top, min(self.row_count, top + self.size.height)):
+            key = self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
+            if key is not None:
+                keys.append(key)
+        return keys
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         """Rows that scroll into view show current values, not the ones from when they were last on screen."""
         super().watch_scroll_y(old_value, new_value)
         if int(old_value) != int(new_value) and self._rows:
-            self._render_rows(self._rows, visible_only=True)
+            self._render_rows(self._visible_keys())
 
-    def _render_rows(self, keys: Iterable[str], visible_only: bool) -> None:
-        top = int(self.scroll_y)
-        bottom = top + self.size.height
+    def _render_rows(self, keys: Iterable[str]) -> None:
         for skey in keys:
-            if visible_only and skey in self._cells and not top <= self.get_row_index(skey) < bottom:
-                continue
-            self._render_row(skey)
+            if skey in self._rows:
+                self._render_row(skey)
 
     def _state(self, row: ConnectionRow) -> StateCell:
         fact: Fact | None = self._facts.fact(server_key(row.socket), row.first_seen)
@@ -246,7 +269,7 @@ class ConnectionsTable(DataTable[Text]):
         sock = row.socket
         now = self._now
         closed = row.status is RowStatus.CLOSED
-        state = self._states.get(skey) or self._state(row)
+        state = self._states[skey] = self._state(row)
         # The server's view shows while its connection is open (not once its close or reset is known).
         over = closed or state.ended is not None
         snap = None if over else self._server.get(server_key(sock))
@@ -267,6 +290,7 @@ class ConnectionsTable(DataTable[Text]):
         old = self._cells.get(skey)
         if old is None:
             self.add_row(*cells, key=skey)
+            self._order.append(skey)
         else:
             for (column, _), before, after in zip(COLUMNS, old, cells, strict=False):
                 if not same_cell(before, after):
@@ -276,21 +300,20 @@ class ConnectionsTable(DataTable[Text]):
         self._cells[skey] = cells
 
     def _reorder(self) -> None:
-        """Sort the rows into display order when it changed (see :func:`netlens.ui.conn_rows.order`)."""
+        """Sort the rows into display order if it changed (see :func:`netlens.ui.conn_rows.order`)."""
+        self._facts_since_order = False
         placed = []
         for skey, row in self._rows.items():
-            state = self._states.get(skey)
             sock = row.socket
             snap = self._server.get(server_key(sock)) or self._server.get(peer_key(sock))
-            group = state.group if state is not None else 0
-            created = snap.created if snap is not None else None
+            created = snap.created if snap is not None else self._created.get(skey)
+            group = self._state(row).group
             placed.append(Placed(skey, sock, group, born(sock, row.first_seen, created, self._now)))
         wanted = order(placed, self._server_port)
-        current = sorted(self._rows, key=self.get_row_index)
-        if wanted == current:
+        if wanted == self._order:
             return
-        rank = {(self._cells[k][1].plain, self._cells[k][2].plain): i for i, k in enumerate(wanted)
-                if k in self._cells}
+        self._order = wanted
+        rank = {(self._cells[k][1].plain, self._cells[k][2].plain): i for i, k in enumerate(wanted)}
         self.sort("local", "remote", key=lambda cells: rank.get((cells[0].plain, cells[1].plain), len(rank)))
 
     def _bytes_moved(self, skey: str, row: ConnectionRow) -> str:

@@ -238,21 +238,19 @@ class SocketInspector(VerticalScroll):
             body = inspector_body(item, now, width)
         lines = body.plain.count("\n") + 1
         key = item.socket.key if item is not None else None
-        # A layout pass only when the line count changed.
-        self._body.update(body, layout=lines != self._lines)
+        # The body only ever grows (shorter text is padded with blank lines): moving between
+        # connections then needs no layout pass, which would repaint the whole screen.
+        if lines < self._lines:
+            body.append("\n" * (self._lines - lines))
+        self._body.update(body, layout=lines > self._lines)
+        self._lines = max(lines, self._lines)
         if key != self._key:
             # Another socket: start at its top, where its live numbers are.
             self.scroll_home(animate=False)
-        elif lines < self._lines:
-            # Shorter text, same socket: never leave the view scrolled past its end (a blank panel).
-            self.call_after_refresh(self._clamp_scroll)
+        elif self.scroll_y > max(0, lines - self.scrollable_content_region.height):
+            # Shorter text, same socket: never leave the view scrolled into the padding (a blank panel).
+            self.scroll_to(y=max(0, lines - self.scrollable_content_region.height), animate=False)
         self._key = key
-        self._lines = lines
-
-    def _clamp_scroll(self) -> None:
-        bottom = max(0, self._lines - self.scrollable_content_region.height)
-        if self.scroll_y > bottom:
-            self.scroll_to(y=bottom, animate=False)
 
     def on_resize(self) -> None:
         """Redraw for the new width (wrapping and the hex dump's bytes per line depend on it)."""

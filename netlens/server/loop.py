@@ -511,6 +511,8 @@ class Server:
                 control, future = self._controls.get_nowait()
             except queue.Empty:
                 return
+            if future.cancelled():
+                continue  # its caller gave up on it: do not act on the connection
             try:
                 result: str | ctl.ControlError = self._run_control(control)
             except ctl.ControlError as exc:

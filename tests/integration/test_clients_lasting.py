@@ -73,12 +73,13 @@ def test_hold_keeps_the_connection_established_for_the_requested_time(echo_serve
     assert "Traceback" not in err
 
 
-def test_hold_ends_cleanly_on_sigterm(echo_server: Server) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_hold_ends_cleanly_on_sigterm_and_ctrl_c(echo_server: Server, signum: int) -> None:
     port = echo_server.address[1]
     with netlens_client("hold", "--port", str(port)) as proc:
         wait_for(lambda: client_socket(port) is not None and client_socket(port)[0] == "ESTAB", timeout=5)  # type: ignore[index]
         time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         code = proc.wait(3)
         _, err = proc.communicate()
     assert code == 0 and "stopped after" in err and "Traceback" not in err, err

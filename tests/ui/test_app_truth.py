@@ -309,7 +309,7 @@ async def test_echo_mode_header_does_not_count_requests() -> None:
         port = await server_port(pilot, app)
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(b"z" * 3000)
-            await until(pilot, lambda: "echoed 2.9 KiB" in lines_of(app.screen.query_one("#status"))[0])
+            await until(pilot, lambda: "(2.9 KiB)" in lines_of(app.screen.query_one("#status"))[0])
         assert "requests" not in lines_of(app.screen.query_one("#status"))[0]
 
 

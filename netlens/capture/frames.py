@@ -43,6 +43,7 @@ ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 ETH_P_ARP = 0x0806
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+_MPLS_TYPES = (0x8847, 0x8848)
 # Address-family values a BSD loopback header may carry for IPv6, by platform.
 _NULL_AF_INET6 = (10, 24, 28, 30)
 
@@ -110,8 +111,11 @@ def format_ip(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
-def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
-    """Offset of the network header and its ethertype (IPv4/IPv6/ARP...), or why not."""
+def network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
+    """Offset of the network header and its ethertype (IPv4/IPv6/ARP...), or why not.
+
+    VLAN tags and MPLS label stacks are walked through: the IP packet under them is the network header.
+    """
     size = len(frame)
     if linktype == LINKTYPE_ETHERNET:
         if size < 14:
@@ -121,6 +125,8 @@ def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
         while ethertype in _VLAN_TYPES and size >= offset + 6:
             offset += 4
             (ethertype,) = _H.unpack_from(frame, offset)
+        if ethertype in _MPLS_TYPES:
+            return _mpls(frame, offset + 2)
         return offset + 2, ethertype
     if linktype == LINKTYPE_LINUX_SLL:
         if size < 16:
@@ -150,19 +156,34 @@ def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
     return Other("?", "", "", None, None, f"link type {linktype} is not supported")
 
 
+def _mpls(frame: bytes, offset: int) -> tuple[int, int] | Other:
+    """Skip an MPLS label stack (4 bytes a label, the last has the bottom-of-stack bit); IP by its version."""
+    for _ in range(16):
+        if len(frame) < offset + 5:
+            break
+        bottom = frame[offset + 2] & 1
+        offset += 4
+        if bottom:
+            version = frame[offset] >> 4
+            if version in (4, 6):
+                return offset, ETH_P_IP if version == 4 else ETH_P_IPV6
+            return Other("MPLS", "", "", None, None, "MPLS payload that is not IP")
+    return Other("MPLS", "", "", None, None, "truncated or endless MPLS label stack")
+
+
 def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
     """Decode ``frame`` down to TCP; anything else (or anything broken) comes back as :class:`Other`."""
     if linktype == LINKTYPE_ETHERNET and len(frame) >= 54:
         # Fast path for Ethernet/IPv4 (no IP options)/TCP; anything unusual takes the general path.
         ethertype, vihl, total, fragment, proto, src, dst, sport, dport, seq, ack, offset_flags, window = \
             _FAST.unpack_from(frame)
-        if ethertype == ETH_P_IP and vihl == 0x45 and proto == IPPROTO_TCP and not fragment & 0x1FFF:
+        if ethertype == ETH_P_IP and vihl == 0x45 and proto == IPPROTO_TCP and not fragment & 0x3FFF:
             end = 14 + total
             tcp_length = (offset_flags >> 12) * 4
             if 54 <= end <= len(frame) and tcp_length >= 20 and 34 + tcp_length <= end:
                 return Tcp(4, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, window,
                            34, tcp_length, 34 + tcp_length, end - 34 - tcp_length, "")
-    located = _network_offset(frame, linktype)
+    located = network_offset(frame, linktype)
     if isinstance(located, Other):
         return located
     offset, ethertype = located
@@ -188,9 +209,10 @@ def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
         proto = frame[offset + 9]
         src, dst = frame[offset + 12:offset + 16], frame[offset + 16:offset + 20]
         (fragment,) = _H.unpack_from(frame, offset + 6)
-        if fragment & 0x1FFF:
+        if fragment & 0x3FFF:  # an offset, or more fragments to come: not a whole segment
             return Other("IPv4", format_ip(src), format_ip(dst), None, None,
-                         f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})")
+                         f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})"
+                         + (", more follow" if fragment & 0x2000 else ""))
         transport = offset + header_length
         version = 4
     elif ethertype == ETH_P_IPV6:
@@ -211,8 +233,11 @@ def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
             if proto in _IPV6_EXTENSIONS and transport + 8 <= end:
                 proto, transport = frame[transport], transport + (frame[transport + 1] + 1) * 8
             elif proto == _IPV6_FRAGMENT and transport + 8 <= end:
-                if _H.unpack_from(frame, transport + 2)[0] & 0xFFF8:
-                    return Other("IPv6", format_ip(src), format_ip(dst), None, None, "non-first fragment")
+                offset_flags = _H.unpack_from(frame, transport + 2)[0]
+                if offset_flags & 0xFFF9:  # an offset, or more fragments to come
+                    return Other("IPv6", format_ip(src), format_ip(dst), None, None,
+                                 f"fragment at offset {offset_flags & 0xFFF8}"
+                                 + (", more follow" if offset_flags & 1 else ""))
                 proto, transport = frame[transport], transport + 8
             else:
                 break

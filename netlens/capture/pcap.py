@@ -5,8 +5,8 @@ Wireshark): a 24-byte global header, then a 16-byte header per record. The
 nanosecond variant (magic ``a1b23c4d``) is the default, so the kernel's
 nanosecond timestamps survive the round trip; ``nanosecond=False`` writes the
 original microsecond format for very old readers.
-Reading accepts microsecond and nanosecond pcap in either byte order and, as a
-bonus, pcapng (the first interface's link type); it streams, so a pipe such as
+Reading accepts microsecond and nanosecond pcap in either byte order and
+pcapng (see :mod:`netlens.capture.pcapng`); it streams, so a pipe such as
 ``ssh host tcpdump -U -w - port 65432 | netlens read -`` shows packets as they
 arrive. A truncated last record is reported in one sentence
 (:attr:`PcapReader.warning`) and everything before it is kept.
@@ -24,12 +24,12 @@ from typing import BinaryIO
 
 from netlens.capture.errors import PcapError
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_NAMES, SUPPORTED_LINKTYPES
+from netlens.capture.pcapng import PcapngBlocks, plural
 from netlens.capture.ring import PacketRing
 
 MAGIC_MICRO = 0xA1B2C3D4
 MAGIC_NANO = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BYTE_ORDER = 0x1A2B3C4D
 #: Snapshot length written into headers; matches what the capture keeps (whole lo frames).
 SNAPLEN = 262144
 #: Records claiming more than this are corrupt (no link carries 16 MiB frames).
@@ -151,6 +151,7 @@ class PcapReader:
         self.packets = 0
         self.nanosecond = False
         self.pcapng = False
+        self._blocks: PcapngBlocks | None = None
         head = self._read(24)
         if not head:
             raise PcapError(f"{self.name} is empty: there is no pcap header.")
@@ -160,7 +161,10 @@ class PcapReader:
         magic_be = struct.unpack_from(">I", head)[0]
         if magic_le == PCAPNG_SHB:
             self.pcapng = True
-            self._init_pcapng(head)
+            blocks = self._blocks = PcapngBlocks(self._read, self.name, head)
+            self.linktype = blocks.linktype
+            self.snaplen = SNAPLEN
+            _check_linktype(self.linktype, self.name)
             return
         if magic_le in (MAGIC_MICRO, MAGIC_NANO):
             self._order = "<"
@@ -195,8 +199,8 @@ class PcapReader:
         return data
 
     def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
-        if self.pcapng:
-            yield from self._iter_pcapng()
+        if self._blocks is not None:
+            yield from self._pcapng(self._blocks)
             return
         multiplier = 1 if self.nanosecond else 1000
         record = self._record
@@ -210,7 +214,7 @@ class PcapReader:
             seconds, fraction, size, orig_len = record.unpack(header)
             if size > MAX_RECORD:
                 self.warning = (f"{self.name}: record {self.packets + 1} claims {size} bytes, which cannot be "
-                                f"right; kept the {self.packets} packets before it.")
+                                f"right; kept the {plural(self.packets, 'packet')} before it.")
                 return
             frame = self._read(size)
             if len(frame) < size:
@@ -221,92 +225,16 @@ class PcapReader:
 
     def _truncated(self, where: str) -> None:
         self.warning = (f"{self.name} ends in the middle of {where}; "
-                        f"kept the {self.packets} complete packets before it.")
+                        f"kept the {plural(self.packets, 'complete packet')} before it.")
 
-    # --------------------------------------------------------------- pcapng
-
-    def _init_pcapng(self, head: bytes) -> None:
-        if len(head) < 12:
-            raise PcapError(f"{self.name} ends inside the pcapng section header.")
-        bom = head[8:12]
-        if bom == struct.pack("<I", PCAPNG_BYTE_ORDER):
-            self._order = "<"
-        elif bom == struct.pack(">I", PCAPNG_BYTE_ORDER):
-            self._order = ">"
-        else:
-            raise PcapError(f"{self.name} has a pcapng header with an unknown byte-order mark.")
-        (length,) = struct.unpack_from(self._order + "I", head, 4)
-        if length < 28 or length % 4:
-            raise PcapError(f"{self.name} has a bogus pcapng section header length {length}.")
-        rest = self._read(length - len(head))
-        if len(rest) < length - len(head):
-            raise PcapError(f"{self.name} ends inside the pcapng section header.")
-        # Interfaces: (linktype, ts units per second).
-        self._interfaces: list[tuple[int, int]] = []
-        self.linktype = -1
-        self.snaplen = SNAPLEN
-        # Read ahead to the first interface description so the link type is known up front.
-        self._pending: list[tuple[int, int, bytes]] = []
-        for record in self._ng_blocks():
-            self._pending.append(record)
-            if self._interfaces:
-                break
-        if not self._interfaces:
-            raise PcapError(f"{self.name} is a pcapng file without an interface description.")
-        self.linktype = self._interfaces[0][0]
-        _check_linktype(self.linktype, self.name)
-
-    def _ng_blocks(self) -> Iterator[tuple[int, int, bytes]]:
-        """Yield (ts_ns, orig_len, frame) of packet blocks; record interfaces as they come."""
-        order = self._order
-        while True:
-            head = self._read(8)
-            if not head:
-                return
-            if len(head) < 8:
-                self._truncated("a pcapng block header")
-                return
-            block_type, length = struct.unpack(order + "II", head)
-            if length < 12 or length % 4 or length > MAX_RECORD:
-                self.warning = (f"{self.name}: a pcapng block claims {length} bytes, which cannot be right; "
-                                f"kept the {self.packets} packets before it.")
-                return
-            body = self._read(length - 8)
-            if len(body) < length - 8:
-                self._truncated(f"a pcapng block ({len(body) + 8} of {length} bytes)")
-                return
-            body = body[:-4]  # trailing copy of the length
-            if block_type == PCAPNG_SHB:
-                if len(body) >= 4 and body[:4] == struct.pack(">I", PCAPNG_BYTE_ORDER):
-                    order = self._order = ">"
-                elif len(body) >= 4:
-                    order = self._order = "<"
-                self._interfaces = []  # a new section restarts interface numbering
-            elif block_type == 1 and len(body) >= 8:  # interface description
-                linktype = struct.unpack_from(order + "H", body)[0]
-                self._interfaces.append((linktype, _ng_resolution(body[8:], order)))
-            elif block_type == 6 and len(body) >= 20:  # enhanced packet
-                iface, high, low, caplen, orig_len = struct.unpack_from(order + "IIIII", body)
-                if iface >= len(self._interfaces):
-                    continue
-                linktype, units = self._interfaces[iface]
-                if linktype != self._interfaces[0][0]:
-                    self.warning = f"{self.name} mixes link types; packets from other interfaces were skipped."
-                    continue
-                ticks = (high << 32) | low
-                yield ticks * 1_000_000_000 // units, orig_len, bytes(body[20:20 + caplen])
-            elif block_type == 3 and len(body) >= 4 and self._interfaces:  # simple packet
-                (orig_len,) = struct.unpack_from(order + "I", body)
-                yield 0, orig_len, bytes(body[4:4 + orig_len])
-
-    def _iter_pcapng(self) -> Iterator[tuple[int, bytes, int]]:
-        pending, self._pending = self._pending, []
-        for ts_ns, orig_len, frame in pending:
-            self.packets += 1
-            yield ts_ns, frame, orig_len
-        for ts_ns, orig_len, frame in self._ng_blocks():
-            self.packets += 1
-            yield ts_ns, frame, orig_len
+    def _pcapng(self, blocks: PcapngBlocks) -> Iterator[tuple[int, bytes, int]]:
+        try:
+            for record in blocks:
+                self.packets = blocks.packets
+                yield record
+        finally:
+            self.packets = blocks.packets
+            self.warning = blocks.warning
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -318,22 +246,6 @@ class PcapReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _ng_resolution(options: bytes, order: str) -> int:
-    """Timestamp units per second from an interface's options (if_tsresol; default microseconds)."""
-    i = 0
-    while i + 4 <= len(options):
-        code, length = struct.unpack_from(order + "HH", options, i)
-        if code == 0:
-            break
-        if code == 9 and length >= 1:
-            value = options[i + 4]
-            if value & 0x80:
-                return 1 << min(value & 0x7F, 62)
-            return int(10 ** min(value, 18))
-        i += 4 + (length + 3) // 4 * 4
-    return 1_000_000
 
 
 def _check_linktype(linktype: int, name: str) -> None:

@@ -1,7 +1,9 @@
 """Build the witness corpus: real lab captures plus edited copies, each exercising what issue 11 names.
 
-Run ``.venv/bin/python tests/support/witness_corpus.py tests/data/witness`` (as
-root) to remake the committed files; the README next to them says what each is.
+Run ``.venv/bin/python tests/support/witness_corpus.py DIR`` (as root) to record
+the real captures and derive the edited ones into DIR; the committed real
+captures in ``tests/data/witness`` were made this way (the README there says
+what each is), and the tests derive the edited files from them on the fly.
 The real captures differ from run to run (loss is random), so the tests compare
 netlens with tshark on whatever the files hold, never with fixed numbers.
 """
@@ -33,7 +35,8 @@ def _derived(out: Path, lossy_server: Path, lossy_client: Path, egress: Path) ->
     edits.write_pcap(out / "vlan.pcap", link, edits.tagged(gaps, edits.vlan_tag(42)))
     edits.write_pcap(out / "mpls.pcap", link, edits.mpls_frames(gaps))
     whole = edits.pcap_bytes(link, gaps[:40])
-    (out / "cut_mid_record.pcap").write_bytes(whole[:len(whole) - 700])
+    (out / "reader" / "cut_mid_record.pcap").write_bytes(whole[:len(whole) - 700])
+    edits.write_pcap(out / "reader" / "fragments.pcap", link, edits.fragmented(gaps[:30]))
 
 
 def _pcapng(out: Path, egress: Path) -> None:
@@ -48,9 +51,10 @@ def _pcapng(out: Path, egress: Path) -> None:
             spliced.append(edits.packet(le, 1, edits.ticks(record), record[2][14:], record[3] - 14))
         else:
             spliced.append(edits.packet(le, 0, edits.ticks(record), record[2], record[3]))
-        if n == 10:
-            spliced.append(edits.packet(le, 7, edits.ticks(record), record[2], record[3]))
     (out / "spliced.pcapng").write_bytes(b"".join(spliced))
+    # A packet on interface 7 of a section that described one (tshark calls the file damaged there).
+    undefined = spliced[:2] + spliced[3:14] + [edits.packet(le, 7, edits.ticks(head[11]), head[11][2])] + spliced[14:20]
+    (out / "reader" / "undefined_iface.pcapng").write_bytes(b"".join(undefined))
     # A second section in the other byte order continues the same conversation.
     sections = [edits.section(le), edits.interface(le, LINKTYPE_ETHERNET)]
     sections += [edits.packet(le, 0, edits.ticks(r), r[2], r[3]) for r in head]
@@ -69,19 +73,35 @@ def _pcapng(out: Path, egress: Path) -> None:
     (out / "clocks.pcapng").write_bytes(b"".join(clocks))
 
 
-def build(out: Path) -> list[Path]:
-    """Make every corpus file in ``out`` (real traffic first, then the edits); returns their paths."""
+#: The real captures (committed under tests/data/witness); everything else is derived from them.
+REAL = ("lossy_server.pcap", "lossy_client.pcap", "egress_drops.pcap", "shaped.pcap", "slow_reader.pcap",
+        "snaplen80.pcap")
+
+
+def record(out: Path) -> list[Path]:
+    """Capture the real traffic into ``out`` (needs root; about 10 s)."""
     out.mkdir(parents=True, exist_ok=True)
-    lossy_server, lossy_client = traffic.lossy(out)
-    egress = traffic.egress_drops(out)
+    traffic.lossy(out)
+    traffic.egress_drops(out)
     traffic.shaped(out)
     traffic.slow_reader(out)
-    _derived(out, lossy_server, lossy_client, egress)
-    _pcapng(out, egress)
-    return sorted(p for p in out.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    return [out / name for name in REAL]
+
+
+def derive(real: Path, out: Path) -> list[Path]:
+    """Make the edited files in ``out`` from the real captures in ``real``; returns every corpus file.
+
+    ``out/reader/`` holds the files only the reader tests use (tshark stops at or
+    reassembles what they hold, so they are not compared flag by flag).
+    """
+    (out / "reader").mkdir(parents=True, exist_ok=True)
+    _derived(out, real / "lossy_server.pcap", real / "lossy_client.pcap", real / "egress_drops.pcap")
+    _pcapng(out, real / "egress_drops.pcap")
+    return sorted(p for p in [*out.rglob("*"), *real.glob("*")] if p.suffix in (".pcap", ".pcapng"))
 
 
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="nla-corpus-"))
-    for made in build(target):
+    record(target)
+    for made in derive(target, target):
         print(f"{made.stat().st_size:>9} {made}")

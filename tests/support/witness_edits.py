@@ -107,6 +107,33 @@ def mpls_frames(records: list[Record]) -> list[Record]:
     return out
 
 
+def fragmented(records: list[Record]) -> list[Record]:
+    """Every IPv4 frame with more than 1000 bytes of IP payload split into two IP fragments (8-byte aligned)."""
+    out: list[Record] = []
+    for s, u, frame, orig in records:
+        ihl = (frame[14] & 0x0F) * 4 if len(frame) > 14 else 0
+        if len(frame) < 14 + ihl + 1008 or frame[12:14] != b"\x08\x00":
+            out.append((s, u, frame, orig))
+            continue
+        header, body = frame[14:14 + ihl], frame[14 + ihl:]
+        for offset, part, more in ((0, body[:1000], True), (1000, body[1000:], False)):
+            ip = bytearray(header)
+            struct.pack_into("!H", ip, 2, ihl + len(part))
+            struct.pack_into("!H", ip, 6, (0x2000 if more else 0) | offset // 8)
+            struct.pack_into("!H", ip, 10, 0)
+            struct.pack_into("!H", ip, 10, _checksum(bytes(ip)))
+            piece = frame[:14] + bytes(ip) + part
+            out.append((s, u, piece, len(piece)))
+    return out
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 # --------------------------------------------------------------------------- pcapng, built by hand
 
 def _block(order: str, block_type: int, body: bytes) -> bytes:

@@ -115,8 +115,8 @@ def lossy(directory: Path, loss_percent: float = 4.0) -> tuple[Path, Path]:
             tcpdump(net.client, client_file):
         net.set_loss(loss_percent, toward="client")
         net.set_loss(loss_percent / 2, toward="server")
-        _exchange(net, rounds=3, request=3000, response=40000)
-        _exchange(net, rounds=2, request=20000, response=2000)
+        _exchange(net, rounds=3, request=3000, response=25000)
+        _exchange(net, rounds=2, request=12000, response=2000)
     return server_file, client_file
 
 
@@ -135,7 +135,7 @@ def egress_drops(directory: Path) -> Path:
                  f"priority 0;\n  ip length > 200 numgen inc mod 9 == 0 drop\n }}\n}}\n")
         net.server.namespace.tool(["nft", "-f", "-"], stdin=rules)
         with tcpdump(net.server, path):
-            _exchange(net, rounds=2, request=200, response=30000)
+            _exchange(net, rounds=2, request=200, response=20000)
     return path
 
 
@@ -144,7 +144,7 @@ def shaped(directory: Path) -> Path:
     path = directory / "shaped.pcap"
     with LabNetwork(prefix=PREFIX, link="veth") as net, tcpdump(net.server, path):
         net.set_rate(4000, toward="client", queue_ms=2.0)
-        _exchange(net, rounds=1, request=100, response=90000)
+        _exchange(net, rounds=1, request=100, response=60000)
     return path
 
 
@@ -159,7 +159,7 @@ def slow_reader(directory: Path) -> tuple[Path, Path]:
             tcpdump(net.server, cut, snaplen=80):
         client, server = _pair(net, rcvbuf=4096)
         try:
-            data = _pattern(120000, 7)
+            data = _pattern(60000, 7)
             sender = threading.Thread(target=server.sendall, args=(data,))
             sender.start()
             time.sleep(1.2)  # the client's window fills and stays shut: probes follow

@@ -53,7 +53,8 @@ def _pcapng(out: Path, egress: Path) -> None:
             spliced.append(edits.packet(le, 0, edits.ticks(record), record[2], record[3]))
     (out / "spliced.pcapng").write_bytes(b"".join(spliced))
     # A packet on interface 7 of a section that described one (tshark calls the file damaged there).
-    undefined = spliced[:2] + spliced[3:14] + [edits.packet(le, 7, edits.ticks(head[11]), head[11][2])] + spliced[14:20]
+    undefined = [edits.section(le), edits.interface(le, LINKTYPE_ETHERNET)]
+    undefined += [edits.packet(le, 7 if n == 11 else 0, edits.ticks(r), r[2], r[3]) for n, r in enumerate(head[:18])]
     (out / "reader" / "undefined_iface.pcapng").write_bytes(b"".join(undefined))
     # A second section in the other byte order continues the same conversation.
     sections = [edits.section(le), edits.interface(le, LINKTYPE_ETHERNET)]

@@ -127,6 +127,31 @@ def fragmented(records: list[Record]) -> list[Record]:
     return out
 
 
+def tiled(records: list[Record], packets: int) -> list[Record]:
+    """Copies of a real capture one after another until ``packets`` frames, each copy on new client ports.
+
+    Every port a SYN came from (a client's) moves up by 1 per copy, so each copy
+    holds new TCP streams; timestamps move on by the capture's span plus 1 ms.
+    Checksums are left as they were (neither netlens nor tshark checks them by default).
+    """
+    clients = {struct.unpack_from("!H", frame, 34)[0] for _, _, frame, _ in records
+               if len(frame) >= 54 and frame[12:14] == b"\x08\x00" and frame[47] & 0x12 == 0x02}
+    span = ticks(records[-1]) - ticks(records[0]) + 1000
+    out: list[Record] = []
+    copy = 0
+    while len(out) < packets:
+        for seconds, micros, frame, orig in records:
+            data = bytearray(frame)
+            for at in (34, 36):
+                port = struct.unpack_from("!H", data, at)[0]
+                if port in clients:
+                    struct.pack_into("!H", data, at, (port - 1024 + copy) % 60000 + 1024)
+            total = seconds * 1_000_000 + micros + copy * span
+            out.append((total // 1_000_000, total % 1_000_000, bytes(data), orig))
+        copy += 1
+    return out[:packets]
+
+
 def _checksum(data: bytes) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total > 0xFFFF:

@@ -176,3 +176,4 @@ def slow_reader(directory: Path) -> tuple[Path, Path]:
             client.close()
             server.close()
     return path, cut
+

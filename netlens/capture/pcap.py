@@ -32,6 +32,8 @@ MAGIC_NANO = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
 #: Snapshot length written into headers; matches what the capture keeps (whole lo frames).
 SNAPLEN = 262144
+#: How much a read asks for at once.
+_PIECE = 1 << 18
 #: Records claiming more than this are corrupt (no link carries 16 MiB frames).
 MAX_RECORD = 16 * 1024 * 1024
 
@@ -135,11 +137,12 @@ class PcapReader:
         self._owns = False
         if isinstance(source, (str, os.PathLike)):
             if str(source) == "-":
-                self._file: BinaryIO = sys.stdin.buffer
+                self._file: BinaryIO = _unbuffered_stdin()
+                self._owns = self._file is not getattr(sys.stdin, "buffer", None)
                 self.name = "standard input"
             else:
                 try:
-                    self._file = open(source, "rb")  # noqa: SIM115 (closed in close())
+                    self._file = open(source, "rb", buffering=0)  # noqa: SIM115 (closed in close())
                 except OSError as exc:
                     raise PcapError(f"cannot open {os.fspath(source)}: {exc.strerror or exc}.") from None
                 self._owns = True
@@ -152,6 +155,8 @@ class PcapReader:
         self.nanosecond = False
         self.pcapng = False
         self._blocks: PcapngBlocks | None = None
+        self._buffer = b""
+        self._pos = 0
         head = self._read(24)
         if not head:
             raise PcapError(f"{self.name} is empty: there is no pcap header.")
@@ -186,42 +191,65 @@ class PcapReader:
         _check_linktype(self.linktype, self.name)
         self._record = struct.Struct(self._order + "IIII")
 
+    def _fill(self) -> bool:
+        """Append the next piece of input to the buffer (one read: a pipe gives what it has); False at the end."""
+        piece = self._file.read(_PIECE)
+        if not piece:
+            return False
+        self._buffer = self._buffer[self._pos:] + piece
+        self._pos = 0
+        return True
+
     def _read(self, size: int) -> bytes:
-        # A pipe may return short reads; keep reading until size or EOF.
-        data = self._file.read(size)
-        if data is None:
-            data = b""
-        while len(data) < size:
-            more = self._file.read(size - len(data))
-            if not more:
-                break
-            data += more
+        """Exactly ``size`` bytes, or fewer only at the end of the input."""
+        while len(self._buffer) - self._pos < size and self._fill():
+            pass
+        data = self._buffer[self._pos:self._pos + size]
+        self._pos += len(data)
         return data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the input but not yet parsed (a pipe reader flushes output only when this is 0)."""
+        return len(self._buffer) - self._pos
 
     def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
         if self._blocks is not None:
             yield from self._pcapng(self._blocks)
             return
         multiplier = 1 if self.nanosecond else 1000
-        record = self._record
+        unpack = self._record.unpack_from
         while True:
-            header = self._read(16)
-            if not header:
-                return
-            if len(header) < 16:
-                self._truncated(f"a record header ({len(header)} of 16 bytes)")
-                return
-            seconds, fraction, size, orig_len = record.unpack(header)
-            if size > MAX_RECORD:
+            # Parse every whole record in the buffer, then read more: two slices per record, no copies of
+            # the buffer (a file is read 256 KiB at a time, a pipe as it comes).
+            buffer, pos = self._buffer, self._pos
+            end = len(buffer)
+            while pos + 16 <= end:
+                seconds, fraction, size, orig_len = unpack(buffer, pos)
+                if size > MAX_RECORD or pos + 16 + size > end:
+                    break
+                self.packets += 1
+                self._pos = pos = pos + 16 + size
+                yield seconds * 1_000_000_000 + fraction * multiplier, buffer[pos - size:pos], orig_len
+            if pos + 16 <= end and unpack(buffer, pos)[2] > MAX_RECORD:
+                size = unpack(buffer, pos)[2]
                 self.warning = (f"{self.name}: record {self.packets + 1} claims {size} bytes, which cannot be "
                                 f"right; kept the {plural(self.packets, 'packet')} before it.")
                 return
-            frame = self._read(size)
-            if len(frame) < size:
-                self._truncated(f"packet {self.packets + 1} ({len(frame)} of {size} bytes)")
+            if not self._fill():
+                self._ended()
                 return
-            self.packets += 1
-            yield seconds * 1_000_000_000 + fraction * multiplier, frame, orig_len
+
+    def _ended(self) -> None:
+        """At the end of the input: say what a partial last record held, if any."""
+        left = len(self._buffer) - self._pos
+        if not left:
+            return
+        if left < 16:
+            self._truncated(f"a record header ({left} of 16 bytes)")
+        else:
+            size = self._record.unpack_from(self._buffer, self._pos)[2]
+            self._truncated(f"packet {self.packets + 1} ({left - 16} of {size} bytes)")
 
     def _truncated(self, where: str) -> None:
         self.warning = (f"{self.name} ends in the middle of {where}; "
@@ -246,6 +274,15 @@ class PcapReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unbuffered_stdin() -> BinaryIO:
+    """Standard input without Python's buffer: each read returns what the pipe holds, nothing waits hidden."""
+    try:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor (tests, IDEs)
+        stream: BinaryIO = sys.stdin.buffer
+        return stream
 
 
 def _check_linktype(linktype: int, name: str) -> None:

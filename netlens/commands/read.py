@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 pending += 1
                 # A file is analysed 2048 packets at a time; a pipe too while more is ready, and
                 # at once when it runs dry (so packets show as they arrive).
-                if pending >= 2048 or (streaming and not _waiting(fd)):
+                if pending >= 2048 or (streaming and not reader.buffered and not _waiting(fd)):
                     flush()
                     pending = 0
     except KeyboardInterrupt:

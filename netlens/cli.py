@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "conns": "netlens.commands.conns",
     "capture": "netlens.commands.capture",
     "read": "netlens.commands.read",
+    "trace": "netlens.commands.trace",
 }
 
 

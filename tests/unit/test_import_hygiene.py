@@ -19,6 +19,7 @@ def loaded_after(statement: str) -> set[str]:
     "import netlens.proto",
     "import netlens.server",
     "import netlens.server.clients, netlens.server.load",
+    "import netlens.trace, netlens.trace.timeline, netlens.trace.text, netlens.commands.trace",
 ])
 def test_proto_and_server_are_stdlib_only(statement: str) -> None:
     loaded = loaded_after(statement)

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", "-w", metavar="OUT",
                         help="also save the packets read: pcapng with netlens's analysis of each packet as "
                              "packet comments (Wireshark's frame.comment), or plain pcap when OUT ends in .pcap")
+    parser.add_argument("--protocol", action="append", default=[], metavar="MODULE",
+                        help="also decode an application protocol: a module name or .py file defining PROTOCOL "
+                             "(repeatable; NETLENS_PROTOCOLS lists more, comma-separated)")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--stream", type=positive_int, metavar="N", help="print only the packets of stream N")
     view.add_argument("--streams", action="store_true", help="list the TCP streams instead of packets")
@@ -80,8 +83,11 @@ class _Evicted:
 def run(args: argparse.Namespace) -> int:
     """Load the input into a ring, analyse it and print the chosen view."""
     from netlens.capture import PacketRing, PacketStore, PcapReader
+    from netlens.capture.protocols import register_specs
     from netlens.commands.capture import printer
     from netlens.errors import UserError
+
+    register_specs(args.protocol)
 
     emit = printer(args)
     listing = not (args.streams or args.follow or args.ladder or args.dissect)

@@ -9,10 +9,12 @@ Blocking calls (``probe``, ``start_capture``) are made from worker threads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from netlens.capture.feed import PacketFeed
 from netlens.probe import Prober, Snapshot
 from netlens.server import (
     ConnectionSnapshot,
@@ -55,6 +57,7 @@ class Feeds(Protocol):
     def probe(self) -> Snapshot: ...
     def now(self) -> float: ...
     def stop(self) -> None: ...
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None: ...
 
 
 class LiveFeeds:
@@ -69,6 +72,7 @@ class LiveFeeds:
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
         self._prober = Prober()
+        self._packets: PacketFeed | None = None
 
     @property
     def server(self) -> Server:
@@ -99,8 +103,20 @@ class LiveFeeds:
         """Wall clock."""
         return time.time()
 
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None:
+        """Capture on the server's port (after the server started), or None with ``--no-capture``."""
+        if not self.capture_wanted:
+            return None
+        if self._packets is None:
+            from netlens.capture.live_feed import LivePacketFeed
+
+            self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to)
+        return self._packets
+
     def stop(self) -> None:
-        """Stop the server (within a second)."""
+        """Stop the capture and the server (within a second or two)."""
+        if self._packets is not None:
+            self._packets.close()
         self._server.stop()
 
 
@@ -136,7 +152,7 @@ class RecordedFeeds:
     live = False
 
     def __init__(self, server: RecordedServer, records: list[EventRecord], kernel: Snapshot,
-                 now: float, iface: str = "lo", packets: Any = None) -> None:
+                 now: float, iface: str = "lo", packets: PacketFeed | None = None) -> None:
         self.config = server.config
         self.iface = iface
         self._server = server
@@ -146,7 +162,7 @@ class RecordedFeeds:
             bus.publish(record)
         self._kernel = kernel
         self._now = now
-        #: A packet store loaded from a pcap (or None: no packets panel data).
+        #: Recorded packets (None: the packets panel has none).
         self.packets = packets
 
     @property
@@ -169,6 +185,10 @@ class RecordedFeeds:
     def now(self) -> float:
         """The recording's moment."""
         return self._now
+
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None:
+        """The recorded packets."""
+        return self.packets
 
     def stop(self) -> None:
         """Nothing to stop."""

@@ -1,11 +1,11 @@
-"""Summaries and Wireshark-style analysis on hand-built conversations (netlens.capture.synth)."""
+"""Summaries and Wireshark-style analysis on hand-built conversations (tests/support/synth.py)."""
 
 from __future__ import annotations
 
 import pytest
+from support.synth import Conversation, tcp_frame, tcp_options
 
 from netlens.capture import RULES, PacketRing, PacketStore
-from netlens.capture.synth import Conversation, tcp_frame, tcp_options
 
 
 def analysed(conv: Conversation, ports: tuple[int, ...] = (65432,)) -> PacketStore:

@@ -263,7 +263,8 @@ def _ipv6(frame: bytes, offset: int) -> _Network | Other:
             offset_flags = _H.unpack_from(frame, transport + 2)[0]
             if offset_flags & 0xFFF9:  # an offset, or more fragments to come
                 return Other("IPv6", format_ip(src), format_ip(dst), None, None,
-                             f"fragment at offset {offset_flags & 0xFFF8}" + (", more follow" if offset_flags & 1 else ""))
+                             f"fragment at offset {offset_flags & 0xFFF8}"
+                             + (", more follow" if offset_flags & 1 else ""))
             proto, transport = frame[transport], transport + 8
         else:
             break

@@ -157,7 +157,7 @@ class PacketStore:
         stream, d = entry if entry is not None and not tcp.flags & SYN else self._table.place(tcp, no, ts_ns)
         self._sid.append(stream.id)
         note_segment(stream, d, tcp, frame, no, ts_ns)
-        marks = analyze(stream, d, tcp, ts_ns, no)
+        marks = analyze(stream, d, tcp, ts_ns, no, frame)
         if marks:
             self._marks[no] = tuple(marks)
         length = tcp.payload_length

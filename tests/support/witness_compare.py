@@ -36,6 +36,8 @@ FLAGS = {
     "tcp.analysis.window_update": "window-update",
 }
 _SPECIFIC = {"fast-retransmission", "spurious-retransmission"}
+#: How netlens explains the frames it leaves out (its rule's name).
+RULES_NOTE = {"capture-duplicate": "capture duplicate (same IP id and bytes within 5 ms)"}
 _TIMEOUT = 120
 
 
@@ -66,15 +68,22 @@ def tshark_flags(path: Path) -> tuple[dict[int, set[str]], dict[int, str]]:
     return flags, messages
 
 
-def netlens_flags(path: Path) -> tuple[dict[int, set[str]], str]:
-    """Per frame number: the analysis marks ``netlens read --json`` prints; and what it said on stderr."""
+#: netlens's marks that explain a deliberate difference: the frame is left out of the count.
+EXPLAINED = {"capture-duplicate"}
+
+
+def netlens_flags(path: Path) -> tuple[dict[int, set[str]], dict[int, str]]:
+    """Per frame number: the analysis marks ``netlens read --json`` prints; and the frames it explains apart."""
     result = subprocess.run([*netlens_command(), "read", "--json", str(path)], capture_output=True, text=True,
                             timeout=_TIMEOUT, check=False)
-    flags = {}
+    flags, explained = {}, {}
     for line in result.stdout.splitlines():
         row = json.loads(line)
-        flags[row["no"]] = set(row["analysis"]) & set(FLAGS.values())
-    return flags, result.stderr
+        marks = set(row["analysis"])
+        flags[row["no"]] = marks & set(FLAGS.values())
+        for name in marks & EXPLAINED:
+            explained[row["no"]] = name
+    return flags, explained
 
 
 @dataclass
@@ -102,6 +111,8 @@ class Agreement:
     fp: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     fn: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     disagreements: list[Disagreement] = field(default_factory=list)
+    #: Frames left out because netlens deliberately differs (a capture duplicate), with both reasons.
+    explained: list[Disagreement] = field(default_factory=list)
     frames: int = 0
 
     def precision(self, flag: str) -> float:
@@ -140,11 +151,16 @@ def compare(paths: list[Path], agreement: Agreement | None = None) -> Agreement:
     agreement = agreement if agreement is not None else Agreement()
     for path in paths:
         theirs, messages = tshark_flags(path)
-        ours, _ = netlens_flags(path)
+        ours, apart = netlens_flags(path)
         agreement.frames += len(theirs)
         pending: list[tuple[int, str, str]] = []
         for no in sorted(set(theirs) | set(ours)):
             mine, wire = ours.get(no, set()), theirs.get(no, set())
+            if no in apart:
+                for flag in sorted(wire):
+                    agreement.explained.append(Disagreement(path.name, no, flag, "tshark", messages.get(no, ""),
+                                                            RULES_NOTE.get(apart[no], apart[no])))
+                continue
             for flag in mine & wire:
                 agreement.tp[flag] += 1
             for flag in mine - wire:
@@ -164,4 +180,7 @@ if __name__ == "__main__":
     result = compare([Path(p) for p in sys.argv[1:]])
     print(result.table())
     for item in result.disagreements:
+        print(item)
+    print(f"{len(result.explained)} flags on frames netlens explains apart:")
+    for item in result.explained:
         print(item)

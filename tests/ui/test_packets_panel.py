@@ -117,3 +117,27 @@ def test_syn_rows_put_the_numbers_before_the_options() -> None:
     assert row.index("seq=0 ack=0 win=65495") < row.index("MSS=65495")
     # Cropped to a narrow panel, the numbers still show.
     assert "win=65495" in Text(row)[:80].plain
+
+
+async def test_packets_view_fills_its_panel_when_maximized() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from recording import recorded_feeds
+
+    from netlens.ui.widgets.packets import PacketList
+
+    app = NetlensApp(recorded_feeds(), animate=False)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.screen.query_one(PacketsView)
+        await until(pilot, lambda: view.list.row_count() > 0)
+        app.screen.query_one(PacketList).focus()
+        await pilot.press("m")
+        await until(pilot, lambda: app.screen.maximized is not None)
+        await pilot.pause()
+        panel = view.parent
+        assert panel is app.screen.maximized
+        # The view takes every row of its panel: the list below its two header lines.
+        assert view.outer_size.height == panel.content_region.height  # type: ignore[union-attr]
+        assert view.list.outer_size.height == view.outer_size.height - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -89,6 +90,7 @@ class Mark(NamedTuple):
         return f"{self.label} ({self.detail})" if self.detail else self.label
 
 
+@functools.lru_cache(maxsize=1024)
 def worst(names: tuple[str, ...]) -> Severity:
-    """The highest severity among the marks named ``names`` (NONE for none)."""
+    """The highest severity among the marks named ``names`` (NONE for none); few combinations occur, so cached."""
     return max((RULES[name].severity for name in names), default=Severity.NONE)

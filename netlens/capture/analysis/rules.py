@@ -63,7 +63,7 @@ def zero_window_probe(seg: Segment) -> str | None:
       "sending (the receiving application is not reading fast enough).")
 def zero_window(seg: Segment) -> str | None:
     """A window of zero advertised by a segment without SYN, FIN or RST."""
-    return "" if seg.window == 0 and not seg.skip_rest else None
+    return "" if seg.window == 0 and not seg.control and not seg.skip_rest else None
 
 
 @rule("lost-segment", "TCP Previous segment not captured", Severity.WARNING, KINDS,
@@ -104,7 +104,7 @@ def window_update(seg: Segment) -> str | None:
       "is never marked.")
 def window_full(seg: Segment) -> str | None:
     """Data ending exactly at the edge of the peer's advertised window (scale known)."""
-    if seg.skip_rest:
+    if seg.skip_rest or seg.seglen == 0 or seg.control:
         return None
     window = seg.peer_window_bytes()
     if window is None or seg.end != (seg.r.lastack + window) & MASK:

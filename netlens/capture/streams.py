@@ -76,8 +76,8 @@ class Direction:
 
     __slots__ = (
         "base", "nextseq", "next_ts", "maxack", "lastack", "lastack_ts", "window", "wscale", "syn_seen",
-        "last_syn", "dupacks", "nondup_no", "unseen_told", "keepalive", "zwp", "dup_key", "dup_ts", "fin_no", "rst_no",
-        "payload_bytes", "segments",
+        "last_syn", "dupacks", "nondup_no", "unseen_told", "unseen_stale", "keepalive", "zwp", "dup_key",
+        "dup_ts", "fin_no", "rst_no", "payload_bytes", "segments",
     )
 
     def __init__(self) -> None:
@@ -104,6 +104,9 @@ class Direction:
         self.nondup_no = 0
         #: The peer was told this side's data went unseen; not again until this side sends more than dup ACKs.
         self.unseen_told = False
+        #: The peer acknowledged unseen data of this side since this side's acknowledgment last moved
+        #: (Wireshark's duplicate-ACK count is wrong then: see the fast-retransmission rule).
+        self.unseen_stale = False
         #: The last segment was a keep-alive / zero-window probe.
         self.keepalive = False
         self.zwp = False

@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ FLAGS = {
     "tcp.analysis.window_update": "window-update",
 }
 _SPECIFIC = {"fast-retransmission", "spurious-retransmission"}
+#: Text in a netlens mark's detail that says Wireshark is wrong about this segment (the rule's sentence says why).
+WIRESHARK_DIFFERS = "Wireshark calls this"
 #: How netlens explains the frames it leaves out (its rule's name).
 RULES_NOTE = {"capture-duplicate": "capture duplicate (same IP id and bytes within 5 ms)"}
 _TIMEOUT = 120
@@ -146,19 +149,55 @@ def _netlens_reasons(path: Path, frames: set[int]) -> dict[int, str]:
     return {no: "; ".join(f"{mark}" for mark in store.analysis(no)) for no in frames if no in ring}
 
 
-def compare(paths: list[Path], agreement: Agreement | None = None) -> Agreement:
-    """Add every file of ``paths`` to ``agreement`` (a new one by default)."""
+#: A file whose fair witness is tshark on another file: (that file's name, its frame k is this file's frame f(k)).
+Witness = tuple[str, Callable[[int], int]]
+#: Every frame of ``duplicated.pcap`` is a frame of ``lossy_client.pcap`` twice: tshark's own state is moved
+#: by the copies there, so the witness for the first copies is tshark on the original.
+WITNESSES: dict[str, Witness] = {"duplicated.pcap": ("lossy_client.pcap", lambda k: 2 * k - 1)}
+
+
+def witness_flags(path: Path, witness: Witness | None, directory: Path
+                  ) -> tuple[dict[int, set[str]], dict[int, str], dict[int, set[str]]]:
+    """tshark's flags for ``path`` (its own, or its witness file's mapped onto its frames), messages, its own."""
+    own, own_messages = tshark_flags(path)
+    if witness is None:
+        return own, own_messages, own
+    name, mapping = witness
+    flags, messages = tshark_flags(directory / name)
+    mapped = {no: set() for no in own}
+    mapped.update({mapping(no): found for no, found in flags.items()})
+    notes = {no: own_messages.get(no, "") for no in own}
+    notes.update({mapping(no): f"(on {name} #{no}) {text}" for no, text in messages.items()})
+    return mapped, notes, own
+
+
+def compare(paths: list[Path], agreement: Agreement | None = None, witnesses: dict[str, Witness] | None = None,
+            directory: Path | None = None) -> Agreement:
+    """Add every file of ``paths`` to ``agreement`` (a new one by default).
+
+    ``witnesses`` names files judged against tshark on another file in ``directory`` (see WITNESSES).
+    """
     agreement = agreement if agreement is not None else Agreement()
     for path in paths:
-        theirs, messages = tshark_flags(path)
+        witness = (witnesses or {}).get(path.name)
+        theirs, messages, own = witness_flags(path, witness, directory or path.parent)
+        if witness is not None and not any(theirs.values()):
+            raise FileNotFoundError(f"the witness of {path.name} ({witness[0]}) is not in {directory}")
         ours, apart = netlens_flags(path)
         agreement.frames += len(theirs)
         pending: list[tuple[int, str, str]] = []
+        differing = {no for no in set(theirs) | set(ours) if theirs.get(no, set()) != ours.get(no, set())}
+        reasons = _netlens_reasons(path, differing) if differing else {}
+        for no, reason in reasons.items():
+            if WIRESHARK_DIFFERS in reason:
+                apart[no] = reason
         for no in sorted(set(theirs) | set(ours)):
             mine, wire = ours.get(no, set()), theirs.get(no, set())
             if no in apart:
-                for flag in sorted(wire):
-                    agreement.explained.append(Disagreement(path.name, no, flag, "tshark", messages.get(no, ""),
+                wire = own.get(no, set()) if apart[no] in EXPLAINED else wire
+                for flag in sorted(wire ^ mine):
+                    who = "tshark" if flag in wire else "netlens"
+                    agreement.explained.append(Disagreement(path.name, no, flag, who, messages.get(no, ""),
                                                             RULES_NOTE.get(apart[no], apart[no])))
                 continue
             for flag in mine & wire:
@@ -169,7 +208,6 @@ def compare(paths: list[Path], agreement: Agreement | None = None) -> Agreement:
             for flag in wire - mine:
                 agreement.fn[flag] += 1
                 pending.append((no, flag, "tshark"))
-        reasons = _netlens_reasons(path, {no for no, _, _ in pending}) if pending else {}
         for no, flag, who in pending:
             agreement.disagreements.append(
                 Disagreement(path.name, no, flag, who, messages.get(no, ""), reasons.get(no, "")))
@@ -177,7 +215,8 @@ def compare(paths: list[Path], agreement: Agreement | None = None) -> Agreement:
 
 
 if __name__ == "__main__":
-    result = compare([Path(p) for p in sys.argv[1:]])
+    result = compare([Path(p) for p in sys.argv[1:]], witnesses=WITNESSES,
+                     directory=Path(__file__).resolve().parents[1] / "data" / "witness")
     print(result.table())
     for item in result.disagreements:
         print(item)

@@ -76,6 +76,7 @@ def advance(seg: Segment) -> None:
     if ack != f.lastack:
         f.nondup_no = seg.no
         f.dupacks = 0
+        f.unseen_stale = False
     if "dup-ack" not in seg.marked:
         f.unseen_told = False
     probe = "zero-window-probe" in seg.marked

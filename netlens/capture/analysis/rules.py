@@ -156,6 +156,7 @@ def ack_unseen(seg: Segment) -> str | None:
         return None
     beyond = (seg.ack - r.maxack) & MASK
     r.maxack = r.nextseq
+    r.unseen_stale = True
     # Mark a gap once, not on every later packet repeating the ACK: again only after the peer
     # sent something other than a duplicate ACK.
     if r.unseen_told:
@@ -190,7 +191,9 @@ def spurious_retransmission(seg: Segment) -> str | None:
 
 @rule("fast-retransmission", "TCP Fast Retransmission", Severity.WARNING, (DATA, CONTROL),
       "Fast retransmission: a resend of exactly the data the receiver asked for again with two or more "
-      "duplicate ACKs, the last of them under 20 ms earlier, so the sender did not wait for its timer.")
+      "duplicate ACKs, the last of them under 20 ms earlier, so the sender did not wait for its timer "
+      "(Wireshark also says so right after an ACKed-unseen mark, when no duplicate ACK was sent; netlens "
+      "does not, and says so in that segment's mark).")
 def fast_retransmission(seg: Segment) -> str | None:
     """Behind, at the acknowledged sequence number, after ≥ 2 dup ACKs, within 20 ms of the last."""
     r = seg.r
@@ -214,7 +217,7 @@ def out_of_order(seg: Segment) -> str | None:
     threshold = seg.stream.first_rtt or OUT_OF_ORDER_NS
     if seg.ts_ns - seg.f.next_ts >= threshold or seg.nxt == seg.end:
         return None
-    return ""
+    return _wireshark_says_fast(seg)
 
 
 @rule("retransmission", "TCP Retransmission", Severity.WARNING, (DATA, CONTROL),
@@ -225,4 +228,15 @@ def retransmission(seg: Segment) -> str | None:
     """Behind, and not marked spurious, fast or out of order."""
     if any(name in seg.marked for name in ("spurious-retransmission", "fast-retransmission", "out-of-order")):
         return None
-    return "" if _resends(seg) and _behind(seg) else None
+    return _wireshark_says_fast(seg) if _resends(seg) and _behind(seg) else None
+
+
+def _wireshark_says_fast(seg: Segment) -> str:
+    """Where Wireshark differs: after an ACKed-unseen mark its duplicate-ACK count of the receiver
+    holds -1, read as a huge unsigned number, so it calls the next resend at the acknowledged
+    sequence number a fast retransmission though no duplicate ACK was sent."""
+    r = seg.r
+    if r.unseen_stale and r.lastack == seg.seq and seg.ts_ns - r.lastack_ts < FAST_RETRANSMISSION_NS:
+        return ("Wireshark calls this a fast retransmission: after its ACKed-unseen mark it counts the "
+                "receiver's duplicate ACKs as -1 read unsigned, though none was sent")
+    return ""

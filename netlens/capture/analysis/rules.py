@@ -14,7 +14,7 @@ is its place in the order.
 from __future__ import annotations
 
 from netlens.capture.analysis.marks import Severity, rule
-from netlens.capture.analysis.segment import CONTROL, DATA, DUPLICATE_NS, EMPTY, KINDS, MASK, Segment, after
+from netlens.capture.analysis.segment import BACK, CONTROL, DATA, DUPLICATE_NS, EMPTY, KINDS, MASK, Segment, after
 from netlens.capture.frames import ACK, FIN, RST, SYN
 
 #: A fast retransmission follows the last duplicate ACK within this time (Wireshark's 20 ms).
@@ -37,7 +37,7 @@ def capture_duplicate(seg: Segment) -> str | None:
     return f"{(seg.ts_ns - f.dup_ts) / 1000:.0f} µs after the first copy"
 
 
-@rule("reset", "TCP RST", Severity.ERROR, (CONTROL,),
+@rule("reset", "TCP RST", Severity.ERROR, (CONTROL, BACK),
       "Reset: the RST flag aborts the connection at once; data still queued is discarded and no FIN "
       "exchange follows.")
 def reset(seg: Segment) -> str | None:
@@ -58,7 +58,7 @@ def zero_window_probe(seg: Segment) -> str | None:
     return ""
 
 
-@rule("zero-window", "TCP ZeroWindow", Severity.WARNING, (DATA, EMPTY),
+@rule("zero-window", "TCP ZeroWindow", Severity.WARNING, (DATA, EMPTY, BACK),
       "Zero window: the sender of this segment advertises a receive window of 0, so its peer must stop "
       "sending (the receiving application is not reading fast enough).")
 def zero_window(seg: Segment) -> str | None:
@@ -97,7 +97,7 @@ def window_update(seg: Segment) -> str | None:
     return f"window {old} → {seg.window_bytes(seg.window, seg.d, False)} bytes"
 
 
-@rule("window-full", "TCP Window Full", Severity.WARNING, (DATA,),
+@rule("window-full", "TCP Window Full", Severity.WARNING, (DATA, BACK),
       "Window full: this segment fills the receive window the peer last advertised, so the sender "
       "must wait for an ACK or a window update before sending more. Checked only once the peer's "
       "window scale is known (from the handshake), as Wireshark does: a connection captured mid-way "
@@ -170,15 +170,7 @@ def _resends(seg: Segment) -> bool:
     return (seg.seglen > 0 or bool(seg.flags & (SYN | FIN))) and not seg.keepalive
 
 
-def _behind(seg: Segment) -> bool:
-    """Starts before the next expected byte (a segment one below it that carries more data is new data)."""
-    nxt = seg.nxt
-    if not nxt or not after(nxt, seg.seq):
-        return False
-    return not (seg.seglen > 1 and (nxt - 1) & MASK == seg.seq)
-
-
-@rule("spurious-retransmission", "TCP Spurious Retransmission", Severity.WARNING, (DATA, CONTROL),
+@rule("spurious-retransmission", "TCP Spurious Retransmission", Severity.WARNING, (BACK,),
       "Spurious retransmission: this segment resends data the receiver had already acknowledged "
       "(its last ACK covers all of it), even when it also fills a gap in the capture.")
 def spurious_retransmission(seg: Segment) -> str | None:
@@ -189,7 +181,7 @@ def spurious_retransmission(seg: Segment) -> str | None:
     return "the receiver had acknowledged it"
 
 
-@rule("fast-retransmission", "TCP Fast Retransmission", Severity.WARNING, (DATA, CONTROL),
+@rule("fast-retransmission", "TCP Fast Retransmission", Severity.WARNING, (BACK,),
       "Fast retransmission: a resend of exactly the data the receiver asked for again with two or more "
       "duplicate ACKs, the last of them under 20 ms earlier, so the sender did not wait for its timer "
       "(Wireshark also says so right after an ACKed-unseen mark, when no duplicate ACK was sent; netlens "
@@ -197,13 +189,13 @@ def spurious_retransmission(seg: Segment) -> str | None:
 def fast_retransmission(seg: Segment) -> str | None:
     """Behind, at the acknowledged sequence number, after ≥ 2 dup ACKs, within 20 ms of the last."""
     r = seg.r
-    if ("spurious-retransmission" in seg.marked or not _resends(seg) or not _behind(seg) or r.dupacks < 2
+    if ("spurious-retransmission" in seg.marked or not _resends(seg) or not seg.behind or r.dupacks < 2
             or r.lastack != seg.seq or seg.ts_ns - r.lastack_ts >= FAST_RETRANSMISSION_NS):
         return None
     return f"after {r.dupacks} duplicate ACKs"
 
 
-@rule("out-of-order", "TCP Out-Of-Order", Severity.WARNING, (DATA, CONTROL),
+@rule("out-of-order", "TCP Out-Of-Order", Severity.WARNING, (BACK,),
       "Out-of-order: this segment starts before data already seen in this direction and arrived within "
       "one handshake round trip (3 ms if the handshake was not captured) of the highest data, too soon "
       "to be a retransmission; Wireshark's rule, which also calls a SACK-driven resend this quick "
@@ -212,7 +204,7 @@ def out_of_order(seg: Segment) -> str | None:
     """Behind, soon after the highest data, and not ending exactly where the highest data ended."""
     if any(name in seg.marked for name in ("spurious-retransmission", "fast-retransmission")):
         return None
-    if not _resends(seg) or not _behind(seg):
+    if not _resends(seg) or not seg.behind:
         return None
     threshold = seg.stream.first_rtt or OUT_OF_ORDER_NS
     if seg.ts_ns - seg.f.next_ts >= threshold or seg.nxt == seg.end:
@@ -220,7 +212,7 @@ def out_of_order(seg: Segment) -> str | None:
     return _wireshark_says_fast(seg)
 
 
-@rule("retransmission", "TCP Retransmission", Severity.WARNING, (DATA, CONTROL),
+@rule("retransmission", "TCP Retransmission", Severity.WARNING, (BACK,),
       "Retransmission: this segment's sequence range was already sent earlier in this direction (it "
       "starts before the highest data seen) and it is none of the kinds above: not yet acknowledged, "
       "not asked for by duplicate ACKs, not a quick reordering.")
@@ -228,7 +220,7 @@ def retransmission(seg: Segment) -> str | None:
     """Behind, and not marked spurious, fast or out of order."""
     if any(name in seg.marked for name in ("spurious-retransmission", "fast-retransmission", "out-of-order")):
         return None
-    return _wireshark_says_fast(seg) if _resends(seg) and _behind(seg) else None
+    return _wireshark_says_fast(seg) if _resends(seg) and seg.behind else None
 
 
 def _wireshark_says_fast(seg: Segment) -> str:

@@ -15,10 +15,12 @@ from netlens.capture.streams import Direction, Stream
 MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 
-#: Segment kinds, exactly one per segment: data without SYN/FIN/RST, empty (a pure ACK or window
-#: change), and SYN/FIN/RST (with or without data); rules name the kinds they can apply to.
-DATA, EMPTY, CONTROL = "data", "empty", "control"
-KINDS = (DATA, EMPTY, CONTROL)
+#: Segment kinds, exactly one per segment: data without SYN/FIN/RST going forward, empty (a pure
+#: ACK or window change), SYN/FIN/RST going forward, and anything carrying sequence space that goes
+#: back (starts before the next expected byte) or that the receiver already acknowledged; rules
+#: name the kinds they can apply to, so a forward data segment skips the retransmission rules.
+DATA, EMPTY, CONTROL, BACK = "data", "empty", "control", "back"
+KINDS = (DATA, EMPTY, CONTROL, BACK)
 #: A frame repeating the previous one of its direction byte for byte (same IP id) within this time is
 #: a copy the capture made (two interfaces, a mirror port), not a packet the network carried twice.
 DUPLICATE_NS = 5_000_000
@@ -45,7 +47,7 @@ class Segment:
 
     __slots__ = (
         "stream", "d", "f", "r", "no", "ts_ns", "flags", "seq", "ack", "window", "seglen", "control", "end",
-        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_key",
+        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_key", "behind",
     )
 
     def __init__(self, stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> None:
@@ -69,7 +71,13 @@ class Segment:
         self.keepalive = seglen <= 1 and not control and seq == (nxt - 1) & MASK
         #: Empty, no SYN/FIN/RST, at the next sequence number, repeating this side's last acknowledgment.
         self.repeat = seglen == 0 and not control and seq == nxt and ack == f.lastack
-        self.kind = CONTROL if control else DATA if seglen else EMPTY
+        #: Carries data (or SYN/FIN), is no keep-alive, and starts before the next expected byte (one
+        #: below it with more than a byte of data is new data, as Wireshark has it).
+        self.behind = ((seglen > 0 or bool(flags & (SYN | FIN))) and not self.keepalive and 0 < (nxt - seq) & MASK
+                       < _HALF and nxt != 0 and not (seglen > 1 and (nxt - 1) & MASK == seq))
+        lastack = r.lastack
+        acked = seglen > 0 and lastack != 0 and not self.keepalive and ((lastack - seq - seglen) & MASK) < _HALF
+        self.kind = BACK if self.behind or acked else CONTROL if control else DATA if seglen else EMPTY
         self.skip_rest = False
         #: Set by a rule after which no other rule looks at the segment, nor does it change any state.
         self.stop = False

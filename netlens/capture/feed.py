@@ -29,6 +29,7 @@ from netlens.capture.dissect import Layer
 from netlens.capture.follow import Follow
 from netlens.capture.ladder import Ladder
 from netlens.capture.pcap import write_pcap
+from netlens.capture.pcapng import write_pcapng
 from netlens.capture.ring import PacketRing
 from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
@@ -187,7 +188,8 @@ class PacketFeed(Protocol):
         ...
 
     def save(self, path: str) -> str:
-        """Write every stored packet to ``path`` as pcap in the background; one sentence (the absolute path)."""
+        """Write every stored packet to ``path`` in the background (pcapng with analysis comments when it ends
+        in ``.pcapng``, pcap otherwise); one sentence (the absolute path)."""
         ...
 
     def close(self) -> None:
@@ -317,7 +319,14 @@ class StoreFeed:
         from netlens.capture.errors import PcapError
 
         try:
-            written = write_pcap(target, self.ring)
+            if target.endswith(".pcapng"):
+                # Wireshark's format, with each flagged packet's analysis as its comments (frame.comment).
+                with self.lock:
+                    notes = {no: [f"{mark}: {mark.rule}" for mark in self.store.analysis(no)]
+                             for no in self.store.flagged()}
+                written = write_pcapng(target, self.ring, lambda no: notes.get(no, ()))
+            else:
+                written = write_pcap(target, self.ring)
         except (OSError, PcapError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).rstrip(".")
             self._notify(f"Could not save {target}: {reason}.", error=True)

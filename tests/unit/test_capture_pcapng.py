@@ -157,3 +157,25 @@ def test_ring_round_trip_through_pcapng(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _need_tshark() -> None:
     assert shutil.which("tshark"), "tshark is part of the test environment (the witness)"
+
+
+def test_feed_saves_pcapng_with_comments(tmp_path: Path) -> None:
+    import threading
+
+    from netlens.capture.feed import RecordedPacketFeed
+
+    feed = RecordedPacketFeed(read_pcap(WITNESS / "lossy_server.pcap").ring)
+    out = tmp_path / "saved.pcapng"
+    assert str(out) in feed.save(str(out))
+    for thread in threading.enumerate():
+        if thread.name == "netlens-save-pcap":
+            thread.join(20)
+    flagged = set(feed.store.flagged())
+    rows = tshark_frames(out, "frame.number", display_filter="frame.comment")
+    assert {int(row[0]) for row in rows} == flagged and flagged
+    plain = tmp_path / "saved.pcap"
+    feed.save(str(plain))
+    for thread in threading.enumerate():
+        if thread.name == "netlens-save-pcap":
+            thread.join(20)
+    assert plain.read_bytes()[:4] == b"\x4d\x3c\xb2\xa1"

@@ -179,3 +179,22 @@ def test_feed_saves_pcapng_with_comments(tmp_path: Path) -> None:
         if thread.name == "netlens-save-pcap":
             thread.join(20)
     assert plain.read_bytes()[:4] == b"\x4d\x3c\xb2\xa1"
+
+
+def test_snaplen_cut_capture_analyses_like_the_full_one() -> None:
+    """The same traffic captured whole and with ``tcpdump -s 80``: lengths come from the headers, so the
+    numbers and every analysis mark agree, and each cut frame says it was cut."""
+
+    def rows(name: str) -> list[tuple[int, int | None, int | None, int | None, tuple[str, ...]]]:
+        store = PacketStore(read_pcap(WITNESS / name).ring)
+        while store.update():
+            pass
+        summaries = store.summaries(1, store.last)
+        return [(s.no, s.seq, s.ack, s.len, s.analysis) for s in summaries]
+
+    whole, cut = rows("slow_reader.pcap"), rows("snaplen80.pcap")
+    assert whole == cut and sum(1 for row in cut if row[4]) > 20
+    store = PacketStore(read_pcap(WITNESS / "snaplen80.pcap").ring)
+    store.update()
+    data = [s for s in store.summaries(1, store.last) if s.len]
+    assert data and all("frame cut short" in s.info for s in data)

@@ -14,7 +14,7 @@ is its place in the order.
 from __future__ import annotations
 
 from netlens.capture.analysis.marks import Severity, rule
-from netlens.capture.analysis.segment import BACK, CONTROL, DATA, DUPLICATE_NS, EMPTY, KINDS, MASK, Segment, after
+from netlens.capture.analysis.segment import BACK, CONTROL, DATA, EMPTY, KINDS, MASK, Segment, after
 from netlens.capture.frames import ACK, FIN, RST, SYN
 
 #: A fast retransmission follows the last duplicate ACK within this time (Wireshark's 20 ms).
@@ -24,14 +24,15 @@ OUT_OF_ORDER_NS = 3_000_000
 
 
 @rule("capture-duplicate", "TCP Capture Duplicate", Severity.NOTE, KINDS,
-      "Capture duplicate: the same frame again (same IP id, same TCP header and payload) within 5 ms, "
-      "as a capture on two interfaces or a mirror port records it; it is not network behaviour, so no "
+      "Capture duplicate: the same frame again (same IP id, same TCP header and payload) within 5 ms "
+      "(0.2 ms without an IPv4 id to compare), as a capture on two interfaces or a mirror port records "
+      "it; it is not network behaviour, so no "
       "other rule looks at it (Wireshark analyses it again and calls it a retransmission or a duplicate "
       "ACK).")
 def capture_duplicate(seg: Segment) -> str | None:
     """The previous frame in this direction, byte for byte, a few milliseconds earlier."""
     f = seg.f
-    if seg.dup_key != f.dup_key or seg.ts_ns - f.dup_ts > DUPLICATE_NS or not f.dup_ts:
+    if seg.dup_key != f.dup_key or seg.ts_ns - f.dup_ts > seg.dup_window or not f.dup_ts:
         return None
     seg.stop = True
     return f"{(seg.ts_ns - f.dup_ts) / 1000:.0f} µs after the first copy"

@@ -21,9 +21,12 @@ _HALF = 0x80000000
 #: name the kinds they can apply to, so a forward data segment skips the retransmission rules.
 DATA, EMPTY, CONTROL, BACK = "data", "empty", "control", "back"
 KINDS = (DATA, EMPTY, CONTROL, BACK)
-#: A frame repeating the previous one of its direction byte for byte (same IP id) within this time is
+#: A frame repeating the previous one of its direction byte for byte (same IPv4 id) within this time is
 #: a copy the capture made (two interfaces, a mirror port), not a packet the network carried twice.
 DUPLICATE_NS = 5_000_000
+#: Without an IP id to tell packets apart (IPv6, or a stack that sends id 0), only copies this close
+#: count: two identical duplicate ACKs sent by a host without timestamps are further apart than that.
+DUPLICATE_NO_ID_NS = 200_000
 
 
 def after(a: int, b: int) -> bool:
@@ -47,7 +50,7 @@ class Segment:
 
     __slots__ = (
         "stream", "d", "f", "r", "no", "ts_ns", "flags", "seq", "ack", "window", "seglen", "control", "end",
-        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_key", "behind",
+        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_key", "dup_window", "behind",
     )
 
     def __init__(self, stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> None:
@@ -85,6 +88,7 @@ class Segment:
         self.marked: list[str] = []
         #: What a capture duplicate of this frame would repeat (see DUPLICATE_NS).
         self.dup_key = duplicate_key(tcp, frame)
+        self.dup_window = DUPLICATE_NS if tcp.ip_id else DUPLICATE_NO_ID_NS
 
     def window_bytes(self, raw: int, d: int, syn: bool) -> int:
         """A raw window field of direction ``d`` in bytes (a SYN's is never scaled)."""

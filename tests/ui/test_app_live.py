@@ -221,7 +221,9 @@ async def test_port_in_use_offers_another_port() -> None:
     app = NetlensApp(LiveFeeds(ServerConfig(port=taken), capture=False), animate=False)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            screen = await until(pilot, lambda: isinstance(app.screen, PortInUseScreen) and app.screen)
+            # Pushed is not composed: wait for the dialog's buttons, not just the screen.
+            screen = await until(pilot, lambda: isinstance(app.screen, PortInUseScreen)
+                                 and app.screen.query("#any") and app.screen)
             assert "already in use" in text_of(screen.query_one("#sentence"))
             screen.query_one("#any", Button).press()
             await until(pilot, lambda: app.feeds.server.running)

@@ -39,6 +39,18 @@ def duplicate_key(tcp: Tcp, frame: bytes) -> bytes:
     return tcp.ip_id.to_bytes(2, "big") + frame[tcp.tcp_offset:]
 
 
+def _behind(seq: int, seglen: int, flags: int, nxt: int) -> bool:
+    """Sequence space (data, SYN or FIN) starting before ``nxt``, and not new data one below it."""
+    if not (seglen > 0 or flags & (SYN | FIN)) or nxt == 0 or not 0 < (nxt - seq) & MASK < _HALF:
+        return False
+    return not (seglen > 1 and (nxt - 1) & MASK == seq)
+
+
+def _acked(seq: int, seglen: int, lastack: int) -> bool:
+    """Every byte of the segment is below the receiver's last acknowledgment."""
+    return lastack != 0 and ((lastack - seq - seglen) & MASK) < _HALF
+
+
 class Segment:
     """One segment travelling in direction ``d`` of ``stream``, before the stream's state takes it in.
 
@@ -76,10 +88,8 @@ class Segment:
         self.repeat = seglen == 0 and not control and seq == nxt and ack == f.lastack
         #: Carries data (or SYN/FIN), is no keep-alive, and starts before the next expected byte (one
         #: below it with more than a byte of data is new data, as Wireshark has it).
-        self.behind = ((seglen > 0 or bool(flags & (SYN | FIN))) and not self.keepalive and 0 < (nxt - seq) & MASK
-                       < _HALF and nxt != 0 and not (seglen > 1 and (nxt - 1) & MASK == seq))
-        lastack = r.lastack
-        acked = seglen > 0 and lastack != 0 and not self.keepalive and ((lastack - seq - seglen) & MASK) < _HALF
+        self.behind = not self.keepalive and _behind(seq, seglen, flags, nxt)
+        acked = seglen > 0 and not self.keepalive and _acked(seq, seglen, r.lastack)
         self.kind = BACK if self.behind or acked else CONTROL if control else DATA if seglen else EMPTY
         self.skip_rest = False
         #: Set by a rule after which no other rule looks at the segment, nor does it change any state.

@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Protocol
 
 from netlens.capture.analysis import Mark
+from netlens.capture.annotate import packet_comments
 from netlens.capture.dissect import Layer
 from netlens.capture.follow import Follow
 from netlens.capture.ladder import Ladder
@@ -322,9 +323,8 @@ class StoreFeed:
             if target.endswith(".pcapng"):
                 # Wireshark's format, with each flagged packet's analysis as its comments (frame.comment).
                 with self.lock:
-                    notes = {no: [f"{mark}: {mark.rule}" for mark in self.store.analysis(no)]
-                             for no in self.store.flagged()}
-                written = write_pcapng(target, self.ring, lambda no: notes.get(no, ()))
+                    comments = packet_comments(self.store)
+                written = write_pcapng(target, self.ring, comments)
             else:
                 written = write_pcap(target, self.ring)
         except (OSError, PcapError) as exc:

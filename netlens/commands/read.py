@@ -164,10 +164,11 @@ def run(args: argparse.Namespace) -> int:
 def _save(path: str, ring: PacketRing, store: PacketStore) -> None:
     """Write what the ring holds: pcapng with each packet's analysis as comments, or pcap for ``*.pcap``."""
     from netlens.capture import write_pcap
+    from netlens.capture.annotate import packet_comments
     from netlens.capture.pcapng import write_pcapng
 
     if path.endswith(".pcap"):
         count = write_pcap(path, ring)
     else:
-        count = write_pcapng(path, ring, lambda no: [f"{mark}: {mark.rule}" for mark in store.analysis(no)])
+        count = write_pcapng(path, ring, packet_comments(store))
     print(f"netlens: wrote {count} packets to {path}.", file=sys.stderr)

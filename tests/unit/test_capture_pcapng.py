@@ -198,3 +198,27 @@ def test_snaplen_cut_capture_analyses_like_the_full_one() -> None:
     store.update()
     data = [s for s in store.summaries(1, store.last) if s.len]
     assert data and all("frame cut short" in s.info for s in data)
+
+
+def test_socket_events_become_comments_on_their_packets(tmp_path: Path) -> None:
+    from netlens.capture.annotate import packet_comments
+
+    source = read_pcap(WITNESS / "slow_reader.pcap")
+    store = PacketStore(source.ring)
+    while store.update():
+        pass
+    stream = store.stream(1)
+    packets = store.stream_packets(1)
+    server, client = stream.key.server, stream.key.client
+    # Events as the server saw them: right after the handshake's last packet, and after the last packet.
+    after_ack = source.ring.ts_ns(packets[2]) + 1_000
+    at_end = source.ring.ts_ns(packets[-1]) + 5_000
+    events = [(after_ack, server, client, "accepted"), (at_end, server, client, "closed"),
+              (at_end, ("10.9.9.9", 1), ("10.9.9.8", 2), "someone else's")]
+    comments = packet_comments(store, events)
+    assert "server socket: accepted" in comments(packets[2])
+    assert comments(packets[-1])[-1] == "server socket: closed"
+    out = tmp_path / "events.pcapng"
+    write_pcapng(out, source.ring, comments)
+    rows = tshark_frames(out, "frame.number", "frame.comment", display_filter='frame.comment contains "server socket"')
+    assert [int(row[0]) for row in rows] == [packets[2], packets[-1]]

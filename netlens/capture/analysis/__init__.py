@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
-from netlens.capture.analysis.rules import MAX_HOLES, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import HALF, KINDS, MASK, QUIET, Segment, after
-from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
-from netlens.capture.streams import Direction, Stream
+from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS
+from netlens.capture.analysis.segment import DUPLICATE_NS, KINDS, Segment, after
+from netlens.capture.frames import ACK, FIN, SYN, Tcp
+from netlens.capture.streams import Stream
 
 __all__ = [
-    "MAX_HOLES",
+    "DUPLICATE_NS",
+    "FAST_RETRANSMISSION_NS",
     "OUT_OF_ORDER_NS",
     "RULES",
     "Mark",
@@ -40,107 +41,62 @@ _PLAIN = {name: Mark(name) for name in RULES}
 del _rules
 
 
-def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> list[Mark]:
+def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> list[Mark]:
     """Flags for one segment travelling in direction ``d`` of ``stream``; updates the stream's state.
 
     Returns the marks (usually none). Callers must feed each stream's packets
-    in capture order.
+    in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
     """
-    f = stream.dirs[d]
-    if tcp.seq == f.next_seq and not _CHECKS[QUIET] and _quiet(stream, f, d, tcp, ts_ns, no):
-        return []
-    seg = Segment(stream, d, tcp, ts_ns, no)
+    seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
+    marked = seg.marked
     for check, name in _CHECKS[seg.kind]:
         detail = check(seg)
         if detail is not None:
             marks.append(Mark(name, detail) if detail else _PLAIN[name])
+            marked.append(name)
+            if seg.stop:
+                return marks
     advance(seg)
     return marks
 
 
 def advance(seg: Segment) -> None:
-    """What the segment leaves for the next one: next sequence number, last ACK, window, probe state."""
-    # Runs for every packet: ``after`` is written out inline (a call costs more than the comparison).
-    f = seg.f
-    hole = seg.hole
-    if hole is not None:
-        _fill(f.holes, hole, seg.seq, seg.end)
-    end, nxt = seg.end, seg.nxt
-    if nxt is None or 0 < (end - nxt) & MASK < HALF:
-        f.next_seq = end
-        f.next_ts = seg.ts_ns
-    flags = seg.flags
-    if flags & ACK:
-        ack, last_ack = seg.ack, f.last_ack
-        if last_ack is None or 0 < (ack - last_ack) & MASK < HALF:
-            f.last_ack = ack
-            f.dupacks = 0
-            seg.stream.last_ack_no[seg.d] = seg.no
-    f.window = seg.window
-    f.window_bytes = seg.window_bytes
-    if seg.probe:
-        f.zwp = True
-    elif seg.seglen or seg.control:
-        f.zwp = False
-    f.keepalive = seg.keepalive
-    if seg.seglen == 0 and not seg.control and flags & ACK:
-        r = seg.r
-        if r.keepalive or r.zwp:
-            r.keepalive = False
-            r.zwp = False
+    """What the segment leaves for the next one: next sequence number, last ACK, window, probe state.
 
-
-def _quiet(stream: Stream, f: Direction, d: int, tcp: Tcp, ts_ns: int, no: int) -> bool:
-    """The fast path: if the segment is QUIET, take it into the state as :func:`advance` would; else False.
-
-    QUIET (see ``segment.KINDS``): no SYN/FIN/RST, at the next expected byte (the caller checked),
-    not an empty repeat of the last ACK, a non-zero window, not a zero-window probe, acknowledging
-    nothing beyond what was captured from the peer, and data not ending at the edge of the peer's
-    window. No rule runs on such a segment, so most packets of a capture cost neither a
-    :class:`Segment` nor a rule call. This is :func:`advance` specialised to that case: change both
-    together (``test_the_quiet_fast_path_leaves_the_state_the_full_path_does`` compares them).
+    Wireshark's bookkeeping, in its order: the run of duplicate ACKs ends when
+    the acknowledgment number changes; a gap the peer acknowledged may be marked
+    again once this side sent anything but a duplicate ACK; the next expected sequence number only
+    moves forward (a zero-window probe does not move it); the highest byte the
+    peer may acknowledge follows contiguous data; the last ACK, its time and the
+    window are this segment's, whatever they are.
     """
-    _, _, _, _, _, seq, ack, flags, window, _, _, _, seglen, _ = tcp
-    r = stream.dirs[1 - d]
-    if not window or flags & (SYN | FIN | RST):
-        return False
-    acks = flags & ACK
-    last_ack = f.last_ack
-    if acks and ((seglen == 0 and ack == last_ack) or _after_peer(ack, r.next_seq)):
-        return False  # an empty repeat (window update, dup ACK...), or it ACKs what was never captured
-    if seglen:
-        end = (seq + seglen) & MASK
-        peer_ack, peer_window = r.last_ack, r.window_bytes
-        if (seglen == 1 and r.window == 0) or (peer_ack is not None and peer_window is not None
-                                               and end == (peer_ack + peer_window) & MASK):
-            return False  # a zero-window probe, or it fills the peer's window
-        f.next_seq = end
+    f, stream = seg.f, seg.stream
+    flags, ts_ns, ack = seg.flags, seg.ts_ns, seg.ack
+    if ack != f.lastack:
+        f.nondup_no = seg.no
+        f.dupacks = 0
+        f.unseen_stale = False
+    if "dup-ack" not in seg.marked:
+        f.unseen_told = False
+    probe = "zero-window-probe" in seg.marked
+    nextseq = seg.end if seg.seglen or flags & (SYN | FIN) else seg.seq
+    if (not f.nextseq or after(nextseq, f.nextseq)) and not probe:
+        f.nextseq = nextseq
         f.next_ts = ts_ns
-        f.zwp = False
-    if acks:
-        if last_ack is None or 0 < (ack - last_ack) & MASK < HALF:
-            f.last_ack = ack
-            f.dupacks = 0
-            stream.last_ack_no[d] = no
-        if seglen == 0 and (r.keepalive or r.zwp):
-            r.keepalive = False
-            r.zwp = False
-    f.window = window
-    f.window_bytes = window << (stream.scale[d] or 0)
-    f.keepalive = False
-    return True
-
-
-def _after_peer(ack: int, peer_next: int | None) -> bool:
-    """``ack`` acknowledges beyond everything captured from the peer (``peer_next``)."""
-    return peer_next is not None and 0 < (ack - peer_next) & MASK < HALF
-
-
-def _fill(holes: list[list[int]], hole: list[int], seq: int, end: int) -> None:
-    """Remove the filled part of ``hole``; keep what is still missing on either side."""
-    holes.remove(hole)
-    if after(seq, hole[0]):
-        holes.append([hole[0], seq, hole[2]])
-    if after(hole[1], end):
-        holes.append([end, hole[1], hole[2]])
+    if (not f.maxack or seg.seq == f.maxack) and not probe:
+        f.maxack = f.nextseq
+    f.window = seg.window
+    f.lastack = ack
+    f.lastack_ts = ts_ns
+    f.last_syn = bool(flags & SYN)
+    f.keepalive = "keep-alive" in seg.marked
+    f.zwp = probe
+    f.dup_key = seg.dup_key
+    f.dup_ts = ts_ns
+    if flags & SYN:
+        if not flags & ACK:
+            stream.syn_ts = ts_ns
+    elif flags & ACK and not stream.first_rtt and stream.syn_ts:
+        # The handshake's round trip, from the latest SYN to the first plain ACK (Wireshark's initial RTT).
+        stream.first_rtt = ts_ns - stream.syn_ts

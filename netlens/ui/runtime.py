@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from typing import Any
 
 #: GIL switch interval while the app runs (seconds).
 SWITCH_INTERVAL = 0.0005
@@ -65,6 +66,7 @@ class ProcessPolicy:
         overdue = now - self._last_full_gc > GC_MAX_INTERVAL
         if (quiet and now - self._last_full_gc > GC_MIN_INTERVAL) or overdue:
             gc.collect()
+            _return_free_memory()
             self._last_full_gc = time.monotonic()
             return True
         return False
@@ -76,3 +78,27 @@ class ProcessPolicy:
         if self._gc_thresholds is not None:
             gc.set_threshold(*self._gc_thresholds)
             gc.unfreeze()
+
+
+def _return_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
+
+    Captured frames and big recv()s are allocated outside Python's small-object
+    arenas; once freed, glibc keeps the pages for reuse, so a 1 GiB transfer
+    would leave the TUI's RSS high long after the ring dropped its frames. Only
+    at idle, next to the full collection: a trim walks the heap (milliseconds).
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to trim
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+#: glibc's malloc_trim once looked up (False where there is none).
+_malloc_trim: Any = None

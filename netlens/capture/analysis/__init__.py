@@ -16,8 +16,17 @@ from __future__ import annotations
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
 from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import DUPLICATE_NS, KINDS, Segment, after
-from netlens.capture.frames import ACK, FIN, SYN, Tcp
+from netlens.capture.analysis.segment import (
+    DUPLICATE_NO_ID_NS,
+    DUPLICATE_NS,
+    KINDS,
+    MASK,
+    Segment,
+    after,
+    peer_window_bytes,
+    repeats_last_frame,
+)
+from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
 from netlens.capture.streams import Stream
 
 __all__ = [
@@ -38,6 +47,7 @@ __all__ = [
 _CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kind in rule.kinds) for kind in KINDS}
 #: The mark of each rule without a detail, made once (most marks have none).
 _PLAIN = {name: Mark(name) for name in RULES}
+_HALF = 0x80000000
 del _rules
 
 
@@ -47,6 +57,8 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     Returns the marks (usually none). Callers must feed each stream's packets
     in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
     """
+    if _quiet(stream, d, tcp, ts_ns, no, frame):
+        return []
     seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
     marked = seg.marked
@@ -92,7 +104,7 @@ def advance(seg: Segment) -> None:
     f.last_syn = bool(flags & SYN)
     f.keepalive = "keep-alive" in seg.marked
     f.zwp = probe
-    f.dup_key = seg.dup_key
+    f.dup_id, f.dup_frame, f.dup_offset = seg.ip_id, seg.frame, seg.tcp_offset
     f.dup_ts = ts_ns
     if flags & SYN:
         if not flags & ACK:
@@ -100,3 +112,60 @@ def advance(seg: Segment) -> None:
     elif flags & ACK and not stream.first_rtt and stream.syn_ts:
         # The handshake's round trip, from the latest SYN to the first plain ACK (Wireshark's initial RTT).
         stream.first_rtt = ts_ns - stream.syn_ts
+
+
+def _quiet(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> bool:
+    """The fast path: if no rule can mark the segment, take it into the state as :func:`advance` would.
+
+    Returns False (nothing changed) unless the segment is an in-order data segment or an ACK that
+    moves the acknowledgment: no SYN/FIN/RST, at the next expected sequence number (so neither
+    behind, nor a keep-alive, nor after a gap), a non-zero window, not one byte into a zero window,
+    not an empty repeat of the last ACK (the window-update, keep-alive-ack, probe-ack and dup-ack
+    rules need one), data not already acknowledged nor ending at the edge of the peer's window,
+    acknowledging nothing unseen, and no capture duplicate. Every rule returns None on such a
+    segment, so most packets cost neither a :class:`Segment` nor a rule call. This is
+    :func:`advance` specialised to that case: change both together
+    (``tests/unit/test_capture_analysis_fastpath.py`` compares them packet by packet).
+    """
+    _, _, _, _, _, seq, ack, flags, window, offset, _, _, seglen, _, ip_id = tcp
+    f = stream.dirs[d]
+    nxt = f.nextseq
+    if seq != nxt or not nxt or not window or flags & (SYN | FIN | RST):
+        return False
+    dup_ts = f.dup_ts
+    if (dup_ts and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
+            and repeats_last_frame(f, ip_id, frame, offset)):
+        return False
+    r = stream.dirs[1 - d]
+    lastack = f.lastack
+    if flags & ACK and r.maxack and 0 < (ack - r.maxack) & MASK < _HALF:
+        return False  # acknowledges what was never captured
+    if seglen:
+        if seglen == 1 and r.window == 0:
+            return False  # a zero-window probe
+        end = (seq + seglen) & MASK
+        peer_ack = r.lastack
+        if peer_ack and ((peer_ack - end) & MASK) < _HALF:
+            return False  # already acknowledged: the retransmission rules look at it
+        peer_window = peer_window_bytes(r, f)
+        if peer_window is not None and end == (peer_ack + peer_window) & MASK:
+            return False  # fills the peer's window
+        f.nextseq = end
+        f.next_ts = ts_ns
+    elif ack == lastack:
+        return False  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
+    if ack != lastack:
+        f.nondup_no = no
+        f.dupacks = 0
+        f.unseen_stale = False
+    f.unseen_told = False
+    if not f.maxack or seq == f.maxack:
+        f.maxack = f.nextseq
+    f.window = window
+    f.lastack = ack
+    f.lastack_ts = ts_ns
+    f.last_syn = f.keepalive = f.zwp = False
+    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = ip_id, frame, offset, ts_ns
+    if flags & ACK and not stream.first_rtt and stream.syn_ts:
+        stream.first_rtt = ts_ns - stream.syn_ts
+    return True

@@ -27,7 +27,7 @@ from netlens.capture.analysis.segment import (
     repeats_last_frame,
 )
 from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
-from netlens.capture.streams import Stream
+from netlens.capture.streams import Direction, Stream
 
 __all__ = [
     "DUPLICATE_NS",
@@ -137,35 +137,45 @@ def _quiet(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) 
             and repeats_last_frame(f, ip_id, frame, offset)):
         return False
     r = stream.dirs[1 - d]
-    lastack = f.lastack
     if flags & ACK and r.maxack and 0 < (ack - r.maxack) & MASK < _HALF:
         return False  # acknowledges what was never captured
     if seglen:
-        if seglen == 1 and r.window == 0:
-            return False  # a zero-window probe
         end = (seq + seglen) & MASK
-        peer_ack = r.lastack
-        if peer_ack and ((peer_ack - end) & MASK) < _HALF:
-            return False  # already acknowledged: the retransmission rules look at it
-        peer_window = peer_window_bytes(r, f)
-        if peer_window is not None and end == (peer_ack + peer_window) & MASK:
-            return False  # fills the peer's window
+        if not _plain_data(f, r, end, seglen):
+            return False
         f.nextseq = end
         f.next_ts = ts_ns
-    elif ack == lastack:
+    elif ack == f.lastack:
         return False  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
-    if ack != lastack:
+    _advance_quiet(stream, f, tcp, ts_ns, no, frame)
+    return True
+
+
+def _plain_data(f: Direction, r: Direction, end: int, seglen: int) -> bool:
+    """In-order data ending at ``end`` that no rule marks: no zero-window probe, not acked, not filling the window."""
+    if seglen == 1 and r.window == 0:
+        return False  # a zero-window probe
+    peer_ack = r.lastack
+    if peer_ack and ((peer_ack - end) & MASK) < _HALF:
+        return False  # already acknowledged: the retransmission rules look at it
+    peer_window = peer_window_bytes(r, f)
+    return peer_window is None or end != (peer_ack + peer_window) & MASK  # else it fills the peer's window
+
+
+def _advance_quiet(stream: Stream, f: Direction, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> None:
+    """The rest of :func:`advance` for a segment no rule marked (``f.nextseq`` already moved)."""
+    ack = tcp.ack
+    if ack != f.lastack:
         f.nondup_no = no
         f.dupacks = 0
         f.unseen_stale = False
     f.unseen_told = False
-    if not f.maxack or seq == f.maxack:
+    if not f.maxack or tcp.seq == f.maxack:
         f.maxack = f.nextseq
-    f.window = window
+    f.window = tcp.window
     f.lastack = ack
     f.lastack_ts = ts_ns
     f.last_syn = f.keepalive = f.zwp = False
-    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = ip_id, frame, offset, ts_ns
-    if flags & ACK and not stream.first_rtt and stream.syn_ts:
+    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = tcp.ip_id, frame, tcp.tcp_offset, ts_ns
+    if tcp.flags & ACK and not stream.first_rtt and stream.syn_ts:
         stream.first_rtt = ts_ns - stream.syn_ts
-    return True

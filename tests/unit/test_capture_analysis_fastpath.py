@@ -111,16 +111,17 @@ def test_the_fast_path_leaves_the_marks_and_state_the_full_path_does(seed: int,
 
     conv = _random_conversation(seed)
     taken = []
-    real_quiet = analysis._quiet
+    real_fast = analysis._fast
 
-    def counted(*args: object) -> bool:
-        taken.append(real_quiet(*args))  # type: ignore[arg-type]
-        return taken[-1]
+    def counted(*args: object) -> list[object] | None:
+        marks = real_fast(*args)  # type: ignore[arg-type]
+        taken.append(marks is not None)
+        return marks  # type: ignore[return-value]
 
-    monkeypatch.setattr(analysis, "_quiet", counted)
+    monkeypatch.setattr(analysis, "_fast", counted)
     fast = _walk(conv)
     # The fast path off: every packet goes through the Segment and every rule of its kind.
-    monkeypatch.setattr(analysis, "_quiet", lambda *args: False)
+    monkeypatch.setattr(analysis, "_fast", lambda *args: None)
     full = _walk(conv)
     assert len(fast) == len(full) == len(conv.ring)
     for no, (got, want) in enumerate(zip(fast, full, strict=True), start=1):
@@ -135,8 +136,14 @@ def test_the_fast_path_takes_most_of_an_ordinary_exchange(monkeypatch: pytest.Mo
     from netlens.capture import analysis
 
     taken = []
-    real_quiet = analysis._quiet
-    monkeypatch.setattr(analysis, "_quiet", lambda *args: taken.append(real_quiet(*args)) or taken[-1])
+    real_fast = analysis._fast
+
+    def counted(*args: object) -> list[object] | None:
+        marks = real_fast(*args)  # type: ignore[arg-type]
+        taken.append(marks == [])
+        return marks  # type: ignore[return-value]
+
+    monkeypatch.setattr(analysis, "_fast", counted)
     conv = Conversation(step_ns=20_000)  # well inside the capture-duplicate window
     conv.handshake()
     for _ in range(100):

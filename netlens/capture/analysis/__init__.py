@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
-from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS
+from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS, copy_detail
 from netlens.capture.analysis.segment import (
     DUPLICATE_NO_ID_NS,
     DUPLICATE_NS,
@@ -57,8 +57,9 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     Returns the marks (usually none). Callers must feed each stream's packets
     in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
     """
-    if _quiet(stream, d, tcp, ts_ns, no, frame):
-        return []
+    fast = _fast(stream, d, tcp, ts_ns, no, frame)
+    if fast is not None:
+        return fast
     seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
     marked = seg.marked
@@ -114,41 +115,43 @@ def advance(seg: Segment) -> None:
         stream.first_rtt = ts_ns - stream.syn_ts
 
 
-def _quiet(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> bool:
-    """The fast path: if no rule can mark the segment, take it into the state as :func:`advance` would.
+def _fast(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> list[Mark] | None:
+    """The fast path: the marks of a capture duplicate or of a segment no rule marks; None: take the full path.
 
-    Returns False (nothing changed) unless the segment is an in-order data segment or an ACK that
-    moves the acknowledgment: no SYN/FIN/RST, at the next expected sequence number (so neither
-    behind, nor a keep-alive, nor after a gap), a non-zero window, not one byte into a zero window,
-    not an empty repeat of the last ACK (the window-update, keep-alive-ack, probe-ack and dup-ack
-    rules need one), data not already acknowledged nor ending at the edge of the peer's window,
-    acknowledging nothing unseen, and no capture duplicate. Every rule returns None on such a
+    A capture duplicate is decided first, as the first rule does (it stops every other rule and
+    changes no state). Otherwise the segment is taken into the state as :func:`advance` would, and
+    no marks are returned, if it is an in-order data segment or an ACK that moves the
+    acknowledgment: no SYN/FIN/RST, at the next expected sequence number (so neither behind, nor a
+    keep-alive, nor after a gap), a non-zero window, not one byte into a zero window, not an empty
+    repeat of the last ACK (the window-update, keep-alive-ack, probe-ack and dup-ack rules need
+    one), data not already acknowledged nor ending at the edge of the peer's window, and
+    acknowledging nothing unseen. Every rule returns None on such a
     segment, so most packets cost neither a :class:`Segment` nor a rule call. This is
     :func:`advance` specialised to that case: change both together
     (``tests/unit/test_capture_analysis_fastpath.py`` compares them packet by packet).
     """
     _, _, _, _, _, seq, ack, flags, window, offset, _, _, seglen, _, ip_id = tcp
     f = stream.dirs[d]
-    nxt = f.nextseq
-    if seq != nxt or not nxt or not window or flags & (SYN | FIN | RST):
-        return False
     dup_ts = f.dup_ts
     if (dup_ts and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
             and repeats_last_frame(f, ip_id, frame, offset)):
-        return False
+        return [Mark("capture-duplicate", copy_detail(ts_ns - dup_ts))]
+    nxt = f.nextseq
+    if seq != nxt or not nxt or not window or flags & (SYN | FIN | RST):
+        return None
     r = stream.dirs[1 - d]
     if flags & ACK and r.maxack and 0 < (ack - r.maxack) & MASK < _HALF:
-        return False  # acknowledges what was never captured
+        return None  # acknowledges what was never captured
     if seglen:
         end = (seq + seglen) & MASK
         if not _plain_data(f, r, end, seglen):
-            return False
+            return None
         f.nextseq = end
         f.next_ts = ts_ns
     elif ack == f.lastack:
-        return False  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
+        return None  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
     _advance_quiet(stream, f, tcp, ts_ns, no, frame)
-    return True
+    return []
 
 
 def _plain_data(f: Direction, r: Direction, end: int, seglen: int) -> bool:

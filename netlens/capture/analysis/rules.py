@@ -37,7 +37,12 @@ def capture_duplicate(seg: Segment) -> str | None:
     if not repeats_last_frame(f, seg.ip_id, seg.frame, seg.tcp_offset):
         return None
     seg.stop = True
-    return f"{(seg.ts_ns - f.dup_ts) / 1000:.0f} µs after the first copy"
+    return copy_detail(seg.ts_ns - f.dup_ts)
+
+
+def copy_detail(gap_ns: int) -> str:
+    """The capture-duplicate mark's detail: how long after the first copy this one came."""
+    return f"{gap_ns / 1000:.0f} µs after the first copy"
 
 
 @rule("reset", "TCP RST", Severity.ERROR, (CONTROL, BACK),

@@ -36,7 +36,9 @@ def after(a: int, b: int) -> bool:
 
 def repeats_last_frame(f: Direction, ip_id: int, frame: bytes, offset: int) -> bool:
     """The frame repeats direction ``f``'s last one: the same IP identification and every captured TCP byte."""
-    return ip_id == f.dup_id and frame[offset:] == f.dup_frame[f.dup_offset:]
+    # A whole identical frame (the usual copy) is one comparison, without slicing either frame.
+    last = f.dup_frame
+    return ip_id == f.dup_id and ((frame == last and offset == f.dup_offset) or frame[offset:] == last[f.dup_offset:])
 
 
 def _behind(seq: int, seglen: int, flags: int, nxt: int) -> bool:

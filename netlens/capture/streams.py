@@ -76,8 +76,8 @@ class Direction:
 
     __slots__ = (
         "base", "nextseq", "next_ts", "maxack", "lastack", "lastack_ts", "window", "wscale", "syn_seen",
-        "last_syn", "dupacks", "nondup_no", "unseen_told", "unseen_stale", "keepalive", "zwp", "dup_key",
-        "dup_ts", "fin_no", "rst_no", "payload_bytes", "segments",
+        "last_syn", "dupacks", "nondup_no", "unseen_told", "unseen_stale", "keepalive", "zwp", "dup_id",
+        "dup_frame", "dup_offset", "dup_ts", "fin_no", "rst_no", "payload_bytes", "segments",
     )
 
     def __init__(self) -> None:
@@ -110,8 +110,12 @@ class Direction:
         #: The last segment was a keep-alive / zero-window probe.
         self.keepalive = False
         self.zwp = False
-        #: What identifies this side's last frame (IP id, TCP bytes) and when, to tell capture duplicates.
-        self.dup_key = b""
+        #: This side's last frame, its IP id and where its TCP header starts, and when it came: what a
+        #: capture duplicate repeats. The frame is kept by reference and compared only within the
+        #: duplicate window (copying every frame's TCP bytes cost more than all the rules together).
+        self.dup_id = 0
+        self.dup_frame = b""
+        self.dup_offset = 0
         self.dup_ts = 0
         self.fin_no = 0
         self.rst_no = 0

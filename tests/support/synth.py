@@ -129,7 +129,7 @@ class Conversation:
         src, dst = self.ends[side], self.ends[1 - side]
         this_seq = self.next[side] if seq is None else seq
         this_ack = self.next[1 - side] if ack is None else ack
-        self.ip_ids[side] += 1
+        self.ip_ids[side] = self.ip_ids[side] % 0xFFFF + 1  # 1..65535: 0 would mean "no id"
         frame = tcp_frame(src[0], dst[0], src[1], dst[1], this_seq, this_ack if bits & 0x10 else 0, bits,
                           window, payload, options, self.linktype, ip_id=self.ip_ids[side])
         if seq is None and advance:

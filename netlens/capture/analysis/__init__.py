@@ -15,10 +15,19 @@ from __future__ import annotations
 
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
-from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import DUPLICATE_NS, KINDS, Segment, after
-from netlens.capture.frames import ACK, FIN, SYN, Tcp
-from netlens.capture.streams import Stream
+from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS, copy_detail
+from netlens.capture.analysis.segment import (
+    DUPLICATE_NO_ID_NS,
+    DUPLICATE_NS,
+    KINDS,
+    MASK,
+    Segment,
+    after,
+    peer_window_bytes,
+    repeats_last_frame,
+)
+from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
+from netlens.capture.streams import Direction, Stream
 
 __all__ = [
     "DUPLICATE_NS",
@@ -38,6 +47,7 @@ __all__ = [
 _CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kind in rule.kinds) for kind in KINDS}
 #: The mark of each rule without a detail, made once (most marks have none).
 _PLAIN = {name: Mark(name) for name in RULES}
+_HALF = 0x80000000
 del _rules
 
 
@@ -47,6 +57,9 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     Returns the marks (usually none). Callers must feed each stream's packets
     in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
     """
+    fast = _fast(stream, d, tcp, ts_ns, no, frame)
+    if fast is not None:
+        return fast
     seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
     marked = seg.marked
@@ -92,11 +105,80 @@ def advance(seg: Segment) -> None:
     f.last_syn = bool(flags & SYN)
     f.keepalive = "keep-alive" in seg.marked
     f.zwp = probe
-    f.dup_key = seg.dup_key
+    f.dup_id, f.dup_frame, f.dup_offset = seg.ip_id, seg.frame, seg.tcp_offset
     f.dup_ts = ts_ns
     if flags & SYN:
         if not flags & ACK:
             stream.syn_ts = ts_ns
     elif flags & ACK and not stream.first_rtt and stream.syn_ts:
         # The handshake's round trip, from the latest SYN to the first plain ACK (Wireshark's initial RTT).
+        stream.first_rtt = ts_ns - stream.syn_ts
+
+
+def _fast(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> list[Mark] | None:
+    """The fast path: the marks of a capture duplicate or of a segment no rule marks; None: take the full path.
+
+    A capture duplicate is decided first, as the first rule does (it stops every other rule and
+    changes no state). Otherwise the segment is taken into the state as :func:`advance` would, and
+    no marks are returned, if it is an in-order data segment or an ACK that moves the
+    acknowledgment: no SYN/FIN/RST, at the next expected sequence number (so neither behind, nor a
+    keep-alive, nor after a gap), a non-zero window, not one byte into a zero window, not an empty
+    repeat of the last ACK (the window-update, keep-alive-ack, probe-ack and dup-ack rules need
+    one), data not already acknowledged nor ending at the edge of the peer's window, and
+    acknowledging nothing unseen. Every rule returns None on such a
+    segment, so most packets cost neither a :class:`Segment` nor a rule call. This is
+    :func:`advance` specialised to that case: change both together
+    (``tests/unit/test_capture_analysis_fastpath.py`` compares them packet by packet).
+    """
+    _, _, _, _, _, seq, ack, flags, window, offset, _, _, seglen, _, ip_id = tcp
+    f = stream.dirs[d]
+    dup_ts = f.dup_ts
+    if (dup_ts and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
+            and repeats_last_frame(f, ip_id, frame, offset)):
+        return [Mark("capture-duplicate", copy_detail(ts_ns - dup_ts))]
+    nxt = f.nextseq
+    if seq != nxt or not nxt or not window or flags & (SYN | FIN | RST):
+        return None
+    r = stream.dirs[1 - d]
+    if flags & ACK and r.maxack and 0 < (ack - r.maxack) & MASK < _HALF:
+        return None  # acknowledges what was never captured
+    if seglen:
+        end = (seq + seglen) & MASK
+        if not _plain_data(f, r, end, seglen):
+            return None
+        f.nextseq = end
+        f.next_ts = ts_ns
+    elif ack == f.lastack:
+        return None  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
+    _advance_quiet(stream, f, tcp, ts_ns, no, frame)
+    return []
+
+
+def _plain_data(f: Direction, r: Direction, end: int, seglen: int) -> bool:
+    """In-order data ending at ``end`` that no rule marks: no zero-window probe, not acked, not filling the window."""
+    if seglen == 1 and r.window == 0:
+        return False  # a zero-window probe
+    peer_ack = r.lastack
+    if peer_ack and ((peer_ack - end) & MASK) < _HALF:
+        return False  # already acknowledged: the retransmission rules look at it
+    peer_window = peer_window_bytes(r, f)
+    return peer_window is None or end != (peer_ack + peer_window) & MASK  # else it fills the peer's window
+
+
+def _advance_quiet(stream: Stream, f: Direction, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> None:
+    """The rest of :func:`advance` for a segment no rule marked (``f.nextseq`` already moved)."""
+    ack = tcp.ack
+    if ack != f.lastack:
+        f.nondup_no = no
+        f.dupacks = 0
+        f.unseen_stale = False
+    f.unseen_told = False
+    if not f.maxack or tcp.seq == f.maxack:
+        f.maxack = f.nextseq
+    f.window = tcp.window
+    f.lastack = ack
+    f.lastack_ts = ts_ns
+    f.last_syn = f.keepalive = f.zwp = False
+    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = tcp.ip_id, frame, tcp.tcp_offset, ts_ns
+    if tcp.flags & ACK and not stream.first_rtt and stream.syn_ts:
         stream.first_rtt = ts_ns - stream.syn_ts

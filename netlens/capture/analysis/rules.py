@@ -14,7 +14,7 @@ is its place in the order.
 from __future__ import annotations
 
 from netlens.capture.analysis.marks import Severity, rule
-from netlens.capture.analysis.segment import BACK, CONTROL, DATA, EMPTY, KINDS, MASK, Segment, after
+from netlens.capture.analysis.segment import BACK, CONTROL, DATA, EMPTY, KINDS, MASK, Segment, after, repeats_last_frame
 from netlens.capture.frames import ACK, FIN, RST, SYN
 
 #: A fast retransmission follows the last duplicate ACK within this time (Wireshark's 20 ms).
@@ -32,10 +32,17 @@ OUT_OF_ORDER_NS = 3_000_000
 def capture_duplicate(seg: Segment) -> str | None:
     """The previous frame in this direction, byte for byte, a few milliseconds earlier."""
     f = seg.f
-    if seg.dup_key != f.dup_key or seg.ts_ns - f.dup_ts > seg.dup_window or not f.dup_ts:
+    if seg.ts_ns - f.dup_ts > seg.dup_window or not f.dup_ts:
+        return None
+    if not repeats_last_frame(f, seg.ip_id, seg.frame, seg.tcp_offset):
         return None
     seg.stop = True
-    return f"{(seg.ts_ns - f.dup_ts) / 1000:.0f} µs after the first copy"
+    return copy_detail(seg.ts_ns - f.dup_ts)
+
+
+def copy_detail(gap_ns: int) -> str:
+    """The capture-duplicate mark's detail: how long after the first copy this one came."""
+    return f"{gap_ns / 1000:.0f} µs after the first copy"
 
 
 @rule("reset", "TCP RST", Severity.ERROR, (CONTROL, BACK),

@@ -34,9 +34,11 @@ def after(a: int, b: int) -> bool:
     return 0 < ((a - b) & MASK) < _HALF
 
 
-def duplicate_key(tcp: Tcp, frame: bytes) -> bytes:
-    """What a capture duplicate repeats: the IP identification and every captured TCP byte."""
-    return tcp.ip_id.to_bytes(2, "big") + frame[tcp.tcp_offset:]
+def repeats_last_frame(f: Direction, ip_id: int, frame: bytes, offset: int) -> bool:
+    """The frame repeats direction ``f``'s last one: the same IP identification and every captured TCP byte."""
+    # A whole identical frame (the usual copy) is one comparison, without slicing either frame.
+    last = f.dup_frame
+    return ip_id == f.dup_id and ((frame == last and offset == f.dup_offset) or frame[offset:] == last[f.dup_offset:])
 
 
 def _behind(seq: int, seglen: int, flags: int, nxt: int) -> bool:
@@ -62,7 +64,8 @@ class Segment:
 
     __slots__ = (
         "stream", "d", "f", "r", "no", "ts_ns", "flags", "seq", "ack", "window", "seglen", "control", "end",
-        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_key", "dup_window", "behind",
+        "nxt", "keepalive", "repeat", "kind", "skip_rest", "marked", "stop", "dup_window", "behind",
+        "frame", "ip_id", "tcp_offset",
     )
 
     def __init__(self, stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> None:
@@ -96,8 +99,8 @@ class Segment:
         self.stop = False
         #: Names of the marks given so far (rules after them may depend on them).
         self.marked: list[str] = []
-        #: What a capture duplicate of this frame would repeat (see DUPLICATE_NS).
-        self.dup_key = duplicate_key(tcp, frame)
+        #: What a capture duplicate of this frame would repeat (see DUPLICATE_NS), compared lazily.
+        self.frame, self.ip_id, self.tcp_offset = frame, tcp.ip_id, tcp.tcp_offset
         self.dup_window = DUPLICATE_NS if tcp.ip_id else DUPLICATE_NO_ID_NS
 
     def window_bytes(self, raw: int, d: int, syn: bool) -> int:
@@ -106,14 +109,18 @@ class Segment:
         return raw if syn or not scale else raw << scale
 
     def peer_window_bytes(self) -> int | None:
-        """The receive window the peer last advertised, in bytes; None while its scale is unknown.
+        """The receive window the peer last advertised, in bytes; None while its scale is unknown."""
+        return peer_window_bytes(self.r, self.f)
 
-        The scale of a side is known once its SYN was seen, or once a SYN
-        without the option showed that neither side scales (Wireshark's rule).
-        """
-        r, f = self.r, self.f
-        no_scaling = (r.syn_seen and r.wscale is None) or (f.syn_seen and f.wscale is None)
-        if not r.syn_seen and not no_scaling:
-            return None
-        shift = 0 if no_scaling or r.last_syn else min(r.wscale or 0, 14)
-        return r.window << shift
+
+def peer_window_bytes(r: Direction, f: Direction) -> int | None:
+    """The receive window ``r`` (the peer of ``f``) last advertised, in bytes; None while its scale is unknown.
+
+    The scale of a side is known once its SYN was seen, or once a SYN
+    without the option showed that neither side scales (Wireshark's rule).
+    """
+    no_scaling = (r.syn_seen and r.wscale is None) or (f.syn_seen and f.wscale is None)
+    if not r.syn_seen and not no_scaling:
+        return None
+    shift = 0 if no_scaling or r.last_syn else min(r.wscale or 0, 14)
+    return r.window << shift

@@ -29,8 +29,6 @@ SHOWN_KINDS = frozenset({Kind.STATE, Kind.RETRANSMIT, Kind.RETRANSMIT_SYNACK, Ki
 MAX_KEPT = 50_000
 #: Largest batch taken from the reader per poll: a flood is caught up over a few ticks, never in one frame.
 POLL_LIMIT = 20_000
-#: What to do when tracing is not possible as things stand.
-HOW_TO_GET_IT = "run netlens as root (sudo) on a kernel with tracefs to see the kernel's own TCP events"
 
 
 class KernelTraceFeed:
@@ -126,10 +124,12 @@ class LiveTraceFeed(KernelTraceFeed):
         try:
             session.start()
         except TraceUnavailable as exc:
-            self.unavailable = f"No kernel trace: {exc} ({HOW_TO_GET_IT})."
+            # The engine's sentence names what is missing and how to get it; here the command is this one.
+            self.unavailable = "No kernel events: " + str(exc).replace("netlens trace with", "netlens with")
             return
         except OSError as exc:
-            self.unavailable = f"No kernel trace: tracefs refused ({exc.strerror or exc}); {HOW_TO_GET_IT}."
+            self.unavailable = (f"No kernel events: tracefs refused ({exc.strerror or exc}); "
+                                "run netlens with sudo on a kernel with tracefs.")
             return
         self.session = session
 

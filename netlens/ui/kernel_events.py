@@ -1,7 +1,7 @@
 """Kernel trace events in the events panel, on the server events' clock, and the jumps between panels.
 
 The events panel keeps raw server records ``(code, ts, conn, *fields)``; a
-kernel event rides in the same list as ``(KERNEL, ts, conn, event)`` so the
+kernel event rides in the same list as ``(KERNEL, ts, conn, event, side)`` so the
 panel's per-connection filter (on ``record[2]``) covers both sources, and
 :func:`interleave` merges one tick's batches by time. Rows are marked
 ``kernel`` so nobody mistakes them for the server's own socket calls.
@@ -49,22 +49,27 @@ _WORDS = {
 }
 
 
-def conn_of(ends: Tuple4, conns: Mapping[Tuple4, int]) -> int | None:
-    """The server connection of a socket with these ends (the server's end or the client's), by 4-tuple."""
+def conn_of(ends: Tuple4, conns: Mapping[Tuple4, int]) -> tuple[int | None, str]:
+    """The server connection of a socket with these ends, and which end it is (``srv``, ``cli`` or ``""``)."""
     conn = conns.get(ends)
-    if conn is None:
-        conn = conns.get((ends[2], ends[3], ends[0], ends[1]))
-    return conn
+    if conn is not None:
+        return conn, "srv"
+    conn = conns.get((ends[2], ends[3], ends[0], ends[1]))
+    return conn, "cli" if conn is not None else ""
 
 
 def kernel_records(events: Sequence[TraceEvent], conns: Mapping[Tuple4, int],
                    ends_of: Callable[[TraceEvent], Tuple4] = lambda event: event.tuple) -> list[KernelRecord]:
-    """Events as events-panel records, each with its server connection (or None).
+    """Events as events-panel records ``(KERNEL, ts, conn, event, side)``: the server connection (or None), which end.
 
     ``ends_of`` gives a socket's bound 4-tuple (the feed's :meth:`tuple_of`):
     a client's first ``SYN_SENT`` carries port 0, the port is bound later.
     """
-    return [(KERNEL, event.time, conn_of(ends_of(event), conns), event) for event in events]
+    records = []
+    for event in events:
+        conn, side = conn_of(ends_of(event), conns)
+        records.append((KERNEL, event.time, conn, event, side))
+    return records
 
 
 def interleave(server: Sequence[tuple[Any, ...]], kernel: Sequence[KernelRecord]) -> list[tuple[Any, ...]]:
@@ -89,6 +94,7 @@ def kernel_row(record: KernelRecord) -> Text:
     text.append(clock(event.time) + " ", style="dim")
     text.append(f"#{conn:<4}" if conn else "     ", style="bold")
     text.append(" kernel ", style="bold white on dark_magenta")
+    text.append(f" {record[4]:<3}" if len(record) > 4 else "", style="dim")
     label = event.event
     text.append(" " + _WORDS.get(label, label), style=_STYLES.get(label, ""))
     what = detail(event)

@@ -98,11 +98,12 @@ def test_kernel_rows_interleave_with_server_events_by_time() -> None:
     assert [r[1] for r in merged] == sorted(r[1] for r in merged)
     assert merged.index(server[0]) == 4 and merged[-1][0] == KERNEL
     row = kernel_row(next(r for r in kernel if getattr(r[3], "new", "") == "FIN_WAIT1")).plain
-    assert " kernel " in row and "state ESTABLISHED → FIN_WAIT1" in row and row.startswith("12:00:00.500 #7")
+    assert row.startswith("12:00:00.500 #7    kernel  srv state ESTABLISHED → FIN_WAIT1")
     reset = ResetSent(int(rec.T0 * 1e9), 0, 0, None, 2, "127.0.0.1", 5001, "127.0.0.1", 40001, "UNKNOWN",
                       "NO_SOCKET\x1b[2J")
-    assert conn_of(reset.tuple, conns) is None
-    text = kernel_row((KERNEL, reset.time, None, reset)).plain
+    assert conn_of(reset.tuple, conns) == (None, "")
+    assert conn_of((*rec.CLIENT, *rec.SERVER), conns) == (7, "cli")
+    text = kernel_row((KERNEL, reset.time, None, reset, "")).plain
     assert "reset sent reason NO_SOCKET\\x1b[2J" in text and "\x1b" not in text
 
 

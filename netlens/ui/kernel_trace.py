@@ -1,0 +1,72 @@
+"""The main screen's side of kernel tracing: start the feed off the UI thread, drain it on the tick, answer queries.
+
+The screen owns one :class:`KernelTraceView`; the feed (``netlens.ui.trace_feed``)
+does the work and knows nothing of textual. Starting a live trace creates a
+tracefs instance (tens of milliseconds), so it runs in a thread worker; until
+it is up, and forever without root or tracefs, the parts say why there is
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.app import App
+
+from netlens.trace.timeline import SocketLike
+from netlens.ui.kernel_events import KernelRecord, Tuple4, kernel_records
+from netlens.ui.kernel_panel import signature, trace_sections
+from netlens.ui.tcp_states import PacketLike
+from netlens.ui.trace_feed import KernelTraceFeed
+
+
+class KernelTraceView:
+    """Kernel tracing as the main screen uses it (``feed`` None: tracing is not part of this app)."""
+
+    def __init__(self, feed: KernelTraceFeed | None) -> None:
+        self.feed = feed
+        self.started = False
+
+    def start(self, app: App[Any], live: bool) -> None:
+        """Start the feed: in a thread worker when live, at once for a recording."""
+        feed = self.feed
+        if feed is None or self.started:
+            return
+        self.started = True
+        if live:
+            app.run_worker(feed.start, thread=True, name="kernel trace", group="kernel-trace", exit_on_error=False)
+        else:
+            feed.start()
+
+    def drain(self, conns: Mapping[Tuple4, int]) -> list[KernelRecord]:
+        """New kernel events as events-panel records (folded into the timelines too)."""
+        if self.feed is None:
+            return []
+        return kernel_records(self.feed.poll(), conns, self.feed.tuple_of)
+
+    def fold(self, sockets: Sequence[SocketLike], ts: float) -> None:
+        """A sock_diag snapshot of the port: TIME_WAIT and cookies for the timelines."""
+        if self.feed is not None:
+            self.feed.fold_snapshot(sockets, ts)
+
+    def sections(self, sock: SocketLike, packets: Sequence[PacketLike], now: float, width: int) -> list[Text]:
+        """The inspector's parts for ``sock`` (empty when tracing is not part of this app)."""
+        return trace_sections(self.feed, sock, packets, now, spark_width=max(8, min(48, width - 40)))
+
+    def signature(self, sock: SocketLike | None) -> object:
+        """Changes when :meth:`sections` would show something new for ``sock``."""
+        return signature(self.feed, sock)
+
+    def status(self) -> Text:
+        """The status line's few words (empty without a feed)."""
+        if self.feed is None:
+            return Text()
+        words = self.feed.status()
+        return Text(words, style="yellow" if self.feed.unavailable else "")
+
+    def stop(self) -> None:
+        """Stop the trace and remove its instance."""
+        if self.feed is not None:
+            self.feed.stop()

@@ -128,6 +128,7 @@ class NetlensApp(App[int]):
     def _server_started(self) -> None:
         assert self.main is not None
         self.main.packets.start()
+        self.main.start_kernel_trace()
         if self.feeds.live:
             self.set_interval(TICK, self._tick)
             self.probe_loop()
@@ -184,6 +185,8 @@ class NetlensApp(App[int]):
                 pass  # closing
 
     def on_unmount(self) -> None:
+        if self.main is not None:
+            self.main.kernel_trace.stop()
         self.feeds.stop()
         sys.setswitchinterval(self._switch_interval)
         if self._gc_thresholds is not None:

@@ -25,6 +25,7 @@ from netlens.server import (
     Subscription,
 )
 from netlens.server.bus import EventRecord
+from netlens.ui.trace_feed import KernelTraceFeed, LiveTraceFeed
 
 
 class ServerLike(Protocol):
@@ -55,6 +56,7 @@ class Feeds(Protocol):
     def probe(self) -> Snapshot: ...
     def now(self) -> float: ...
     def stop(self) -> None: ...
+    def trace_feed(self) -> KernelTraceFeed | None: ...
 
 
 class LiveFeeds:
@@ -62,10 +64,12 @@ class LiveFeeds:
 
     live = True
 
-    def __init__(self, config: ServerConfig, iface: str = "lo", capture: bool = True) -> None:
+    def __init__(self, config: ServerConfig, iface: str = "lo", capture: bool = True,
+                 kernel_trace: bool = True) -> None:
         self.config = config
         self.iface = iface
         self.capture_wanted = capture
+        self.kernel_trace = kernel_trace
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
         self._prober = Prober()
@@ -98,6 +102,10 @@ class LiveFeeds:
     def now(self) -> float:
         """Wall clock."""
         return time.time()
+
+    def trace_feed(self) -> KernelTraceFeed | None:
+        """The kernel's events of the server's port (call once the server is bound; not started yet)."""
+        return LiveTraceFeed(self._server.address[1]) if self.kernel_trace else None
 
     def stop(self) -> None:
         """Stop the server (within a second)."""
@@ -136,7 +144,7 @@ class RecordedFeeds:
     live = False
 
     def __init__(self, server: RecordedServer, records: list[EventRecord], kernel: Snapshot,
-                 now: float, iface: str = "lo", packets: Any = None) -> None:
+                 now: float, iface: str = "lo", packets: Any = None, trace: KernelTraceFeed | None = None) -> None:
         self.config = server.config
         self.iface = iface
         self._server = server
@@ -148,6 +156,7 @@ class RecordedFeeds:
         self._now = now
         #: A packet store loaded from a pcap (or None: no packets panel data).
         self.packets = packets
+        self._trace = trace
 
     @property
     def server(self) -> RecordedServer:
@@ -169,6 +178,10 @@ class RecordedFeeds:
     def now(self) -> float:
         """The recording's moment."""
         return self._now
+
+    def trace_feed(self) -> KernelTraceFeed | None:
+        """The recorded kernel events (None: the recording has none)."""
+        return self._trace
 
     def stop(self) -> None:
         """Nothing to stop."""

@@ -10,16 +10,19 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from rich.text import Text
 from textual.app import App
 
 from netlens.trace.timeline import SocketLike
-from netlens.ui.kernel_events import KernelRecord, Tuple4, kernel_records
+from netlens.ui.kernel_events import KernelRecord, Tuple4, kernel_records, number_at_time
 from netlens.ui.kernel_panel import signature, trace_sections
 from netlens.ui.tcp_states import PacketLike
 from netlens.ui.trace_feed import KernelTraceFeed
+
+#: Packets of a connection searched for the one that caused each transition (the newest).
+MAX_TIMELINE_PACKETS = 4000
 
 
 class KernelTraceView:
@@ -70,3 +73,39 @@ class KernelTraceView:
         """Stop the trace and remove its instance."""
         if self.feed is not None:
             self.feed.stop()
+
+
+class PacketSource(Protocol):
+    """What the jumps and the timeline read of the packet store (``PacketStore`` through its lock)."""
+
+    first: int
+    last: int
+
+    def summary(self, no: int) -> Any: ...
+    def stream_packets(self, stream_id: int) -> list[int]: ...
+
+
+def connection_packets(store: PacketSource | None, stream_id: int | None, limit: int = MAX_TIMELINE_PACKETS
+                       ) -> list[PacketLike]:
+    """The newest ``limit`` captured packets of one stream, for the timeline's "on packet #N"."""
+    if store is None or stream_id is None:
+        return []
+    numbers = store.stream_packets(stream_id)[-limit:]
+    out: list[PacketLike] = []
+    for no in numbers:
+        try:
+            out.append(store.summary(no))
+        except (KeyError, IndexError):  # evicted from the ring meanwhile
+            continue
+    return out
+
+
+def packet_near(store: PacketSource | None, when: float) -> int | None:
+    """The stored packet captured nearest ``when`` (None when nothing is stored)."""
+    if store is None:
+        return None
+    first, last = int(store.first), int(store.last)
+    try:
+        return number_at_time(first, last, lambda no: float(store.summary(no).time), when)
+    except (KeyError, IndexError):
+        return None

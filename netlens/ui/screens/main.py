@@ -17,6 +17,9 @@ from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
 from netlens.ui.format import count
+from netlens.ui.kernel_events import interleave
+from netlens.ui.kernel_jump import kernel_to_packet, packet_to_kernel
+from netlens.ui.kernel_trace import KernelTraceView, connection_packets
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.screens.packet import PacketScreen
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
@@ -58,6 +61,7 @@ class MainScreen(Screen[None]):
         Binding("C", "app.clear_capture", "Clear capture", show=False),
         Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
+        Binding("k", "kernel_jump", "Packet ⇄ kernel events", show=False),
     ]
 
     def __init__(self, feeds: Feeds) -> None:
@@ -66,6 +70,8 @@ class MainScreen(Screen[None]):
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
         self._pending: list[EventRecord] = []
+        #: Kernel tracing of the server's port (started once the server is bound).
+        self.kernel_trace = KernelTraceView(None)
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
 
@@ -119,6 +125,9 @@ class MainScreen(Screen[None]):
         single frame carries them all.
         """
         self._pending.extend(self.feeds.events.drain_records())
+        kernel = self.kernel_trace.drain({key: snap.conn for key, snap in self.server_conns.items()})
+        if kernel:
+            self._pending = interleave(self._pending, kernel)
         now = time.monotonic()
         flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
         interval = FLOOD_PAINT if flooding else 0.0
@@ -149,6 +158,7 @@ class MainScreen(Screen[None]):
         panel = self.query_one("#connections-panel")
         if panel.border_subtitle != subtitle:
             panel.border_subtitle = subtitle
+        self.kernel_trace.fold(view.snapshot.sockets, view.snapshot.ts)
         self.refresh_inspector()
 
     def refresh_inspector(self) -> None:
@@ -162,7 +172,15 @@ class MainScreen(Screen[None]):
         if snap is not None:
             # The table's copy has no buffers; the inspector shows this one connection's.
             snap = next(iter(self.feeds.server.snapshot(conn=snap.conn)), snap)
-        inspector.show(selection.socket, snap, self.feeds.now(), closed=selection.status.value == "closed")
+        sock, now = selection.socket, self.feeds.now()
+
+        def kernel() -> list[Text]:
+            stream = self.packets.stream_for(sock)
+            packets = connection_packets(self.packets.store, stream.id if stream is not None else None)
+            return self.kernel_trace.sections(sock, packets, now, inspector.size.width)
+
+        inspector.show(sock, snap, now, closed=selection.status.value == "closed", kernel=kernel,
+                       kernel_sig=self.kernel_trace.signature(sock))
 
     def server_snapshot_of(self, selection: Selection) -> ConnectionSnapshot | None:
         """The server's view of the selected connection (its own row, or its peer's for a client socket)."""
@@ -212,6 +230,18 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(PacketScreen(store, no), back)
 
+    def start_kernel_trace(self) -> None:
+        """Trace the server's port from now on (once it is bound)."""
+        self.kernel_trace = KernelTraceView(self.feeds.trace_feed())
+        self.kernel_trace.start(self.app, self.feeds.live)
+
+    def action_kernel_jump(self) -> None:
+        """k: from a packet to the kernel's events at its time; from an event back to the packet."""
+        jump = kernel_to_packet if self.focused is self.events else packet_to_kernel
+        sentence = jump(self.events, self.packets)
+        if sentence:
+            self.app.notify(sentence, severity="warning", markup=False)
+
     def action_goto_connection(self) -> None:
         """Select the connection of the packet under the cursor."""
         no = self.packets.selected_number()
@@ -252,6 +282,10 @@ class MainScreen(Screen[None]):
             text.append(f" ({count(dropped)} dropped)", style="bold red")
         text.append("  ")
         text.append_text(self.packets.status_text())
+        kernel = self.kernel_trace.status()
+        if kernel:
+            text.append("  ")
+            text.append_text(kernel)
         if self.probe_note:
             text.append("  kernel: " + self.probe_note, style="yellow")
         text.append("   ? help", style="dim")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -123,18 +125,19 @@ class SocketInspector(VerticalScroll):
         self._body = Static(Text("Select a connection to inspect it.", style="dim"), expand=True)
         self._last: object = None
         self._lines = 0
-        self._args: tuple[SocketInfo | None, ConnectionSnapshot | None, float, bool] = (None, None, 0.0, False)
+        self._args: tuple[SocketInfo | None, ConnectionSnapshot | None, float, bool, Any, object] = (
+            None, None, 0.0, False, None, None)
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
 
     def show(self, sock: SocketInfo | None, snap: ConnectionSnapshot | None, now: float,
-             closed: bool = False) -> None:
-        """Show one connection (or a hint when nothing is selected)."""
-        self._args = (sock, snap, now, closed)
+             closed: bool = False, kernel: Callable[[], list[Text]] | None = None, kernel_sig: object = None) -> None:
+        """Show one connection (or a hint when nothing is selected); ``kernel`` builds the trace's parts."""
+        self._args = (sock, snap, now, closed, kernel, kernel_sig)
         signature = (self.size.width, sock, snap and (snap.stage, snap.mask, snap.bytes_in, snap.bytes_out,
                                      snap.recv_buffered, snap.send_buffered, snap.paused, snap.options),
-                     closed, int(now))
+                     closed, int(now), kernel_sig)
         if signature == self._last:
             return
         self._last = signature
@@ -151,6 +154,8 @@ class SocketInspector(VerticalScroll):
             parts += server_view(snap, now, 16 if self.size.width >= 74 else 8)
             parts.append(Text("─" * max(10, self.size.width - 2), style="dim"))
         parts += kernel_view(sock)
+        if kernel is not None:
+            parts += kernel()
         body = Text("\n", no_wrap=True, overflow="ellipsis").join(parts)
         lines = body.plain.count("\n") + 1
         # The body only ever grows (shorter content is padded with blank lines): moving

@@ -14,9 +14,7 @@ from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.packets import PacketsView
 from netlens.ui.widgets.virtual_list import VirtualList
 
-#: A kernel event may come this long before the packet it belongs to (a state set, then the segment sent).
-LEAD = 0.001
-#: Rows looked through for a kernel event after the packet's time.
+#: Rows looked through, either side of the packet's time, for the nearest kernel event.
 SCAN = 500
 
 
@@ -30,14 +28,18 @@ def packet_to_kernel(events: EventLog, packets: PacketsView) -> str | None:
         when = float(store.summary(no).time)
     except (KeyError, IndexError):
         return f"Packet #{no} is no longer stored."
-    row = events.row_at_time(when - LEAD)
+    row = events.row_at_time(when)
     if row is None:
         return "There are no events yet."
-    last = min(events.row_count(), row + SCAN)
-    kernel_row = next((r for r in range(row, last) if is_kernel(events.record_at(r))), None)
-    _select(events, row if kernel_row is None else kernel_row)
-    return f"No kernel event at packet #{no}'s time; the nearest events are selected." if kernel_row is None \
-        else None
+    # The kernel event nearest in time, before or after (a state is set just before its segment goes out).
+    rows = range(max(0, row - SCAN), min(events.row_count(), row + SCAN))
+    kernel = [(abs(float(events.record_at(r)[1]) - when), r) for r in rows  # type: ignore[arg-type]
+              if is_kernel(events.record_at(r))]
+    if not kernel:
+        _select(events, row)
+        return f"No kernel event near packet #{no}'s time; the events at that time are selected."
+    _select(events, min(kernel)[1])
+    return None
 
 
 def kernel_to_packet(events: EventLog, packets: PacketsView) -> str | None:
@@ -59,4 +61,5 @@ def _select(target: VirtualList, row: int) -> None:
     """Stop following, move the cursor to ``row`` and focus the list."""
     target.follow = False
     target.cursor = row
+    target.scroll_to_region_of(row)
     target.focus()

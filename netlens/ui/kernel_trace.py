@@ -9,18 +9,22 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rich.text import Text
 from textual.app import App
 
+from netlens.server.events import EVENT_CODES, Accepted
 from netlens.trace.timeline import SocketLike
 from netlens.ui.kernel_events import KernelRecord, Tuple4, kernel_records, number_at_time
 from netlens.ui.kernel_panel import signature, trace_sections
 from netlens.ui.tcp_states import PacketLike
 from netlens.ui.trace_feed import KernelTraceFeed
 
+#: Server connections remembered for labelling kernel events (the newest).
+MAX_CONNS = 20_000
+ACCEPTED = EVENT_CODES[Accepted]
 #: Packets of a connection searched for the one that caused each transition (the newest).
 MAX_TIMELINE_PACKETS = 4000
 
@@ -31,6 +35,9 @@ class KernelTraceView:
     def __init__(self, feed: KernelTraceFeed | None) -> None:
         self.feed = feed
         self.started = False
+        #: Server connection ids by (local, lport, peer, pport), learned from "accepted" events: a
+        #: connection may be gone from the server's snapshots before its kernel events are drained.
+        self._conns: dict[Tuple4, int] = {}
 
     def start(self, app: App[Any], live: bool) -> None:
         """Start the feed: in a thread worker when live, at once for a recording."""
@@ -43,10 +50,21 @@ class KernelTraceView:
         else:
             feed.start()
 
-    def drain(self, conns: Mapping[Tuple4, int]) -> list[KernelRecord]:
-        """New kernel events as events-panel records (folded into the timelines too)."""
+    def drain(self, server_records: Sequence[tuple[Any, ...]]) -> list[KernelRecord]:
+        """New kernel events as events-panel records (folded into the timelines too).
+
+        ``server_records``: the socket events drained in the same tick, whose
+        ``accepted`` records say which server connection each 4-tuple is.
+        """
         if self.feed is None:
             return []
+        conns = self._conns
+        for record in server_records:
+            if record[0] == ACCEPTED:
+                peer, local = record[3], record[4]
+                conns[(local[0], local[1], peer[0], peer[1])] = record[2]
+        while len(conns) > MAX_CONNS:
+            del conns[next(iter(conns))]  # the oldest
         return kernel_records(self.feed.poll(), conns, self.feed.tuple_of)
 
     def fold(self, sockets: Sequence[SocketLike], ts: float) -> None:

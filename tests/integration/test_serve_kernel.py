@@ -33,7 +33,7 @@ def test_json_kernel_events_interleave_with_socket_events(netlens_cli) -> None:
                       for line in lines):
             lines.append(json.loads(proc.stdout.readline()))
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err, err

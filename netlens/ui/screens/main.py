@@ -124,8 +124,9 @@ class MainScreen(Screen[None]):
         first), and when they are overdue they come one panel per tick, so no
         single frame carries them all.
         """
-        self._pending.extend(self.feeds.events.drain_records())
-        kernel = self.kernel_trace.drain({key: snap.conn for key, snap in self.server_conns.items()})
+        records = self.feeds.events.drain_records()
+        self._pending.extend(records)
+        kernel = self.kernel_trace.drain(records)
         if kernel:
             self._pending = interleave(self._pending, kernel)
         now = time.monotonic()

@@ -102,9 +102,8 @@ async def session() -> None:
 
         # The first request's packets in depth.
         packets = app.screen.query_one(PacketList)
-        store = view.store
-        first_request = next(no for no in range(store.first, store.last + 1)
-                             if "morpheus" in store.summary(no).info)
+        status = view.feed.status()
+        first_request = next(row.no for row in view.feed.rows(status.first, status.last) if "morpheus" in row.info)
         packets.focus()
         packets.follow = False
         packets.cursor = packets.index_of(first_request)

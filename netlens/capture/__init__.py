@@ -5,75 +5,49 @@ analysis and pcap I/O work on raw bytes with ``struct``. scapy is imported
 when a live capture starts (socket setup, libpcap filter compilation) and
 when a packet is fully dissected.
 
-Typical use (the UI and ``netlens capture`` do exactly this)::
+Where things are
+----------------
+``live.py`` (+ ``packet_socket.py``, ``bpf.py``)
+    :class:`Capture`: one thread reading a packet socket into a :class:`PacketRing` (``ring.py``).
+``store.py`` (+ ``streams.py``, ``appdata.py``, ``reassembly.py``)
+    :class:`PacketStore`: incremental analysis of the ring — streams, flags, messages, summaries.
+``analysis/``
+    The TCP analysis rules, one function each (``rules.py``), over a per-segment context.
+``protocols/``
+    Application protocols (search, echo), one module each, behind one small interface.
+``feed.py``, ``live_feed.py``
+    :class:`PacketFeed`: what a UI talks to (recorded, or live with its capture and analysis thread).
+``follow.py``, ``ladder.py``, ``dissect.py``, ``tcp_detail.py``, ``hexdump.py``
+    Views of a stream or a packet, built from plain data.
+``pcap.py``
+    pcap out, pcap/pcapng in.
+
+Typical use (``netlens capture`` does exactly this; the UI goes through a feed)::
 
     ring = PacketRing(max_packets=1_000_000, max_bytes=256 << 20)
     capture = Capture(iface="lo", port=65432, ring=ring).start()   # CaptureError: one sentence
     store = PacketStore(ring, server_ports=(65432,))
     print(capture.filter_note)          # which kernel filter is in use, and who built it
     ...
-    store.update()                      # on a ~10 Hz timer: analyse what arrived, O(new)
-    rows = store.summaries(first, last) # only the visible rows
+    store.update()                      # analyse what arrived, O(new)
+    rows = store.summaries(first, last) # only the rows wanted
     capture.stop()
 
-Thread model: the capture thread only appends to the ring (thread-safe);
-everything on :class:`PacketStore` runs on the consumer's thread.
-``Capture.start()`` imports scapy (~0.5 s the first time) and opens the
-socket: call it from a worker thread, not before the UI's first frame.
-
-API
----
-Capture
-    ``Capture(iface="lo", port=65432, bpf=None, ring=None, writer=None, libpcap=None,
-    write=None, count=None, method="mmap")``: ``bpf`` any tcpdump expression (needs libpcap),
-    ``libpcap=False`` forces the hand-built port filter, ``write`` a pcap path opened at start,
-    ``method`` "mmap" (TPACKET_V3 ring) or "recvmsg". ``.start() -> Capture`` opens the socket and
-    the thread (raises :class:`CaptureError`, exit code 2); ``.stop() -> CaptureStats``;
-    ``.stats() -> CaptureStats`` (captured, kernel_drops, ring_evictions, stored, bytes, elapsed,
-    rcvbuf, cpu, method, error); ``.wait(timeout) -> bool`` until new packets; ``.filter_note``
-    one sentence (which filter, built by whom); ``.running``; ``.error`` (sentence if it died).
-PacketRing
-    ``PacketRing(max_packets=1_000_000, max_bytes=256 MiB, linktype=1)``; ``.first``, ``.last``,
-    ``len()``, ``.frame(no) -> bytes``, ``.ts(no) -> float``, ``.ts_ns(no)``, ``.record(no)``,
-    ``.read(start, stop, limit) -> [(no, ts_ns, frame)]``, ``.append(ts_ns, frame)``,
-    ``.evicted``, ``.bytes_stored``, ``.memory_bytes()``. Packet numbers are 1-based and stable.
-PacketStore
-    ``PacketStore(ring, server_ports=(65432,))``; ``.update(limit) -> int``; ``.last``;
-    ``.summary(no) -> PacketSummary``; ``.summaries(start, stop)``; ``.stream_of(no) -> Stream``;
-    ``.stream_id_of(no)``; ``.stream(id)``; ``.streams()``; ``.stream_packets(id) -> [no]``;
-    ``.analysis(no) -> [Mark]`` (``mark.name``, ``.label``, ``.rule``, ``.detail``);
-    ``.flagged()``; ``.messages(no)``; ``.follow(id) -> Follow``; ``.ladder(id) -> Ladder``;
-    ``.dissect(no) -> [Layer]``; ``.hexdump(no) -> [str]``.
-Stream
-    ``.id``, ``.key`` (:class:`StreamKey`: ``family``, ``client``/``server`` as (host, port),
-    ``.matches(local, remote)`` to link a socket), ``.client``/``.server`` text, ``.packets``,
-    ``.completeness()``, ``.first_fin`` (0 client, 1 server), ``.closed``, ``.describe()``.
-Views
-    ``PacketSummary`` (``no, time, rel_time, src, sport, dst, dport, flags, seq, ack, win, len,
-    info, analysis, stream, direction``; ``.line()``, ``.to_json()``); ``Follow`` (``chunks`` of
-    :class:`FollowChunk` with ``direction``, ``data``, ``packets``; ``.render()``); ``Ladder``
-    (``client``, ``server``, ``arrows`` of :class:`Arrow`: ``no, time, rel_time, direction,
-    label, marks``; ``.render(width)``); ``dissect(frame, linktype, search_port) -> [Layer]``
-    (``name``, ``fields`` as (name, value)); ``hexdump(frame) -> [str]``, ``hexdump_rows``.
-pcap
-    ``PcapWriter(path|"-"|file, linktype, nanosecond=True)`` (``.write(ts_ns, frame)``,
-    ``.flush()``, ``.close()``); ``write_pcap(path, ring, start, stop)``;
-    ``PcapReader(path|"-"|file)`` iterates ``(ts_ns, frame, orig_len)``, ``.linktype``,
-    ``.warning``; ``read_pcap(source, ring=None) -> ReadResult(ring, packets, warning)``.
-Rules
-    ``RULES[name].rule`` is the sentence behind each analysis flag.
-Test data
-    :mod:`netlens.capture.synth`: ``tcp_frame(...)`` and ``Conversation(ring)`` write
-    deterministic frames (for UI snapshot tests too).
+Thread model: the capture thread only appends to the ring (which has its own
+lock). A :class:`PacketStore` is used by one thread at a time: the command's
+loop, or a feed's analysis thread and its queries under the feed's lock
+(``live_feed.py`` says it all). ``Capture.start()`` imports scapy (~0.5 s the
+first time) and opens the socket: call it off the UI thread (feeds do).
 
 Every string from the wire that these objects expose is escaped for the terminal
 (no control characters); render it as ``rich.text.Text``, never as markup.
 """
 
-from netlens.capture.analysis import RULES, Mark, Rule
+from netlens.capture.analysis import RULES, Mark, Rule, Severity
 from netlens.capture.bpf import libpcap_available, tcp_port_program
 from netlens.capture.dissect import Layer, dissect
 from netlens.capture.errors import CaptureError, PcapError
+from netlens.capture.feed import FeedState, FeedStatus, PacketDetail, PacketFeed, RecordedPacketFeed, StreamView
 from netlens.capture.follow import Follow, FollowChunk
 from netlens.capture.hexdump import HexRow, hexdump, hexdump_rows
 from netlens.capture.ladder import Arrow, Ladder, render_ladder
@@ -90,12 +64,16 @@ __all__ = [
     "Capture",
     "CaptureError",
     "CaptureStats",
+    "FeedState",
+    "FeedStatus",
     "Follow",
     "FollowChunk",
     "HexRow",
     "Ladder",
     "Layer",
     "Mark",
+    "PacketDetail",
+    "PacketFeed",
     "PacketRing",
     "PacketStore",
     "PacketSummary",
@@ -103,9 +81,12 @@ __all__ = [
     "PcapReader",
     "PcapWriter",
     "ReadResult",
+    "RecordedPacketFeed",
     "Rule",
+    "Severity",
     "Stream",
     "StreamKey",
+    "StreamView",
     "dissect",
     "hexdump",
     "hexdump_rows",

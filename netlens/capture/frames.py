@@ -166,62 +166,88 @@ def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
     if isinstance(located, Other):
         return located
     offset, ethertype = located
-    size = len(frame)
-    note = ""
     if ethertype == ETH_P_IP:
-        if size < offset + 20:
-            return Other("IPv4", "", "", None, None, f"truncated IPv4 header ({max(0, size - offset)} of 20 bytes)")
-        first = frame[offset]
-        header_length = (first & 0x0F) * 4
-        if first >> 4 != 4 or header_length < 20:
-            return Other("IPv4", "", "", None, None,
-                         f"bogus IPv4 header (version {first >> 4}, length {header_length})")
-        (total,) = _H.unpack_from(frame, offset + 2)
-        end = offset + total
-        if total < header_length:
-            return Other("IPv4", "", "", None, None, f"bogus IPv4 total length {total}")
-        if end > size:
-            note = f"frame cut short: {size - offset} of {total} IP bytes captured"
-            end = size
-        if size < offset + header_length:
-            return Other("IPv4", "", "", None, None, "truncated IPv4 options")
-        proto = frame[offset + 9]
-        src, dst = frame[offset + 12:offset + 16], frame[offset + 16:offset + 20]
-        (fragment,) = _H.unpack_from(frame, offset + 6)
-        if fragment & 0x1FFF:
-            return Other("IPv4", format_ip(src), format_ip(dst), None, None,
-                         f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})")
-        transport = offset + header_length
-        version = 4
+        network = _ipv4(frame, offset)
     elif ethertype == ETH_P_IPV6:
-        if size < offset + 40:
-            return Other("IPv6", "", "", None, None, f"truncated IPv6 header ({max(0, size - offset)} of 40 bytes)")
-        if frame[offset] >> 4 != 6:
-            return Other("IPv6", "", "", None, None, f"bogus IPv6 version {frame[offset] >> 4}")
-        (payload,) = _H.unpack_from(frame, offset + 4)
-        proto = frame[offset + 6]
-        src, dst = frame[offset + 8:offset + 24], frame[offset + 24:offset + 40]
-        transport = offset + 40
-        end = transport + payload
-        if end > size:
-            note = f"frame cut short: {size - offset} of {40 + payload} IP bytes captured"
-            end = size
-        # Walk the common extension headers (a bounded loop: each one is at least 8 bytes).
-        for _ in range(8):
-            if proto in _IPV6_EXTENSIONS and transport + 8 <= end:
-                proto, transport = frame[transport], transport + (frame[transport + 1] + 1) * 8
-            elif proto == _IPV6_FRAGMENT and transport + 8 <= end:
-                if _H.unpack_from(frame, transport + 2)[0] & 0xFFF8:
-                    return Other("IPv6", format_ip(src), format_ip(dst), None, None, "non-first fragment")
-                proto, transport = frame[transport], transport + 8
-            else:
-                break
-        version = 6
+        network = _ipv6(frame, offset)
     elif ethertype == ETH_P_ARP:
         return Other("ARP", "", "", None, None, _arp_info(frame, offset))
     else:
         return Other(f"0x{ethertype:04x}", "", "", None, None, f"ethertype 0x{ethertype:04x}")
+    if isinstance(network, Other):
+        return network
+    return _transport(frame, network)
 
+
+class _Network(NamedTuple):
+    """Where an IP packet's transport header is, and what the IP header said."""
+
+    version: int
+    proto: int
+    src: bytes
+    dst: bytes
+    transport: int
+    end: int
+    note: str
+
+
+def _ipv4(frame: bytes, offset: int) -> _Network | Other:
+    size = len(frame)
+    if size < offset + 20:
+        return Other("IPv4", "", "", None, None, f"truncated IPv4 header ({max(0, size - offset)} of 20 bytes)")
+    first = frame[offset]
+    header_length = (first & 0x0F) * 4
+    if first >> 4 != 4 or header_length < 20:
+        return Other("IPv4", "", "", None, None, f"bogus IPv4 header (version {first >> 4}, length {header_length})")
+    (total,) = _H.unpack_from(frame, offset + 2)
+    end = offset + total
+    if total < header_length:
+        return Other("IPv4", "", "", None, None, f"bogus IPv4 total length {total}")
+    note = ""
+    if end > size:
+        note = f"frame cut short: {size - offset} of {total} IP bytes captured"
+        end = size
+    if size < offset + header_length:
+        return Other("IPv4", "", "", None, None, "truncated IPv4 options")
+    proto = frame[offset + 9]
+    src, dst = frame[offset + 12:offset + 16], frame[offset + 16:offset + 20]
+    (fragment,) = _H.unpack_from(frame, offset + 6)
+    if fragment & 0x1FFF:
+        return Other("IPv4", format_ip(src), format_ip(dst), None, None,
+                     f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})")
+    return _Network(4, proto, src, dst, offset + header_length, end, note)
+
+
+def _ipv6(frame: bytes, offset: int) -> _Network | Other:
+    size = len(frame)
+    if size < offset + 40:
+        return Other("IPv6", "", "", None, None, f"truncated IPv6 header ({max(0, size - offset)} of 40 bytes)")
+    if frame[offset] >> 4 != 6:
+        return Other("IPv6", "", "", None, None, f"bogus IPv6 version {frame[offset] >> 4}")
+    (payload,) = _H.unpack_from(frame, offset + 4)
+    proto = frame[offset + 6]
+    src, dst = frame[offset + 8:offset + 24], frame[offset + 24:offset + 40]
+    transport = offset + 40
+    end = transport + payload
+    note = ""
+    if end > size:
+        note = f"frame cut short: {size - offset} of {40 + payload} IP bytes captured"
+        end = size
+    # Walk the common extension headers (a bounded loop: each one is at least 8 bytes).
+    for _ in range(8):
+        if proto in _IPV6_EXTENSIONS and transport + 8 <= end:
+            proto, transport = frame[transport], transport + (frame[transport + 1] + 1) * 8
+        elif proto == _IPV6_FRAGMENT and transport + 8 <= end:
+            if _H.unpack_from(frame, transport + 2)[0] & 0xFFF8:
+                return Other("IPv6", format_ip(src), format_ip(dst), None, None, "non-first fragment")
+            proto, transport = frame[transport], transport + 8
+        else:
+            break
+    return _Network(6, proto, src, dst, transport, end, note)
+
+
+def _transport(frame: bytes, ip: _Network) -> Tcp | Other:
+    version, proto, src, dst, transport, end, note = ip
     if proto == IPPROTO_TCP:
         if end < transport + 20:
             return Other("TCP", format_ip(src), format_ip(dst), None, None,
@@ -229,8 +255,7 @@ def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
         sport, dport, seq, ack, offset_flags, window = _TCP.unpack_from(frame, transport)
         tcp_length = (offset_flags >> 12) * 4
         if tcp_length < 20:
-            return Other("TCP", format_ip(src), format_ip(dst), sport, dport,
-                         f"bogus TCP header length {tcp_length}")
+            return Other("TCP", format_ip(src), format_ip(dst), sport, dport, f"bogus TCP header length {tcp_length}")
         if transport + tcp_length > end:
             return Other("TCP", format_ip(src), format_ip(dst), sport, dport,
                          f"TCP header length {tcp_length} runs past the end of the packet")

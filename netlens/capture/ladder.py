@@ -1,20 +1,18 @@
 """Ladder (sequence) diagram of one stream: data for the UI to draw, and a plain-text renderer.
 
 The model is two endpoints and arrows in capture order; each arrow carries
-its time, direction, packet number, a label (``SYN seq=0``, ``PSH,ACK len=146
-search request 'morpheus'``) and the packet's analysis flags.
+its time, direction, packet number, TCP flags, numbers, payload length, the
+packet's analysis flags and their worst severity, and a label built from them
+(``SYN seq=0``, ``PSH,ACK len=146 search request 'morpheus'``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netlens.capture.frames import FLAG_NAMES, SYN
-
-if TYPE_CHECKING:
-    from netlens.capture.store import PacketStore
-    from netlens.capture.summary import PacketSummary
+from netlens.capture.summary import PacketSummary
 
 _LETTER_BITS = {letter: 1 << i for i, letter in enumerate("FSRPAUECN")}
 
@@ -31,6 +29,10 @@ class Arrow:
     direction: int
     label: str
     marks: tuple[str, ...]
+    #: TCP flag bits (``netlens.capture.frames.SYN``...), payload bytes, worst severity of ``marks``.
+    flags: int = 0
+    length: int = 0
+    severity: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,18 @@ class Ladder:
         return render_ladder(self, width)
 
 
+def flag_bits(letters: str) -> int:
+    """``"PA"`` (a summary's flags) -> the TCP flag bits."""
+    bits = 0
+    for letter in letters:
+        bits |= _LETTER_BITS.get(letter, 0)
+    return bits
+
+
 def arrow_label(summary: PacketSummary) -> str:
     """The arrow's text: ``SYN seq=0``, ``SYN,ACK seq=0 ack=1``, ``FIN,ACK seq=147 ack=149``,
     ``PSH,ACK len=146 search request 'morpheus'``."""
-    bits = 0
-    for letter in summary.flags:
-        bits |= _LETTER_BITS.get(letter, 0)
+    bits = flag_bits(summary.flags)
     names = FLAG_NAMES[bits] or "(no flags)"
     if bits & SYN:
         text = f"{names} seq={summary.seq}" + (f" ack={summary.ack}" if "A" in summary.flags else "")
@@ -67,21 +75,17 @@ def arrow_label(summary: PacketSummary) -> str:
     return text
 
 
-def ladder(store: PacketStore, stream_id: int) -> Ladder:
-    """Build the ladder of ``stream_id`` from the packets still in the ring."""
-    stream = store.stream(stream_id)
+def ladder(stream_id: int, client: str, server: str, rows: Iterable[PacketSummary]) -> Ladder:
+    """Build the ladder of one stream from its packets' summaries (capture order)."""
     arrows = []
     start: float | None = None
-    for no in store.stream_packets(stream_id):
-        try:
-            summary = store.summary(no)
-        except IndexError:
-            continue
+    for summary in rows:
         if start is None:
             start = summary.time
-        arrows.append(Arrow(no, summary.time, summary.time - start, summary.direction or 0,
-                            arrow_label(summary), summary.analysis))
-    return Ladder(stream_id, stream.client, stream.server, tuple(arrows))
+        arrows.append(Arrow(summary.no, summary.time, summary.time - start, summary.direction or 0,
+                            arrow_label(summary), summary.analysis, flag_bits(summary.flags), summary.len or 0,
+                            summary.severity))
+    return Ladder(stream_id, client, server, tuple(arrows))
 
 
 def render_ladder(model: Ladder, width: int = 100) -> list[str]:

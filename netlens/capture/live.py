@@ -20,7 +20,6 @@ socket); constructing a :class:`Capture` is cheap.
 
 from __future__ import annotations
 
-import errno
 import logging
 import mmap
 import os
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from netlens import DEFAULT_PORT
-from netlens.capture import bpf
+from netlens.capture import bpf, packet_socket
 from netlens.capture.errors import CaptureError
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from netlens.capture.pcap import PcapWriter
@@ -40,17 +39,11 @@ from netlens.capture.ring import PacketRing
 
 log = logging.getLogger("netlens.capture")
 
-SOL_PACKET = 263
-PACKET_RX_RING = 5
-PACKET_STATISTICS = 6
+SOL_PACKET = packet_socket.SOL_PACKET
 PACKET_AUXDATA = 8
-PACKET_VERSION = 10
-TPACKET_V3 = 2
 TP_STATUS_USER = 1
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
-SO_RCVBUFFORCE = 33
-ETH_P_ALL = 0x0003
 #: Receive buffer asked for: at ~1 KiB of kernel accounting per small frame this
 #: absorbs a stall of well over a second at 40,000 packets/s.
 DEFAULT_RCVBUF = 64 * 1024 * 1024
@@ -60,7 +53,6 @@ RING_BLOCK_SIZE = 1 << 20
 RING_BLOCKS = 32
 #: A block goes to user space when full or after this many ms: the capture's latency.
 RING_BLOCK_TIMEOUT_MS = 10
-_TPACKET_REQ3 = struct.Struct("IIIIIII")
 # tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, (tp_status), tp_mac.
 _TPACKET3_HDR = struct.Struct("IIIII4xH")
 #: Big enough for any frame the filter keeps (the programs keep up to bpf.SNAPLEN).
@@ -228,33 +220,7 @@ class Capture:
         return self
 
     def _open(self) -> None:
-        try:
-            from scapy.arch.linux import L2ListenSocket
-            from scapy.error import Scapy_Exception
-        except ImportError as exc:  # pragma: no cover - scapy is a dependency
-            raise CaptureError(f"packet capture needs scapy, which failed to import: {exc}.") from None
-        # scapy warns that it cannot pick a dissector for lo's frames when its
-        # Ethernet layers are not loaded; netlens never asks it to dissect here.
-        scapy_log = logging.getLogger("scapy.runtime")
-        level = scapy_log.level
-        scapy_log.setLevel(logging.ERROR)
-        try:
-            # scapy resolves the interface and binds an AF_PACKET socket to it; the
-            # filter is attached right after (below), once the link type is known.
-            listener = L2ListenSocket(iface=self.iface, promisc=self.promisc)
-        except PermissionError:
-            raise CaptureError(
-                f"capturing packets on {self.iface} needs root or the CAP_NET_RAW capability; "
-                f"run netlens with sudo (the rest of netlens works without it)."
-            ) from None
-        except (OSError, Scapy_Exception) as exc:
-            if isinstance(exc, OSError) and exc.errno in (errno.ENODEV, errno.ENXIO):
-                raise CaptureError(f"there is no network interface named {self.iface!r}.") from None
-            if isinstance(exc, OSError) and exc.errno == errno.ENETDOWN:
-                raise CaptureError(f"the network interface {self.iface} is down.") from None
-            raise CaptureError(f"cannot capture on {self.iface}: {exc}.") from None
-        finally:
-            scapy_log.setLevel(level)
+        listener = packet_socket.listen(self.iface, self.promisc)
         sock: socket.socket = listener.ins
         try:
             hatype = sock.getsockname()[3]
@@ -266,7 +232,10 @@ class Capture:
                 )
             program, note = self._filter_program(linktype)
             if hatype == ARPHRD_LOOPBACK:
-                program = bpf.drop_outgoing(program)
+                # lo shows each packet twice (leaving, arriving): the kernel keeps the outgoing copy
+                # from this socket, without even cloning it (kernels before 4.20: a filter prefix drops it).
+                if not packet_socket.ignore_outgoing(sock):
+                    program = bpf.drop_outgoing(program)
                 note += "; loopback's outgoing copies are dropped in the kernel"
             bpf.attach(sock, program)
             # Only the timestamp as ancillary data (scapy also asks for VLAN auxdata).
@@ -277,15 +246,15 @@ class Capture:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if self.method == "mmap":
                 try:
-                    self._mmap = _rx_ring(sock)
+                    self._mmap = packet_socket.rx_ring(sock, RING_BLOCK_SIZE, RING_BLOCKS, RING_BLOCK_TIMEOUT_MS)
                     self._rcvbuf = RING_BLOCK_SIZE * RING_BLOCKS
                 except OSError as exc:
                     log.info("no TPACKET_V3 ring (%s); reading with recvmsg", exc)
                     self.method = "recvmsg"
             if self.method == "recvmsg":
-                self._rcvbuf = _grow_rcvbuf(sock, self.rcvbuf_wanted)
-            _drain(sock)  # frames queued before the filter was attached
-            _read_stats(sock)  # and their counters
+                self._rcvbuf = packet_socket.grow_rcvbuf(sock, self.rcvbuf_wanted)
+            packet_socket.drain(sock, _BUFFER)  # frames queued before the filter was attached
+            packet_socket.read_stats(sock)  # and their counters
         except BaseException:
             if self._mmap is not None:
                 self._mmap.close()
@@ -441,7 +410,7 @@ class Capture:
             return
         with self._lock:
             try:
-                _, drops = _read_stats(sock)
+                _, drops = packet_socket.read_stats(sock)
             except OSError:
                 return
             self._drops += drops
@@ -517,42 +486,3 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _grow_rcvbuf(sock: socket.socket, size: int) -> int:
-    """Ask for a ``size``-byte receive buffer: beyond rmem_max as root (FORCE), else as allowed."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
-    except OSError:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        except OSError:
-            pass
-    # Linux reports double the requested value (it counts bookkeeping overhead).
-    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-
-
-def _rx_ring(sock: socket.socket) -> mmap.mmap:
-    """Switch ``sock`` to a TPACKET_V3 receive ring and map it (OSError if the kernel refuses)."""
-    sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
-    frame_size = 2048  # only used by the kernel to validate the request for V3
-    request = _TPACKET_REQ3.pack(RING_BLOCK_SIZE, RING_BLOCKS, frame_size,
-                                 RING_BLOCK_SIZE * RING_BLOCKS // frame_size, RING_BLOCK_TIMEOUT_MS, 0, 0)
-    sock.setsockopt(SOL_PACKET, PACKET_RX_RING, request)
-    return mmap.mmap(sock.fileno(), RING_BLOCK_SIZE * RING_BLOCKS, mmap.MAP_SHARED,
-                     mmap.PROT_READ | mmap.PROT_WRITE)
-
-
-def _read_stats(sock: socket.socket) -> tuple[int, int]:
-    """(packets, drops) since the last call: the kernel resets PACKET_STATISTICS on read."""
-    raw = sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
-    packets, drops = struct.unpack("II", raw)
-    return packets, drops
-
-
-def _drain(sock: socket.socket) -> None:
-    while True:
-        try:
-            sock.recv(_BUFFER, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return

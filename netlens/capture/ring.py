@@ -137,16 +137,28 @@ class PacketRing:
                 for no in [n for n in self._orig if n < end]:
                     del self._orig[no]
 
-    def clear(self) -> None:
-        """Forget every stored packet (numbering continues where it was)."""
+    def clear(self, renumber: bool = False) -> int:
+        """Forget every stored packet; returns how many. ``renumber``: the next packet is number 1 again.
+
+        Without ``renumber`` numbering continues where it was (packets that
+        were stored count as evicted). With it, the ring starts afresh,
+        relative times included; readers holding old numbers must start over.
+        """
         with self._lock:
-            self._evicted += self._count
+            forgotten = self._count
+            if renumber:
+                self._last = 0
+                self._evicted = 0
+                self._first_ts_ns = None
+            else:
+                self._evicted += self._count
             self._chunks.clear()
             self._starts.clear()
             self._tail = None
             self._count = 0
             self._bytes = 0
             self._orig.clear()
+            return forgotten
 
     # ------------------------------------------------------------------ reading
 

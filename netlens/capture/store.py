@@ -4,7 +4,8 @@
 (O(new packets)); everything else answers from compact state:
 
 * per packet: only its stream id (4 bytes, in an ``array``);
-* per stream: ISNs, window scale, sequence/ack/window state, a packet index;
+* per stream: ISNs, window scale, sequence/ack/window state, a packet index,
+  its application-protocol sessions (:mod:`netlens.capture.appdata`);
 * per *flagged* packet: its analysis marks, message info, reassembly links
   (dicts keyed by packet number, pruned as the ring evicts).
 
@@ -12,38 +13,32 @@
 them with that state, so any row of a million-packet list costs a few
 microseconds and no per-packet object is kept.
 
-Not thread-safe: use a store from one thread (the UI's timer or the CLI
-loop). The capture thread only appends to the ring.
+Not thread-safe: one thread at a time (the CLI's loop, or a
+:class:`netlens.capture.feed.PacketFeed` under its lock). The capture thread
+only appends to the ring, which has its own lock.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlens import DEFAULT_PORT
-from netlens.capture.analysis import Mark, analyze
+from netlens.capture.analysis import Mark, analyze, worst
+from netlens.capture.appdata import StreamApps
+from netlens.capture.follow import Follow, follow
 from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp, decode, format_ip, tcp_options
-from netlens.capture.messages import MessageEvent
+from netlens.capture.ladder import Ladder, ladder
+from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
-from netlens.capture.streams import (
-    SEEN_ACK,
-    SEEN_DATA,
-    SEEN_FIN,
-    SEEN_RST,
-    SEEN_SYN,
-    SEEN_SYN_ACK,
-    Stream,
-)
+from netlens.capture.streams import Stream, StreamTable, note_segment
 from netlens.capture.summary import PacketSummary
 from netlens.textsafe import safe_bytes, safe_str
 
 if TYPE_CHECKING:
-    from netlens.capture.dissect import Layer
-    from netlens.capture.follow import Follow
-    from netlens.capture.ladder import Ladder
+    from netlens.capture.dissect import DissectContext, Layer
 
 _MASK = 0xFFFFFFFF
 #: Packets processed per update() call at most, so one call never stalls a UI frame for long.
@@ -53,7 +48,7 @@ _PRINTABLE = bytes(range(0x20, 0x7F))
 
 
 class MessageRecord(NamedTuple):
-    """One completed search-protocol message, as the dissection needs to rebuild it."""
+    """One completed application message, as the dissection needs to rebuild it."""
 
     stream: int
     #: 0: client → server (a request), 1: server → client (a response).
@@ -69,25 +64,32 @@ class PacketStore:
     """Incremental TCP analysis of the packets in ``ring``.
 
     ``server_ports`` helps pick the server side of streams whose handshake
-    was not captured (the default is the workshop port).
+    was not captured (the default is the workshop port); ``protocols`` are
+    the application protocols offered each stream's bytes (default: the
+    registry, :func:`netlens.capture.protocols.registered`).
     """
 
-    def __init__(self, ring: PacketRing, server_ports: Iterable[int] = (DEFAULT_PORT,)) -> None:
+    def __init__(self, ring: PacketRing, server_ports: Iterable[int] = (DEFAULT_PORT,),
+                 protocols: Sequence[AppProtocol] | None = None) -> None:
         self.ring = ring
-        self.server_ports = frozenset(server_ports)
+        self.protocols = tuple(registered() if protocols is None else protocols)
+        self._table = StreamTable(server_ports)
+        self._by_key = self._table.by_key
         self._next = ring.first
         self._sid = array("I")
         self._sid_base = self._next
-        self._streams: dict[int, Stream] = {}
-        self._by_key: dict[tuple[bytes, int, bytes, int], tuple[Stream, int]] = {}
-        self._next_stream = 1
-        self._marks: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._marks: dict[int, tuple[Mark, ...]] = {}
         self._info: dict[int, str] = {}
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
         self._evicted_seen = ring.evicted
         #: Packets the ring evicted before update() got to them (the consumer fell behind).
         self.skipped = 0
+
+    @property
+    def server_ports(self) -> frozenset[int]:
+        """Ports taken to be servers' when a handshake was not captured."""
+        return self._table.server_ports
 
     # ------------------------------------------------------------------ processing
 
@@ -140,128 +142,72 @@ class PacketStore:
         if missed < 1 << 20:
             self._sid.frombytes(bytes(self._sid.itemsize * missed))
         else:
-            self._reset_index(no)
+            self._sid = array("I")
+            self._sid_base = no
         self._next = no
         return missed
-
-    def _reset_index(self, first: int) -> None:
-        self._sid = array("I")
-        self._sid_base = first
-
-    def _new_stream(self, tcp: Tcp, no: int, ts_ns: int) -> tuple[Stream, int]:
-        flags = tcp.flags
-        src, dst = (tcp.src, tcp.sport), (tcp.dst, tcp.dport)
-        if flags & SYN:
-            client_is_src = not flags & ACK
-        elif tcp.dport in self.server_ports and tcp.sport not in self.server_ports:
-            client_is_src = True
-        elif tcp.sport in self.server_ports and tcp.dport not in self.server_ports:
-            client_is_src = False
-        else:
-            # Servers listen on the lower, well-known port; clients get high ephemeral ones.
-            client_is_src = tcp.sport > tcp.dport
-        client, server = (src, dst) if client_is_src else (dst, src)
-        stream = Stream(self._next_stream, tcp.version, client, server, no, ts_ns)
-        self._next_stream += 1
-        self._streams[stream.id] = stream
-        self._by_key[(client[0], client[1], server[0], server[1])] = (stream, 0)
-        self._by_key[(server[0], server[1], client[0], client[1])] = (stream, 1)
-        return stream, 0 if client_is_src else 1
 
     def _process(self, no: int, ts_ns: int, frame: bytes, linktype: int) -> None:
         tcp = decode(frame, linktype)
         if type(tcp) is not Tcp:
             self._sid.append(0)
             return
-        flags = tcp.flags
         entry = self._by_key.get((tcp.src, tcp.sport, tcp.dst, tcp.dport))
-        if entry is not None and flags & SYN and not flags & ACK:
-            old, d = entry
-            # A fresh SYN on known addresses is a new connection, unless it resends the same ISN.
-            if not (d == 0 and old.syn_seq == tcp.seq):
-                entry = None
-        stream, d = entry if entry is not None else self._new_stream(tcp, no, ts_ns)
-        stream.packets.append(no)
-        stream.last_no = no
-        stream.last_ts = ts_ns
+        # A SYN may open a new connection on known addresses: the table decides.
+        stream, d = entry if entry is not None and not tcp.flags & SYN else self._table.place(tcp, no, ts_ns)
         self._sid.append(stream.id)
-        f, r = stream.dirs[d], stream.dirs[1 - d]
-        if f.base is None:
-            # No SYN seen: count from one before, as if the handshake had been captured.
-            f.base = tcp.seq if flags & SYN else (tcp.seq - 1) & _MASK
-        if flags & ACK and r.base is None:
-            r.base = (tcp.ack - 1) & _MASK
-        seen = stream.seen
-        if flags & SYN:
-            if not f.syn_seen:
-                f.syn_seen = True
-                f.base = tcp.seq
-                f.wscale = tcp_options(frame, tcp).wscale
-            if flags & ACK:
-                seen |= SEEN_SYN_ACK
-            else:
-                seen |= SEEN_SYN
-                if d == 0:
-                    stream.syn_seq = tcp.seq
-            d0, d1 = stream.dirs
-            if d0.syn_seen and d1.syn_seen and stream.scale[0] is None:
-                # RFC 7323: scaling is on only if both SYNs carried the option.
-                if d0.wscale is not None and d1.wscale is not None:
-                    stream.scale = [min(d0.wscale, 14), min(d1.wscale, 14)]
-                else:
-                    stream.scale = [0, 0]
-        elif flags & ACK and d == 0 and seen & SEEN_SYN_ACK and not seen & SEEN_ACK:
-            seen |= SEEN_ACK
-        length = tcp.payload_length
-        if length:
-            seen |= SEEN_DATA
-        if flags & FIN:
-            seen |= SEEN_FIN
-            if not f.fin_no:
-                f.fin_no = no
-                if stream.first_fin is None:
-                    stream.first_fin = d
-        if flags & RST:
-            seen |= SEEN_RST
-            if not f.rst_no:
-                f.rst_no = no
-        stream.seen = seen
+        note_segment(stream, d, tcp, frame, no, ts_ns)
         marks = analyze(stream, d, tcp, ts_ns, no)
         if marks:
             self._marks[no] = tuple(marks)
+        length = tcp.payload_length
         if length:
+            f = stream.dirs[d]
             f.payload_bytes += length
             f.segments += 1
-            messages = f.messages
-            if messages.alive:
-                if messages.next_seq is None and f.syn_seen:
-                    # Known ISN: the byte stream starts right after the SYN, even if
-                    # the first data segment captured is not the first one sent.
-                    messages.next_seq = (f.base + 1) & _MASK
-                start = tcp.payload_offset
-                events = messages.feed(tcp.seq, frame[start:start + length], no, d)
-                if events:
-                    self._record_messages(stream, d, no, events)
-                if messages.abandoned:
-                    for part in messages.abandoned:
-                        if self._segment_of.get(part) == 0:
-                            del self._segment_of[part]
-                    messages.abandoned = []
-                if messages.in_message and no not in self._messages:
-                    self._segment_of[no] = 0
-        if flags & (FIN | RST):
-            f.messages.close()
+            self._feed_apps(stream, d, tcp, frame, no, ts_ns)
+        if tcp.flags & (FIN | RST) and stream.apps is not None:
+            stream.apps.close(d)
+
+    def _feed_apps(self, stream: Stream, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int) -> None:
+        """Offer the segment's payload to the stream's protocol sessions; record what they completed."""
+        apps = stream.apps
+        if apps is None:
+            apps = stream.apps = StreamApps([p for p in self.protocols
+                                             if p.claims(stream.client_port, stream.server_port)])
+        if not apps.candidates:
+            return
+        f = stream.dirs[d]
+        if f.syn_seen and f.base is not None and apps.sides[d].next_seq is None:
+            # Known ISN: the byte stream starts right after the SYN, even if the
+            # first data segment captured is not the first one sent.
+            apps.start_at(d, (f.base + 1) & _MASK)
+        start = tcp.payload_offset
+        events = apps.feed(d, tcp.seq, frame[start:start + tcp.payload_length], no, ts_ns)
+        if not events and not apps.abandoned:
+            if apps.unfinished[d] and no not in self._messages:
+                self._segment_of[no] = 0
+            return
+        if events:
+            self._record_messages(stream, d, no, events)
+        if apps.abandoned:
+            for part in apps.abandoned:
+                if self._segment_of.get(part) == 0:
+                    del self._segment_of[part]
+            apps.abandoned = []
+        if apps.unfinished[d] and no not in self._messages:
+            self._segment_of[no] = 0
 
     def _record_messages(self, stream: Stream, d: int, no: int, events: list[MessageEvent]) -> None:
         texts = []
         for event in events:
-            if event.message is None:
-                texts.append(event.info)
+            if event.error:
+                texts.append(event.summary)
                 continue
             stream.message_count += 1
             # Out-of-order segments contribute out of capture order; list them by number.
             packets = tuple(sorted(set(event.packets) | {no}))
-            text = event.info
+            text = event.summary
             if len(packets) > 1:
                 text += f" [reassembled from {len(packets)} segments #{packets[0]}–#{packets[-1]}]"
             texts.append(text)
@@ -286,13 +232,10 @@ class PacketStore:
                 if oldest >= first:
                     break
                 del table[oldest]
-        for stream_id in [sid for sid, s in self._streams.items() if s.last_no < first]:
-            stream = self._streams.pop(stream_id)
-            for key in ((stream.client_ip, stream.client_port, stream.server_ip, stream.server_port),
-                        (stream.server_ip, stream.server_port, stream.client_ip, stream.client_port)):
-                if self._by_key.get(key, (None,))[0] is stream:
-                    del self._by_key[key]
-        for stream in self._streams.values():
+        streams = self._table.by_id
+        for stream in [s for s in streams.values() if s.last_no < first]:
+            self._table.forget(stream)
+        for stream in streams.values():
             packets = stream.packets
             if packets and packets[0] < first:
                 del packets[:bisect_left(packets, first)]
@@ -309,19 +252,19 @@ class PacketStore:
     def stream_of(self, no: int) -> Stream | None:
         """The stream packet ``no`` belongs to, if it is TCP and still known."""
         sid = self.stream_id_of(no)
-        return self._streams.get(sid) if sid else None
+        return self._table.by_id.get(sid) if sid else None
 
     def stream(self, stream_id: int) -> Stream:
         """Stream by id; KeyError if unknown or evicted."""
-        return self._streams[stream_id]
+        return self._table.by_id[stream_id]
 
     def streams(self) -> list[Stream]:
         """Every known stream, in order of first packet."""
-        return list(self._streams.values())
+        return list(self._table.by_id.values())
 
     def stream_packets(self, stream_id: int) -> list[int]:
         """Packet numbers of one stream still in the ring, oldest first."""
-        stream = self._streams.get(stream_id)
+        stream = self._table.by_id.get(stream_id)
         if stream is None:
             return []
         packets = stream.packets
@@ -329,7 +272,7 @@ class PacketStore:
 
     def analysis(self, no: int) -> list[Mark]:
         """Analysis flags of packet ``no``, each able to explain its rule (``mark.rule``)."""
-        return [Mark(name, detail) for name, detail in self._marks.get(no, ())]
+        return list(self._marks.get(no, ()))
 
     def flagged(self) -> list[int]:
         """Numbers of stored packets that carry at least one analysis flag."""
@@ -337,7 +280,7 @@ class PacketStore:
         return [no for no in self._marks if no >= first]
 
     def messages(self, no: int) -> list[MessageRecord]:
-        """Search-protocol messages completed by packet ``no`` (usually none or one)."""
+        """Application messages completed by packet ``no`` (usually none or one)."""
         return list(self._messages.get(no, ()))
 
     def segment_of(self, no: int) -> int | None:
@@ -362,47 +305,47 @@ class PacketStore:
             return PacketSummary(no, ts_ns / 1e9, rel, tcp.proto, tcp.src, tcp.sport, tcp.dst, tcp.dport, "",
                                  None, None, None, None, safe_str(tcp.info), (), None, None, len(frame))
         assert isinstance(tcp, Tcp)
-        flags = tcp.flags
         index = no - self._sid_base
         sid = self._sid[index] if 0 <= index < len(self._sid) else 0
-        stream = self._streams.get(sid) if sid else None
+        stream = self._table.by_id.get(sid) if sid else None
         if stream is None:
             src, dst = format_ip(tcp.src), format_ip(tcp.dst)
-            seq, ack, win, stream_id, d = tcp.seq, tcp.ack if flags & ACK else 0, tcp.window, None, None
+            ack = tcp.ack if tcp.flags & ACK else 0
+            seq, win, stream_id, d = tcp.seq, tcp.window, None, None
         else:
-            d = 0 if tcp.sport == stream.client_port and tcp.src == stream.client_ip else 1
-            f, r = stream.dirs[d], stream.dirs[1 - d]
+            d = direction_of(stream, tcp)
             hosts = (stream.key.client[0], stream.key.server[0])
             src, dst = hosts[d], hosts[1 - d]
-            seq = (tcp.seq - f.base) & _MASK if f.base is not None else tcp.seq
-            if flags & ACK:
-                ack = (tcp.ack - r.base) & _MASK if r.base is not None else tcp.ack
-            else:
-                ack = 0
-            scale = stream.scale[d]
-            win = tcp.window if flags & SYN or not scale else tcp.window << scale
+            seq, ack, win = relative_numbers(stream, d, tcp)
             stream_id = stream.id
         info = self._info.get(no)
         if info is None:
-            info = self._plain_info(no, frame, tcp)
+            info = self._plain_info(no, frame, tcp, stream, d, ts_ns)
         if tcp.note:
             info = f"{info} [{tcp.note}]" if info else f"[{tcp.note}]"
         marks = self._marks.get(no)
-        names = tuple(name for name, _ in marks) if marks else ()
+        names = tuple(mark.name for mark in marks) if marks else ()
         return PacketSummary(no, ts_ns / 1e9, rel, "TCP", src, tcp.sport, dst, tcp.dport,
-                             FLAG_LETTERS[flags], seq, ack, win, tcp.payload_length, info, names, stream_id, d,
-                             len(frame))
+                             FLAG_LETTERS[tcp.flags], seq, ack, win, tcp.payload_length, info, names, stream_id, d,
+                             len(frame), worst(names) if names else 0)
 
-    def _plain_info(self, no: int, frame: bytes, tcp: Tcp) -> str:
+    def _plain_info(self, no: int, frame: bytes, tcp: Tcp, stream: Stream | None, d: int | None,
+                    ts_ns: int) -> str:
         if tcp.flags & SYN:
             return tcp_options(frame, tcp).describe()
         if not tcp.payload_length:
             return ""
+        apps = stream.apps if stream is not None else None
         completed_in = self._segment_of.get(no)
         if completed_in is not None:
+            name = apps.protocol_name() if apps is not None else "application"
             if completed_in:
-                return f"[segment of a search message, reassembled in #{completed_in}]"
-            return "[segment of an unfinished search message]"
+                return f"[segment of a {name} message, reassembled in #{completed_in}]"
+            return f"[segment of an unfinished {name} message]"
+        if apps is not None and d is not None:
+            described = apps.describe(d, tcp.seq, tcp.payload_length, ts_ns)
+            if described is not None:
+                return described
         start = tcp.payload_offset
         data = frame[start:start + min(tcp.payload_length, _PREVIEW)]
         more = "…" if tcp.payload_length > _PREVIEW else ""
@@ -412,31 +355,87 @@ class PacketStore:
 
     # ------------------------------------------------------------------ views
 
-    def payload(self, no: int) -> bytes:
-        """TCP payload of packet ``no`` (empty for non-TCP frames)."""
-        frame = self.ring.frame(no)
-        tcp = decode(frame, self.ring.linktype)
-        if type(tcp) is not Tcp:
-            return b""
-        return frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
+    def segments(self, stream_id: int) -> list[tuple[int, int, int, bytes]]:
+        """``(no, direction, seq, payload)`` of the stream's data segments still stored, in capture order."""
+        stream = self.stream(stream_id)
+        ring = self.ring
+        out = []
+        for no in self.stream_packets(stream_id):
+            try:
+                frame = ring.frame(no)
+            except IndexError:
+                continue
+            tcp = decode(frame, ring.linktype)
+            if type(tcp) is not Tcp or not tcp.payload_length:
+                continue
+            data = frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
+            out.append((no, direction_of(stream, tcp), tcp.seq, data))
+        return out
 
     def follow(self, stream_id: int) -> Follow:
         """Both directions of a stream reassembled in order (see :mod:`netlens.capture.follow`)."""
-        from netlens.capture.follow import follow
-
-        return follow(self, stream_id)
+        stream = self.stream(stream_id)
+        return follow(stream_id, stream.client, stream.server, self.segments(stream_id))
 
     def ladder(self, stream_id: int) -> Ladder:
         """The ladder-diagram model of a stream (see :mod:`netlens.capture.ladder`)."""
-        from netlens.capture.ladder import ladder
-
-        return ladder(self, stream_id)
+        stream = self.stream(stream_id)
+        rows = []
+        for no in self.stream_packets(stream_id):
+            try:
+                rows.append(self.summary(no))
+            except IndexError:
+                continue
+        return ladder(stream_id, stream.client, stream.server, rows)
 
     def dissect(self, no: int) -> list[Layer]:
-        """Layer tree of packet ``no`` with search messages shown reassembled (imports scapy)."""
-        from netlens.capture.dissect import dissect_in_store
+        """Layer tree of packet ``no`` in Wireshark's words, messages shown reassembled (imports scapy)."""
+        from netlens.capture.dissect import dissect_packet
 
-        return dissect_in_store(self, no)
+        frame = self.ring.frame(no)
+        return dissect_packet(frame, self.ring.linktype, self._dissect_context(no, frame))
+
+    def _dissect_context(self, no: int, frame: bytes) -> DissectContext:
+        from netlens.capture.dissect import DissectContext, Reassembled
+        from netlens.capture.tcp_detail import TcpContext
+
+        for protocol in self.protocols:
+            protocol.scapy_layer()  # each binds its default port, as a full dissection expects
+        stream = self.stream_of(no)
+        tcp = decode(frame, self.ring.linktype)
+        if stream is None or type(tcp) is not Tcp:
+            return DissectContext(no=no)
+        assert isinstance(tcp, Tcp)
+        d = direction_of(stream, tcp)
+        context = TcpContext(stream.id, stream.dirs[d].base, stream.dirs[1 - d].base, stream.scale[d])
+        owner = stream.apps.owner if stream.apps is not None else None
+        messages = tuple(Reassembled(record.packets, record.start_seq, self._reassemble(record))
+                         for record in self._messages.get(no, ()))
+        return DissectContext(no, context, owner[0].name if owner else None,
+                              owner[0].scapy_layer() if owner else None, stream.server_port, messages,
+                              self._segment_of.get(no))
+
+    def _reassemble(self, record: MessageRecord) -> bytes:
+        """The bytes of one (possibly multi-segment) message, rebuilt from its packets' payloads."""
+        out = bytearray(record.length)
+        ring = self.ring
+        for no in record.packets:
+            try:
+                frame = ring.frame(no)
+            except IndexError:
+                continue
+            tcp = decode(frame, ring.linktype)
+            if type(tcp) is not Tcp:
+                continue
+            data = frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
+            offset = (tcp.seq - record.start_seq) & _MASK
+            if offset >= 0x80000000:  # the segment starts before the message
+                skip = (record.start_seq - tcp.seq) & _MASK
+                data, offset = data[skip:], 0
+            if offset < record.length:
+                piece = data[: record.length - offset]
+                out[offset:offset + len(piece)] = piece
+        return bytes(out)
 
     def hexdump(self, no: int) -> list[str]:
         """Hex dump lines of packet ``no`` (offset, hex, ASCII)."""
@@ -444,3 +443,20 @@ class PacketStore:
 
         return hexdump(self.ring.frame(no))
 
+
+def direction_of(stream: Stream, tcp: Tcp) -> int:
+    """0 if ``tcp`` goes client → server in ``stream``, else 1."""
+    return 0 if tcp.sport == stream.client_port and tcp.src == stream.client_ip else 1
+
+
+def relative_numbers(stream: Stream, d: int, tcp: Tcp) -> tuple[int, int, int]:
+    """Wireshark's relative seq and ack, and the window in bytes (scaled once both SYNs showed the option)."""
+    f, r = stream.dirs[d], stream.dirs[1 - d]
+    seq = (tcp.seq - f.base) & _MASK if f.base is not None else tcp.seq
+    if tcp.flags & ACK:
+        ack = (tcp.ack - r.base) & _MASK if r.base is not None else tcp.ack
+    else:
+        ack = 0
+    scale = stream.scale[d]
+    win = tcp.window if tcp.flags & SYN or not scale else tcp.window << scale
+    return seq, ack, win

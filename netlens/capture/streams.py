@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import socket
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from netlens.capture.frames import format_ip
-from netlens.capture.messages import MessageStream
+from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp, format_ip, tcp_options
 from netlens.display import endpoint
+
+if TYPE_CHECKING:
+    from netlens.capture.appdata import StreamApps
+
+_MASK = 0xFFFFFFFF
 
 CLIENT_TO_SERVER = 0
 SERVER_TO_CLIENT = 1
@@ -67,7 +73,7 @@ class Direction:
     __slots__ = (
         "base", "next_seq", "next_ts", "last_ack", "window", "window_bytes", "wscale", "syn_seen",
         "dupacks", "dupack_of", "keepalive", "zwp", "holes", "fin_no", "rst_no", "payload_bytes",
-        "segments", "messages",
+        "segments",
     )
 
     def __init__(self) -> None:
@@ -95,8 +101,6 @@ class Direction:
         self.rst_no = 0
         self.payload_bytes = 0
         self.segments = 0
-        #: Search-protocol reassembly of this direction's byte stream.
-        self.messages = MessageStream()
 
 
 class Stream:
@@ -112,7 +116,7 @@ class Stream:
     __slots__ = (
         "id", "version", "client_ip", "client_port", "server_ip", "server_port", "client", "server", "key",
         "packets", "first_no", "last_no", "first_ts", "last_ts", "seen", "first_fin", "dirs", "scale",
-        "syn_seq", "message_count", "last_ack_no",
+        "syn_seq", "message_count", "last_ack_no", "apps",
     )
 
     def __init__(self, stream_id: int, version: int, client: tuple[bytes, int], server: tuple[bytes, int],
@@ -138,6 +142,8 @@ class Stream:
         self.message_count = 0
         #: Packet that last advanced each direction's acknowledgment number (for "Dup ACK of").
         self.last_ack_no = [0, 0]
+        #: Application data: reassembly and protocol sessions (created with the first payload byte).
+        self.apps: StreamApps | None = None
 
     @property
     def family(self) -> int:
@@ -171,3 +177,125 @@ class Stream:
         elif self.first_fin is not None:
             parts.append(f"{'client' if self.first_fin == CLIENT_TO_SERVER else 'server'} closed first")
         return "; ".join(parts)
+
+
+class StreamTable:
+    """Which stream each TCP segment belongs to, and each stream's handshake and teardown bookkeeping.
+
+    ``server_ports`` helps pick the server side of streams whose handshake
+    was not captured.
+    """
+
+    def __init__(self, server_ports: Iterable[int]) -> None:
+        self.server_ports = frozenset(server_ports)
+        self.by_id: dict[int, Stream] = {}
+        self.by_key: dict[tuple[bytes, int, bytes, int], tuple[Stream, int]] = {}
+        self.next_id = 1
+
+    def place(self, tcp: Tcp, no: int, ts_ns: int) -> tuple[Stream, int]:
+        """The stream of ``tcp`` (a new one for a new connection) and the segment's direction in it."""
+        entry = self.by_key.get((tcp.src, tcp.sport, tcp.dst, tcp.dport))
+        flags = tcp.flags
+        if entry is not None and flags & SYN and not flags & ACK:
+            old, d = entry
+            # A fresh SYN on known addresses is a new connection, unless it resends the same ISN.
+            if not (d == 0 and old.syn_seq == tcp.seq):
+                entry = None
+        return entry if entry is not None else self._new(tcp, no, ts_ns)
+
+    def _client_is_source(self, tcp: Tcp) -> bool:
+        flags = tcp.flags
+        if flags & SYN:
+            return not flags & ACK
+        ports = self.server_ports
+        if tcp.dport in ports and tcp.sport not in ports:
+            return True
+        if tcp.sport in ports and tcp.dport not in ports:
+            return False
+        # Servers listen on the lower, well-known port; clients get high ephemeral ones.
+        return tcp.sport > tcp.dport
+
+    def _new(self, tcp: Tcp, no: int, ts_ns: int) -> tuple[Stream, int]:
+        client_is_src = self._client_is_source(tcp)
+        src, dst = (tcp.src, tcp.sport), (tcp.dst, tcp.dport)
+        client, server = (src, dst) if client_is_src else (dst, src)
+        stream = Stream(self.next_id, tcp.version, client, server, no, ts_ns)
+        self.next_id += 1
+        self.by_id[stream.id] = stream
+        self.by_key[(client[0], client[1], server[0], server[1])] = (stream, 0)
+        self.by_key[(server[0], server[1], client[0], client[1])] = (stream, 1)
+        return stream, 0 if client_is_src else 1
+
+    def forget(self, stream: Stream) -> None:
+        """Drop an evicted stream."""
+        del self.by_id[stream.id]
+        for key in ((stream.client_ip, stream.client_port, stream.server_ip, stream.server_port),
+                    (stream.server_ip, stream.server_port, stream.client_ip, stream.client_port)):
+            if self.by_key.get(key, (None,))[0] is stream:
+                del self.by_key[key]
+
+
+def note_segment(stream: Stream, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int) -> None:
+    """Take one segment into ``stream``'s bookkeeping: packet index, ISNs, window scale, completeness."""
+    stream.packets.append(no)
+    stream.last_no = no
+    stream.last_ts = ts_ns
+    dirs = stream.dirs
+    f = dirs[d]
+    flags = tcp.flags
+    if f.base is None:
+        # No SYN seen: count from one before, as if the handshake had been captured.
+        f.base = tcp.seq if flags & SYN else (tcp.seq - 1) & _MASK
+    if flags & ACK and dirs[1 - d].base is None:
+        dirs[1 - d].base = (tcp.ack - 1) & _MASK
+    seen = stream.seen
+    if flags & SYN:
+        seen = _note_syn(stream, d, tcp, frame)
+    elif flags & ACK and d == 0 and seen & SEEN_SYN_ACK and not seen & SEEN_ACK:
+        seen |= SEEN_ACK
+    if tcp.payload_length:
+        seen |= SEEN_DATA
+    if flags & (FIN | RST):
+        seen |= _note_end(stream, d, flags, no)
+    stream.seen = seen
+
+
+def _note_end(stream: Stream, d: int, flags: int, no: int) -> int:
+    """FIN and RST: who ended first; returns the completeness bits to add."""
+    f = stream.dirs[d]
+    bits = 0
+    if flags & FIN:
+        bits |= SEEN_FIN
+        if not f.fin_no:
+            f.fin_no = no
+            if stream.first_fin is None:
+                stream.first_fin = d
+    if flags & RST:
+        bits |= SEEN_RST
+        if not f.rst_no:
+            f.rst_no = no
+    return bits
+
+
+def _note_syn(stream: Stream, d: int, tcp: Tcp, frame: bytes) -> int:
+    """A SYN: the ISN, the window-scale option, scaling once both SYNs were seen; returns the completeness bits."""
+    f = stream.dirs[d]
+    seen = stream.seen
+    if not f.syn_seen:
+        f.syn_seen = True
+        f.base = tcp.seq
+        f.wscale = tcp_options(frame, tcp).wscale
+    if tcp.flags & ACK:
+        seen |= SEEN_SYN_ACK
+    else:
+        seen |= SEEN_SYN
+        if d == 0:
+            stream.syn_seq = tcp.seq
+    d0, d1 = stream.dirs
+    if d0.syn_seen and d1.syn_seen and stream.scale[0] is None:
+        # RFC 7323: scaling is on only if both SYNs carried the option.
+        if d0.wscale is not None and d1.wscale is not None:
+            stream.scale = [min(d0.wscale, 14), min(d1.wscale, 14)]
+        else:
+            stream.scale = [0, 0]
+    return seen

@@ -45,6 +45,8 @@ class PacketSummary(NamedTuple):
     direction: int | None
     #: Bytes of the frame as captured.
     length: int
+    #: The worst severity among its analysis flags (a ``netlens.capture.analysis.Severity``; 0: none).
+    severity: int = 0
 
     @property
     def source(self) -> str:

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", "-d", type=positive_float, default=None, help="stop after S seconds")
     parser.add_argument("--write", "-w", metavar="FILE", default=None,
                         help="also write the packets to FILE as pcap (readable by tcpdump/Wireshark)")
+    parser.add_argument("--protocol", action="append", default=[], metavar="MODULE",
+                        help="also decode an application protocol: a module name or .py file defining PROTOCOL "
+                             "(repeatable; NETLENS_PROTOCOLS lists more, comma-separated)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per packet")
     parser.add_argument("--absolute", action="store_true", help="print epoch times instead of relative ones")
 
@@ -48,6 +51,9 @@ def printer(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Capture until --count/--duration/Ctrl-C/SIGTERM, then print a summary on stderr."""
     from netlens.capture import Capture, PacketRing, PacketStore
+    from netlens.capture.protocols import register_specs
+
+    register_specs(args.protocol)
 
     port = args.port if args.port is not None or args.filter is not None else DEFAULT_PORT
     ring = PacketRing()

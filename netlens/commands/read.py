@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--absolute", action="store_true", help="print epoch times instead of relative ones")
     parser.add_argument("--port", "-p", type=port_number, default=DEFAULT_PORT,
                         help=f"the search server's port, to tell clients from servers (default {DEFAULT_PORT})")
+    parser.add_argument("--protocol", action="append", default=[], metavar="MODULE",
+                        help="also decode an application protocol: a module name or .py file defining PROTOCOL "
+                             "(repeatable; NETLENS_PROTOCOLS lists more, comma-separated)")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--stream", type=positive_int, metavar="N", help="print only the packets of stream N")
     view.add_argument("--streams", action="store_true", help="list the TCP streams instead of packets")
@@ -40,8 +43,11 @@ def _is_stream(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Load the input into a ring, analyse it and print the chosen view."""
     from netlens.capture import PacketRing, PacketStore, PcapReader
+    from netlens.capture.protocols import register_specs
     from netlens.commands.capture import printer
     from netlens.errors import UserError
+
+    register_specs(args.protocol)
 
     emit = printer(args)
     listing = not (args.streams or args.follow or args.ladder or args.dissect)

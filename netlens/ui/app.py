@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,6 +30,7 @@ from netlens.textsafe import safe_str
 from netlens.ui.feeds import Feeds
 from netlens.ui.kernel_view import KernelUpdate, KernelView
 from netlens.ui.messages import ClientDone, KernelSnapshot, ProbeFailed
+from netlens.ui.runtime import ProcessPolicy
 from netlens.ui.screens.help import HelpScreen
 from netlens.ui.screens.main import MainScreen, Panel
 from netlens.ui.screens.prompts import PortInUseScreen, PromptScreen, SendScreen, TooSmallScreen
@@ -44,19 +42,10 @@ MIN_SIZE = (80, 24)
 PROBE_INTERVAL = 1.0
 #: UI refresh of events/packets/status (seconds): drained in batches, never one message per packet.
 TICK = 0.1
-#: GIL switch interval while the app runs (seconds); see on_mount.
-SWITCH_INTERVAL = 0.0005
 #: After a key press, data repaints wait this long (seconds) so the key's own frame is cheap...
 INPUT_GRACE = 0.15
 #: ...but never longer than this while keys keep coming (held arrow keys).
 MAX_DEFER = 5.0
-#: Young-generation threshold of the garbage collector (default 700): fewer, slightly larger pauses.
-GC_YOUNG_THRESHOLD = 5000
-#: Full collections: after this many seconds without a key press...
-GC_QUIET = 2.0
-#: ...but not more often than this, and at the latest after that (seconds).
-GC_MIN_INTERVAL = 10.0
-GC_MAX_INTERVAL = 60.0
 
 
 class NetlensApp(App[int]):
@@ -77,8 +66,7 @@ class NetlensApp(App[int]):
         super().__init__()
         self.feeds = feeds
         self.main: MainScreen | None = None
-        self._switch_interval = sys.getswitchinterval()
-        self._gc_thresholds: tuple[int, int, int] | None = None
+        self._policy = ProcessPolicy()
         self._last_key = 0.0
         self._kernel_pending: KernelUpdate | None = None
         self._kernel_applied = 0.0
@@ -93,12 +81,7 @@ class NetlensApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
-        # The server, capture and probe threads share this process's GIL with the UI. Every
-        # syscall the server makes gives the GIL up, and getting it back waits for the
-        # switch interval (5 ms by default) whenever the UI is busy: at that default the
-        # server manages a few dozen requests a second under a busy UI. 0.5 ms keeps it fast.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        self._policy.fast_thread_switches()  # see netlens.ui.runtime
         # After the first refresh: the main screen's panels exist and the first frame is up.
         self.call_after_refresh(self._start_server)
 
@@ -141,30 +124,9 @@ class NetlensApp(App[int]):
         self._tame_garbage_collector()
 
     def _tame_garbage_collector(self) -> None:
-        """Keep the cyclic garbage collector's pauses away from key presses.
-
-        A full collection scans every tracked object: with Textual's 150,000
-        and ours it paused the UI for 0.1-0.5 s a few times a minute, the
-        worst key-press latencies there were. Everything built so far lives as
-        long as the app, so it is frozen out of the collector's sight; full
-        collections no longer start by themselves but run when nobody has
-        pressed a key for a moment (and at least every minute). Young objects
-        are still collected as usual, in smaller batches less often.
-        """
-        gc.collect()
-        gc.freeze()
-        self._gc_thresholds = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 1 << 30)
-        self._last_full_gc = time.monotonic()
-        self.set_interval(1.0, self._idle_full_collection)
-
-    def _idle_full_collection(self) -> None:
-        now = time.monotonic()
-        quiet = now - self._last_key > GC_QUIET
-        overdue = now - self._last_full_gc > GC_MAX_INTERVAL
-        if (quiet and now - self._last_full_gc > GC_MIN_INTERVAL) or overdue:
-            gc.collect()
-            self._last_full_gc = time.monotonic()
+        """Keep the garbage collector's pauses away from key presses (see netlens.ui.runtime)."""
+        self._policy.tame_garbage_collector()
+        self.set_interval(1.0, lambda: self._policy.collect_if_idle(self._last_key))
 
     async def on_event(self, event: events.Event) -> None:
         # Every key, whoever handles it: the data panels defer their repaints to it.
@@ -188,10 +150,7 @@ class NetlensApp(App[int]):
         if self.main is not None:
             self.main.kernel_trace.stop()
         self.feeds.stop()
-        sys.setswitchinterval(self._switch_interval)
-        if self._gc_thresholds is not None:
-            gc.set_threshold(*self._gc_thresholds)
-            gc.unfreeze()
+        self._policy.restore()
 
     def on_resize(self) -> None:
         # After the refresh: by then the app's size is the new one.
@@ -446,16 +405,9 @@ class NetlensApp(App[int]):
         self.main.packets.clear()
 
     def action_save_pcap(self) -> None:
-        """Ask for a file name and save the capture as pcap."""
+        """Save the capture as pcap (asks for a file name if there is anything to save)."""
         assert self.main is not None
-        default = time.strftime("netlens-%Y%m%d-%H%M%S.pcap")
-
-        def chosen(value: str | None) -> None:
-            if value and self.main is not None:
-                self.main.packets.save(os.path.expanduser(value))
-
-        self.push_screen(PromptScreen("Save capture", "pcap file (readable by Wireshark, tshark, tcpdump):",
-                                      default), chosen)
+        self.main.packets.request_save()
 
     def action_take_screenshot(self) -> None:
         """Save an SVG screenshot of the screen in the current directory."""

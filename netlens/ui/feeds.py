@@ -9,10 +9,12 @@ Blocking calls (``probe``, ``start_capture``) are made from worker threads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from netlens.capture.feed import PacketFeed
 from netlens.probe import Prober, Snapshot
 from netlens.server import (
     ConnectionSnapshot,
@@ -56,6 +58,7 @@ class Feeds(Protocol):
     def probe(self) -> Snapshot: ...
     def now(self) -> float: ...
     def stop(self) -> None: ...
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None: ...
     def trace_feed(self) -> KernelTraceFeed | None: ...
 
 
@@ -73,6 +76,7 @@ class LiveFeeds:
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
         self._prober = Prober()
+        self._packets: PacketFeed | None = None
 
     @property
     def server(self) -> Server:
@@ -103,12 +107,24 @@ class LiveFeeds:
         """Wall clock."""
         return time.time()
 
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None:
+        """Capture on the server's port (after the server started), or None with ``--no-capture``."""
+        if not self.capture_wanted:
+            return None
+        if self._packets is None:
+            from netlens.capture.live_feed import LivePacketFeed
+
+            self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to)
+        return self._packets
+
     def trace_feed(self) -> KernelTraceFeed | None:
         """The kernel's events of the server's port (call once the server is bound; not started yet)."""
         return LiveTraceFeed(self._server.address[1]) if self.kernel_trace else None
 
     def stop(self) -> None:
-        """Stop the server (within a second)."""
+        """Stop the capture and the server (within a second or two)."""
+        if self._packets is not None:
+            self._packets.close()
         self._server.stop()
 
 
@@ -144,7 +160,8 @@ class RecordedFeeds:
     live = False
 
     def __init__(self, server: RecordedServer, records: list[EventRecord], kernel: Snapshot,
-                 now: float, iface: str = "lo", packets: Any = None, trace: KernelTraceFeed | None = None) -> None:
+                 now: float, iface: str = "lo", packets: PacketFeed | None = None,
+                 trace: KernelTraceFeed | None = None) -> None:
         self.config = server.config
         self.iface = iface
         self._server = server
@@ -154,7 +171,7 @@ class RecordedFeeds:
             bus.publish(record)
         self._kernel = kernel
         self._now = now
-        #: A packet store loaded from a pcap (or None: no packets panel data).
+        #: Recorded packets (None: the packets panel has none).
         self.packets = packets
         self._trace = trace
 
@@ -178,6 +195,10 @@ class RecordedFeeds:
     def now(self) -> float:
         """The recording's moment."""
         return self._now
+
+    def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None:
+        """The recorded packets."""
+        return self.packets
 
     def trace_feed(self) -> KernelTraceFeed | None:
         """The recorded kernel events (None: the recording has none)."""

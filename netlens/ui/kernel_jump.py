@@ -21,11 +21,11 @@ SCAN = 500
 def packet_to_kernel(events: EventLog, packets: PacketsView) -> str | None:
     """Put the events cursor on the first kernel event at the selected packet's time."""
     no = packets.selected_number()
-    store = packets.store
-    if no is None or store is None:
+    feed = packets.feed
+    if no is None or feed is None:
         return "Put the cursor on a packet first (in the Packets panel), then press k."
     try:
-        when = float(store.summary(no).time)
+        when = float(feed.summary(no).time)
     except (KeyError, IndexError):
         return f"Packet #{no} is no longer stored."
     row = events.row_at_time(when)
@@ -47,7 +47,7 @@ def kernel_to_packet(events: EventLog, packets: PacketsView) -> str | None:
     if events.cursor < 0 or events.cursor >= events.row_count():
         return "Put the cursor on an event first (in the Events panel), then press k."
     when = float(events.record_at(events.cursor)[1])  # type: ignore[arg-type]  # records are plain tuples
-    no = packet_near(packets.store, when)
+    no = packet_near(packets.feed, when)
     if no is None:
         return "No packets are captured (yet)."
     index = packets.list.index_of(no)

@@ -94,36 +94,29 @@ class KernelTraceView:
 
 
 class PacketSource(Protocol):
-    """What the jumps and the timeline read of the packet store (``PacketStore`` through its lock)."""
+    """What the jumps and the timeline read of the packets (``netlens.capture.feed.PacketFeed`` has it)."""
 
-    first: int
-    last: int
-
+    def status(self) -> Any: ...
     def summary(self, no: int) -> Any: ...
-    def stream_packets(self, stream_id: int) -> list[int]: ...
+    def rows_at(self, numbers: Sequence[int]) -> Sequence[Any]: ...
+    def stream_packets(self, stream_id: int) -> Sequence[int]: ...
 
 
-def connection_packets(store: PacketSource | None, stream_id: int | None, limit: int = MAX_TIMELINE_PACKETS
+def connection_packets(feed: PacketSource | None, stream_id: int | None, limit: int = MAX_TIMELINE_PACKETS
                        ) -> list[PacketLike]:
     """The newest ``limit`` captured packets of one stream, for the timeline's "on packet #N"."""
-    if store is None or stream_id is None:
+    if feed is None or stream_id is None:
         return []
-    numbers = store.stream_packets(stream_id)[-limit:]
-    out: list[PacketLike] = []
-    for no in numbers:
-        try:
-            out.append(store.summary(no))
-        except (KeyError, IndexError):  # evicted from the ring meanwhile
-            continue
-    return out
+    rows = feed.rows_at(feed.stream_packets(stream_id)[-limit:])
+    return [row for row in rows if row is not None]  # None: evicted from the ring meanwhile
 
 
-def packet_near(store: PacketSource | None, when: float) -> int | None:
+def packet_near(feed: PacketSource | None, when: float) -> int | None:
     """The stored packet captured nearest ``when`` (None when nothing is stored)."""
-    if store is None:
+    if feed is None:
         return None
-    first, last = int(store.first), int(store.last)
+    status = feed.status()
     try:
-        return number_at_time(first, last, lambda no: float(store.summary(no).time), when)
+        return number_at_time(int(status.first), int(status.last), lambda no: float(feed.summary(no).time), when)
     except (KeyError, IndexError):
         return None

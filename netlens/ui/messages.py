@@ -27,22 +27,6 @@ class ProbeFailed(Message):
         self.sentence = sentence
 
 
-class CaptureStarted(Message):
-    """Capture runs; ``note`` says which filter path it uses."""
-
-    def __init__(self, note: str) -> None:
-        super().__init__()
-        self.note = note
-
-
-class CaptureFailed(Message):
-    """Capture could not start (privilege, interface...); the rest keeps working."""
-
-    def __init__(self, sentence: str) -> None:
-        super().__init__()
-        self.sentence = sentence
-
-
 class ClientDone(Message):
     """A request sent from the UI finished; ``lines`` say how (already escaped)."""
 

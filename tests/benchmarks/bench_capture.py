@@ -32,6 +32,11 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runnable from a fresh clone with the README's venv: netlens and the tests' frame builders.
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 PAYLOAD = b"0123456789abcdef0123456789abcdef"  # 32 bytes
 TCP_INFO_SEGS = struct.Struct("II")  # tcpi_segs_out, tcpi_segs_in at offset 136 of struct tcp_info
@@ -238,7 +243,7 @@ def measure_ring(count: int) -> None:
 
 def _echo_frame() -> bytes:
     """A realistic loopback frame: Ethernet (zero MACs) + IPv4 + TCP with timestamps + 32 bytes."""
-    from netlens.capture.synth import tcp_frame, tcp_options
+    from support.synth import tcp_frame, tcp_options
 
     return tcp_frame(sport=54321, dport=65432, seq=1000, ack=2000, flags="PA", window=512,
                      options=tcp_options(timestamp=(123456, 654321)), payload=PAYLOAD)

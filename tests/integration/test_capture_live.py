@@ -285,8 +285,21 @@ def test_no_privilege_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scapy.arch.linux, "L2ListenSocket", refuse)
     with pytest.raises(CaptureError) as info:
         Capture().start()
-    assert "needs root or the CAP_NET_RAW capability" in str(info.value)
+    # Root with CAP_NET_RAW refused anyway: a security policy, said in one sentence.
+    assert "although this process has CAP_NET_RAW" in str(info.value) and "\n" not in str(info.value)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("euid,net_raw,expected", [
+    (1000, False, "needs root or the CAP_NET_RAW capability; run netlens with sudo."),
+    (0, False, "needs the CAP_NET_RAW capability, which this process lacks although it runs as root"),
+    (0, True, "a security policy such as seccomp, AppArmor or SELinux forbids it"),
+])
+def test_privilege_sentence_fits_who_asks(euid: int, net_raw: bool, expected: str) -> None:
+    from netlens.capture.packet_socket import privilege_sentence
+
+    sentence = privilege_sentence("lo", euid=euid, net_raw=net_raw)
+    assert expected in sentence and sentence.count(".") == 1 and ("sudo" in sentence) == (euid != 0)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is needed to drop CAP_NET_RAW")
@@ -297,5 +310,7 @@ def test_cli_without_cap_net_raw_exits_2_with_one_sentence() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().startswith("netlens: capturing packets on lo needs root or the CAP_NET_RAW")
+    assert result.stderr.strip().startswith("netlens: capturing packets on lo needs the CAP_NET_RAW capability, "
+                                            "which this process lacks")
+    assert "sudo" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -9,7 +9,7 @@ Three connections to a search server on 127.0.0.1:65432, built byte by byte:
 * #3 (50424) searched for ``[bold red]x[/]\\x1b[2J`` (markup and an ANSI escape that
   must show literally), got "No match", and its client aborted with RST.
 
-The packets are real TCP/IP frames (netlens.capture.synth), the socket events
+The packets are real TCP/IP frames (tests/support/synth.py), the socket events
 are the records the server loop publishes, and the kernel snapshot is built
 with the probe's own encoder: every layer of the app runs on them unchanged.
 """
@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import selectors
 
-from netlens.capture import PacketRing, PacketStore
-from netlens.capture.synth import Conversation
+from support.synth import Conversation
+
+from netlens.capture import PacketRing
+from netlens.capture.feed import RecordedPacketFeed
 from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo, encode_attributes
 from netlens.proto import encode_request, reply
 from netlens.proto.decoder import Decoder
@@ -54,7 +56,7 @@ def tcp_info(**values: int) -> TcpInfo:
     return TcpInfo(**blank)
 
 
-def _packets() -> PacketStore:
+def _packets() -> RecordedPacketFeed:
     ring = PacketRing()
     start_ns = int(START * 1e9) + 1_000_000_000
     one = Conversation(ring, client=("127.0.0.1", 50412), server=SERVER, isn=(1000, 90000),
@@ -79,9 +81,7 @@ def _packets() -> PacketStore:
     three.server(flags="A")
     three.server(reply(Decoder().feed(hostile)[-1].message, "little")[0])
     three.client(flags="R", ack=0)
-    store = PacketStore(ring, server_ports=(SERVER[1],))
-    store.update(limit=None)
-    return store
+    return RecordedPacketFeed(ring, server_ports=(SERVER[1],))
 
 
 def _events() -> list[tuple]:

@@ -162,9 +162,8 @@ async def test_rst_action_sends_an_rst_packet() -> None:
                 await asyncio.to_thread(sock.recv, 10)
 
         def rst_seen() -> bool:
-            store = view.store
-            return any("R" in store.summary(no).flags and store.summary(no).sport == port
-                       for no in range(store.first, store.last + 1))
+            status = view.feed.status()
+            return any("R" in row.flags and row.sport == port for row in view.feed.rows(status.first, status.last))
 
         await until(pilot, rst_seen)
 
@@ -175,8 +174,8 @@ async def test_save_pcap_writes_a_file_others_can_read(tmp_path: Path) -> None:
         view = await capture_running(pilot, app)
         port = await server_port(pilot, app)
         await asyncio.to_thread(clients.search, "127.0.0.1", port, "ring")
-        await until(pilot, lambda: view.store.last >= 10)
-        count = view.store.last - view.store.first + 1
+        await until(pilot, lambda: view.feed.status().last >= 10)
+        count = view.feed.status().stored
         await pilot.press("ctrl+s")
         prompt = await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen)
         target = tmp_path / "session.pcap"
@@ -222,7 +221,9 @@ async def test_port_in_use_offers_another_port() -> None:
     app = NetlensApp(LiveFeeds(ServerConfig(port=taken), capture=False), animate=False)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            screen = await until(pilot, lambda: isinstance(app.screen, PortInUseScreen) and app.screen)
+            # Pushed is not composed: wait for the dialog's buttons, not just the screen.
+            screen = await until(pilot, lambda: isinstance(app.screen, PortInUseScreen)
+                                 and app.screen.query("#any") and app.screen)
             assert "already in use" in text_of(screen.query_one("#sentence"))
             screen.query_one("#any", Button).press()
             await until(pilot, lambda: app.feeds.server.running)
@@ -295,6 +296,8 @@ def test_capture_without_privilege_shows_why_and_the_rest_works() -> None:
                          capture_output=True, text=True, timeout=60, env=dict(os.environ, TZ="UTC"))
     assert out.returncode == 0, out.stderr[-3000:]
     message = next(line for line in out.stdout.splitlines() if line.startswith("MESSAGE"))
-    assert "needs root or the CAP_NET_RAW capability" in message and "Everything else keeps working" in message
+    # Root without CAP_NET_RAW: the sentence names the missing capability, once, and does not suggest sudo.
+    assert "needs the CAP_NET_RAW capability, which this process lacks" in message and "sudo" not in message
+    assert message.count("Everything else keeps working") == 1 and "works without it" not in message
     assert "capture: unavailable" in out.stdout
     assert "Traceback" not in out.stdout

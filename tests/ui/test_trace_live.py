@@ -74,7 +74,7 @@ async def test_closed_connection_timeline_diagram_events_and_jumps() -> None:
         assert app.focused is log
         record = log.record_at(log.cursor)
         assert is_kernel(record)
-        packet_time = view.store.summary(number).time
+        packet_time = view.feed.summary(number).time
         assert abs(record[1] - packet_time) < 0.01
         # The nearest kernel event in time: the transition this packet caused.
         assert "srv state FIN_WAIT1 → FIN_WAIT2" in rows_of(log)[log.cursor]
@@ -82,4 +82,4 @@ async def test_closed_connection_timeline_diagram_events_and_jumps() -> None:
         await pilot.press("k")
         await pilot.pause()
         assert app.focused is packets
-        assert abs(view.store.summary(packets.number_at(packets.cursor)).time - record[1]) < 0.01
+        assert abs(view.feed.summary(packets.number_at(packets.cursor)).time - record[1]) < 0.01

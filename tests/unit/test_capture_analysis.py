@@ -1,11 +1,11 @@
-"""Summaries and Wireshark-style analysis on hand-built conversations (netlens.capture.synth)."""
+"""Summaries and Wireshark-style analysis on hand-built conversations (tests/support/synth.py)."""
 
 from __future__ import annotations
 
 import pytest
+from support.synth import Conversation, tcp_frame, tcp_options
 
 from netlens.capture import RULES, PacketRing, PacketStore
-from netlens.capture.synth import Conversation, tcp_frame, tcp_options
 
 
 def analysed(conv: Conversation, ports: tuple[int, ...] = (65432,)) -> PacketStore:
@@ -262,3 +262,42 @@ def test_summaries_of_a_long_exchange_keep_relative_numbers() -> None:
     assert (last_client.seq, last_client.len) == (1 + 32 * 1999, 32)
     assert (last_server.seq, last_server.ack) == (1 + 32 * 1999, 1 + 32 * 2000)
     assert len(tcp_options(mss=1)) % 4 == 0
+
+
+def test_no_rule_fires_outside_the_segment_kinds_it_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The analysis runs a rule only on the segment kinds its decorator names (for speed); a rule
+    # changed to fire on another kind must say so. Run every rule on every segment and compare.
+    from netlens.capture import analysis
+    from netlens.capture.analysis.segment import KINDS
+
+    def conversations() -> list[Conversation]:
+        convs = []
+        for delay in (1_000_000, 50_000_000):
+            conv = Conversation()
+            conv.handshake(wscale=(0, 0))
+            start = conv.next[0]
+            conv.client(b"b" * 100, seq=start + 100)
+            conv.client(b"a" * 100, seq=start, delay_ns=delay)
+            conv.server(flags="A", window=300)
+            conv.server(flags="A", window=300)
+            conv.server(flags="A", window=300)
+            conv.client(b"c" * 100, seq=start + 200)
+            conv.client(b"x" * 100)
+            conv.server(flags="A", window=0)
+            conv.client(b"y")
+            conv.server(flags="A", window=0, ack=conv.next[0] - 1)
+            conv.client(flags="A", seq=conv.next[0] - 1)
+            conv.server(flags="A", window=4000)
+            conv.client(b"a" * 100, seq=start)
+            conv.server(flags="A", ack=conv.next[0] + 500)
+            conv.client(flags="RA")
+            convs.append(conv)
+        return convs
+
+    gated = [analysed(conv).summaries(1, conv.ring.last) for conv in conversations()]
+    every = tuple((rule.check, rule.name) for rule in RULES.values())
+    monkeypatch.setattr(analysis, "_CHECKS", {kind: every for kind in KINDS})
+    ungated = [analysed(conv).summaries(1, conv.ring.last) for conv in conversations()]
+    assert [[row.analysis for row in rows] for rows in gated] == [[row.analysis for row in rows] for rows in ungated]
+    assert {name for rows in gated for row in rows for name in row.analysis} >= {
+        "lost-segment", "dup-ack", "zero-window", "window-update", "reset", "ack-unseen"}

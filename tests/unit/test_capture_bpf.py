@@ -5,10 +5,11 @@ from __future__ import annotations
 import struct
 
 import pytest
+from support.bpf_vm import run
+from support.synth import tcp_frame
 
 from netlens.capture import bpf
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from netlens.capture.synth import tcp_frame
 
 PORT = 65432
 
@@ -39,13 +40,13 @@ CASES = [
 @pytest.mark.parametrize("name,frame,accepted", CASES, ids=[c[0] for c in CASES])
 def test_port_program_on_ethernet(name: str, frame: bytes, accepted: bool) -> None:
     program = bpf.tcp_port_program(PORT, LINKTYPE_ETHERNET)
-    assert (bpf.run(program, frame) == bpf.SNAPLEN) is accepted
+    assert (run(program, frame) == bpf.SNAPLEN) is accepted
 
 
 @pytest.mark.parametrize("name,frame,accepted", CASES[:6], ids=[c[0] for c in CASES[:6]])
 def test_port_program_on_raw_ip(name: str, frame: bytes, accepted: bool) -> None:
     program = bpf.tcp_port_program(PORT, LINKTYPE_RAW)
-    assert (bpf.run(program, frame[14:]) == bpf.SNAPLEN) is accepted
+    assert (run(program, frame[14:]) == bpf.SNAPLEN) is accepted
 
 
 def test_ip_options_move_the_ports() -> None:
@@ -54,16 +55,16 @@ def test_ip_options_move_the_ports() -> None:
     with_options = frame[:34] + b"\x01\x01\x01\x01" + frame[34:]
     with_options[14] = 0x46
     struct.pack_into("!H", with_options, 16, struct.unpack_from("!H", frame, 16)[0] + 4)
-    assert bpf.run(bpf.tcp_port_program(PORT), bytes(with_options)) == bpf.SNAPLEN
-    assert bpf.run(bpf.tcp_port_program(PORT + 1), bytes(with_options)) == 0
+    assert run(bpf.tcp_port_program(PORT), bytes(with_options)) == bpf.SNAPLEN
+    assert run(bpf.tcp_port_program(PORT + 1), bytes(with_options)) == 0
 
 
 def test_outgoing_copies_are_dropped_by_the_prefix() -> None:
     program = bpf.drop_outgoing(bpf.tcp_port_program(PORT))
     frame = tcp_frame(dport=PORT)
-    assert bpf.run(program, frame, pkttype=0) == bpf.SNAPLEN
-    assert bpf.run(program, frame, pkttype=bpf.PACKET_OUTGOING) == 0
-    assert bpf.run(bpf.drop_outgoing(bpf.accept_all()), frame, pkttype=1) == bpf.SNAPLEN
+    assert run(program, frame, pkttype=0) == bpf.SNAPLEN
+    assert run(program, frame, pkttype=bpf.PACKET_OUTGOING) == 0
+    assert run(bpf.drop_outgoing(bpf.accept_all()), frame, pkttype=1) == bpf.SNAPLEN
 
 
 def test_every_jump_lands_inside_the_program() -> None:
@@ -89,8 +90,8 @@ def test_same_decisions_as_libpcap() -> None:
     for name, frame, accepted in CASES:
         if name == "non-first fragment":
             continue  # both reject it, by different routes
-        assert (bpf.run(theirs, frame) > 0) is accepted, name
-        assert (bpf.run(ours, frame) > 0) is accepted, name
+        assert (run(theirs, frame) > 0) is accepted, name
+        assert (run(ours, frame) > 0) is accepted, name
 
 
 @pytest.mark.skipif(not bpf.libpcap_available(), reason="libpcap is not installed (CI installs it with tshark)")

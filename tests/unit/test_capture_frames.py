@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from support.synth import tcp_frame
+from support.synth import tcp_options as build_options
 
 from netlens.capture.frames import (
     FLAG_LETTERS,
@@ -21,8 +23,6 @@ from netlens.capture.frames import (
     payload,
     tcp_options,
 )
-from netlens.capture.synth import tcp_frame
-from netlens.capture.synth import tcp_options as build_options
 
 
 @pytest.mark.parametrize("linktype", [LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW])

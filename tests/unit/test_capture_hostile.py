@@ -7,11 +7,11 @@ import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.synth import Conversation, tcp_frame
 
 from netlens.capture import PacketRing, PacketStore, PcapError, hexdump, read_pcap
 from netlens.capture.dissect import dissect
 from netlens.capture.frames import SUPPORTED_LINKTYPES, decode
-from netlens.capture.synth import Conversation, tcp_frame
 from netlens.proto import encode_request
 
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")

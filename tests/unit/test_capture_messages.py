@@ -6,9 +6,9 @@ import json
 import struct
 
 import pytest
+from support.synth import Conversation
 
 from netlens.capture import PacketStore, dissect, hexdump
-from netlens.capture.synth import Conversation
 from netlens.proto import encode, encode_request, request_message, respond
 
 REQUEST = encode_request("search", "morpheus", "little")
@@ -127,7 +127,7 @@ def test_follow_reassembles_both_directions_in_order() -> None:
     store.update()
     follow = store.follow(1)
     assert [(c.direction, c.data) for c in follow.chunks] == [(0, REQUEST), (1, RESPONSE), (0, b"tail")]
-    assert follow.chunks[0].packets == [4, 5]
+    assert follow.chunks[0].packets == (4, 5)
     text = follow.render()
     assert text[0] == "Follow stream 1: client 127.0.0.1:50000 ⇄ server 127.0.0.1:65432"
     assert text[1] == "── client 127.0.0.1:50000 → server 127.0.0.1:65432: 146 bytes (#4, #5)"
@@ -159,7 +159,7 @@ def test_dissection_of_a_whole_message() -> None:
     assert fields["header_length"] == "103"
     assert fields["content"] == '{"action": "search", "value": "morpheus"}'
     assert fields["message"] == "search 'morpheus'"
-    assert dict(layers[2].fields)["dport"] == "65432"
+    assert dict(layers[2].fields)["Destination Port"] == "65432"
 
 
 def test_dissection_of_a_reassembled_message_names_its_packets() -> None:
@@ -176,16 +176,17 @@ def test_dissection_of_a_reassembled_message_names_its_packets() -> None:
 def test_scapy_layer_on_its_own() -> None:
     from scapy.layers.inet import TCP
 
-    from netlens.capture.searchlayer import SearchMessage, bind_search_port, looks_like_message
+    from netlens.capture.protocols import search
 
-    bind_search_port(4242)
-    message = SearchMessage(REQUEST)
+    search.bind_port(4242)
+    layer = search.PROTOCOL.scapy_layer()
+    message = layer(REQUEST)
     assert message.header_length == 103 and message.content == b'{"action": "search", "value": "morpheus"}'
-    assert looks_like_message(REQUEST) and not looks_like_message(b"GET /")
-    assert SearchMessage in [layer for layer, _ in TCP.payload_guess] or any(
-        layer is SearchMessage for _, layer in TCP.payload_guess)
+    # Which bytes can start a message is the server's own decoder's decision.
+    assert search.can_start_message(REQUEST) and not search.can_start_message(b"GET /")
+    assert any(guessed is layer for _, guessed in TCP.payload_guess)
     # A frame on a freshly bound port dissects with the layer.
-    from netlens.capture.synth import tcp_frame
+    from support.synth import tcp_frame
 
     layers = dissect(tcp_frame(dport=4242, payload=REQUEST))
     assert layers[-1].name == "Search protocol message"

@@ -7,9 +7,9 @@ import struct
 import sys
 
 import pytest
+from support.synth import Conversation, tcp_frame
 
 from netlens.capture import PacketRing, PcapError, PcapReader, PcapWriter, read_pcap, write_pcap
-from netlens.capture.synth import Conversation, tcp_frame
 
 TS = 1_700_000_000_123_456_789
 

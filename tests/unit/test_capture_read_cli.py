@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.synth import Conversation
 
 from netlens.capture import write_pcap
-from netlens.capture.synth import Conversation
 from netlens.cli import main
 from netlens.proto import encode, encode_request, request_message, respond
 

@@ -6,9 +6,9 @@ import threading
 import tracemalloc
 
 import pytest
+from support.synth import tcp_frame
 
 from netlens.capture.ring import PacketRing
-from netlens.capture.synth import tcp_frame
 
 
 def frame_of(no: int, size: int = 100) -> bytes:

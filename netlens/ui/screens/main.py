@@ -177,7 +177,7 @@ class MainScreen(Screen[None]):
 
         def kernel() -> list[Text]:
             stream = self.packets.stream_for(sock)
-            packets = connection_packets(self.packets.store, stream.id if stream is not None else None)
+            packets = connection_packets(self.packets.feed, stream.id if stream is not None else None)
             return self.kernel_trace.sections(sock, packets, now, inspector.size.width)
 
         inspector.show(sock, snap, now, closed=selection.status.value == "closed", kernel=kernel,
@@ -220,16 +220,16 @@ class MainScreen(Screen[None]):
         """Enter on a packet opens its detail screen."""
         if not isinstance(event.list, PacketList):
             return
-        store = self.packets.store
+        feed = self.packets.feed
         no = event.list.number_at(event.index)
-        if store is None or no is None:
+        if feed is None or no is None:
             return
 
         def back(result: int | None) -> None:
             if result is not None:
                 self.goto_connection_of(result)
 
-        self.app.push_screen(PacketScreen(store, no), back)
+        self.app.push_screen(PacketScreen(feed, no), back)
 
     def start_kernel_trace(self) -> None:
         """Trace the server's port from now on (once it is bound)."""
@@ -251,8 +251,8 @@ class MainScreen(Screen[None]):
 
     def goto_connection_of(self, no: int) -> None:
         """Move the connections cursor to the socket packet ``no`` belongs to (server side first)."""
-        store = self.packets.store
-        stream = store.stream_of(no) if store is not None else None
+        feed = self.packets.feed
+        stream = feed.stream_of(no) if feed is not None else None
         if stream is None:
             self.app.notify("That packet is not part of a TCP connection.", severity="warning", markup=False)
             return

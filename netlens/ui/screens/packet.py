@@ -9,8 +9,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tree
 
-from netlens.capture import RULES, Ladder, PacketStore
-from netlens.ui.widgets.packets import LockedStore, packet_row
+from netlens.capture.analysis import RULES, Mark, Severity
+from netlens.capture.dissect import Layer
+from netlens.capture.feed import PacketFeed
+from netlens.capture.follow import Follow
+from netlens.capture.frames import FIN, RST, SYN
+from netlens.capture.ladder import Ladder
+from netlens.ui.widgets.packets import packet_row
 
 #: Arrows drawn at most in a ladder (a bulk transfer can have thousands).
 MAX_ARROWS = 2000
@@ -18,17 +23,24 @@ MAX_ARROWS = 2000
 FOLLOW_LIMIT = 8192
 
 
-def arrow_style(label: str, marks: tuple[str, ...]) -> str:
-    """Colour of a ladder arrow, matching the packet list."""
-    if marks and "reset" not in marks:
-        return "bold yellow"
-    if "RST" in label:
+#: Colour of the two directions in a followed stream (the heading bold, the bytes plain).
+DIRECTION_STYLE = ("red", "blue")
+#: Ladder arrows and analysis lines by the worst severity of the packet's marks.
+SEVERITY_STYLE = {Severity.NOTE: "bold yellow", Severity.WARNING: "bold yellow", Severity.ERROR: "bold red"}
+
+
+def arrow_style(flags: int, length: int, severity: int) -> str:
+    """Colour of a ladder arrow, matching the packet list: its worst mark first, then its TCP flags."""
+    style = SEVERITY_STYLE.get(Severity(severity))
+    if style is not None:
+        return style
+    if flags & RST:
         return "bold red"
-    if "SYN" in label:
+    if flags & SYN:
         return "cyan"
-    if "FIN" in label:
+    if flags & FIN:
         return "magenta"
-    if "len=" in label:
+    if length:
         return "green"
     return ""
 
@@ -41,13 +53,26 @@ def ladder_text(model: Ladder, width: int, current: int | None) -> Text:
     out = Text(no_wrap=True)
     out.append(lines[0] + "\n", style="bold")
     for arrow, line in zip(arrows, lines[1:], strict=False):
-        style = arrow_style(arrow.label, arrow.marks)
+        style = arrow_style(arrow.flags, arrow.length, arrow.severity)
         if arrow.no == current:
             style = f"{style} reverse".strip()
         out.append(line + "\n", style=style)
     if len(model.arrows) > MAX_ARROWS:
         out.append(f"… {len(model.arrows) - MAX_ARROWS} more packets not drawn\n", style="dim")
     out.rstrip()
+    return out
+
+
+def follow_text(follow: Follow, limit: int = FOLLOW_LIMIT) -> Text:
+    """A followed stream as styled text: each direction in its colour, from the chunks themselves."""
+    out = Text(no_wrap=False)
+    out.append(follow.title() + "\n", style="bold")
+    for chunk in follow.chunks:
+        colour = DIRECTION_STYLE[chunk.direction]
+        out.append(follow.heading(chunk) + "\n", style=f"bold {colour}")
+        for line in chunk.lines(limit):
+            out.append(line + "\n", style=colour)
+    out.append(follow.footer(), style="dim")
     return out
 
 
@@ -65,9 +90,9 @@ class PacketScreen(Screen[int | None]):
         Binding("4", "show_tab('analysis')", "Analysis", show=False),
     ]
 
-    def __init__(self, store: PacketStore | LockedStore, no: int) -> None:
+    def __init__(self, feed: PacketFeed, no: int) -> None:
         super().__init__()
-        self.store = store
+        self.feed = feed
         self.no = no
 
     def compose(self) -> ComposeResult:
@@ -95,28 +120,25 @@ class PacketScreen(Screen[int | None]):
     def show(self, no: int) -> None:
         """Fill every tab for packet ``no``."""
         self.no = no
-        store = self.store
-        summary = store.summary(no)
-        self.query_one("#packet-title", Static).update(packet_row(summary))
-        self._fill_tree(no)
-        hex_text = Text("\n".join(store.hexdump(no)), no_wrap=True)
-        self.query_one("#hex", Static).update(hex_text)
-        stream_id = summary.stream
+        feed = self.feed
+        detail = feed.detail(no)
+        self.query_one("#packet-title", Static).update(packet_row(detail.summary))
+        self._fill_tree(no, detail.layers, detail.length)
+        self.query_one("#hex", Static).update(Text("\n".join(detail.hexdump), no_wrap=True))
+        stream_id = detail.summary.stream
         if stream_id is None:
             for pane in ("#follow-body", "#ladder-body"):
                 self.query_one(pane, Static).update(Text("Not a TCP packet: no stream.", style="dim"))
         else:
-            follow = store.follow(stream_id)
-            self.query_one("#follow-body", Static).update(self._follow_text(follow))
+            self.query_one("#follow-body", Static).update(follow_text(feed.follow(stream_id)))
             width = max(60, self.size.width - 4)
-            self.query_one("#ladder-body", Static).update(ladder_text(store.ladder(stream_id), width, no))
-        self.query_one("#analysis-body", Static).update(self._analysis_text(no, stream_id))
+            self.query_one("#ladder-body", Static).update(ladder_text(feed.ladder(stream_id), width, no))
+        self.query_one("#analysis-body", Static).update(self._analysis_text(detail.marks, stream_id))
 
-    def _fill_tree(self, no: int) -> None:
+    def _fill_tree(self, no: int, layers: tuple[Layer, ...], length: int) -> None:
         tree = self.query_one(Tree)
         tree.clear()
-        layers = self.store.dissect(no)
-        tree.root.set_label(Text(f"Packet {no}: {len(self.store.ring.frame(no))} bytes captured"))
+        tree.root.set_label(Text(f"Packet {no}: {length} bytes captured"))
         for layer in layers:
             node = tree.root.add(Text(layer.name, style="bold"), expand=True)
             for name, value in layer.fields:
@@ -124,41 +146,21 @@ class PacketScreen(Screen[int | None]):
                 node.add_leaf(Text.assemble((f"{name}: ", "cyan"), value))
         tree.root.expand()
 
-    def _follow_text(self, follow) -> Text:  # type: ignore[no-untyped-def]
-        out = Text(no_wrap=False)
-        lines = follow.render(limit=FOLLOW_LIMIT)
-        out.append(lines[0] + "\n", style="bold")
-        direction = 0
-        for line in lines[1:]:
-            if line.startswith("── client"):
-                direction = 0
-                out.append(line + "\n", style="bold red")
-            elif line.startswith("── server"):
-                direction = 1
-                out.append(line + "\n", style="bold blue")
-            elif line.startswith("── "):
-                out.append(line + "\n", style="dim")
-            else:
-                out.append(line + "\n", style="red" if direction == 0 else "blue")
-        out.rstrip()
-        return out
-
-    def _analysis_text(self, no: int, stream_id: int | None) -> Text:
+    def _analysis_text(self, marks: tuple[Mark, ...], stream_id: int | None) -> Text:
         out = Text()
-        marks = self.store.analysis(no)
         if marks:
             out.append("This packet\n", style="bold")
             for mark in marks:
-                out.append(f"  {mark}\n", style="bold yellow")
+                out.append(f"  {mark}\n", style=SEVERITY_STYLE.get(mark.severity, ""))
                 out.append(f"    {mark.rule}\n")
         else:
             out.append("No analysis flags on this packet.\n", style="dim")
         if stream_id is not None:
-            stream = self.store.stream(stream_id)
+            stream = self.feed.stream(stream_id)
             out.append("\nThis connection\n", style="bold")
-            out.append(f"  {stream.describe()}\n")
-            out.append(f"  {stream.completeness()}\n")
-            flagged = [n for n in self.store.stream_packets(stream_id) if self.store.analysis(n)]
+            out.append(f"  {stream.description}\n")
+            out.append(f"  {stream.completeness}\n")
+            flagged = self.feed.flagged(stream_id)
             if flagged:
                 out.append(f"  flagged packets: {', '.join(f'#{n}' for n in flagged[:40])}"
                            + (" …" if len(flagged) > 40 else "") + "\n")
@@ -172,7 +174,8 @@ class PacketScreen(Screen[int | None]):
     def action_step(self, delta: int) -> None:
         """Previous/next packet (within the same list order)."""
         target = self.no + delta
-        if self.store.first <= target <= self.store.last:
+        status = self.feed.status()
+        if status.first <= target <= status.last:
             self.show(target)
 
     def action_show_tab(self, name: str) -> None:

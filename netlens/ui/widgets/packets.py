@@ -1,80 +1,47 @@
-"""The packets panel: a live, Wireshark-like packet list over the capture ring.
+"""The packets panel: a live, Wireshark-like packet list drawn from a :class:`PacketFeed`.
 
-The capture thread only appends raw frames to the ring. This panel analyses
-new packets on the UI's timer within a time budget (so a flood never stalls a
-key press), and draws only the rows on screen, so its cost does not grow with
-the number of packets stored.
+The panel only draws and forwards keys: capture, analysis, pausing, clearing
+and saving belong to the feed (:mod:`netlens.capture.feed`). On the UI's
+timer the panel takes the feed's newest status (:meth:`PacketFeed.advance`)
+and lets the list grow to it; drawing asks the feed for the visible rows in
+one batch, so its cost does not grow with the number of packets stored.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 import time
-from typing import TYPE_CHECKING, Any
+from bisect import bisect_left
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
-from netlens.capture import PacketRing, PacketStore, PacketSummary
+from netlens.capture.analysis import Severity
+from netlens.capture.feed import FeedState, FeedStatus, PacketFeed, StreamView
+from netlens.capture.summary import PacketSummary
 from netlens.probe import SocketInfo
+from netlens.ui.feeds import Feeds
 from netlens.ui.format import count
-from netlens.ui.messages import CaptureFailed, CaptureStarted
 from netlens.ui.widgets.virtual_list import VirtualList
 
-if TYPE_CHECKING:
-    from netlens.capture import Capture, Stream
-    from netlens.ui.feeds import Feeds
-
-#: Packets analysed per hold of the store's lock (about a millisecond of work).
-ANALYSIS_BATCH = 200
-#: Share of the time the analysis thread may work (it sleeps the rest).
-ANALYSIS_DUTY = 0.3
-#: Packets the analysis may lag behind the capture before it jumps to the present.
-MAX_BACKLOG = 100_000
-#: How many of the newest packets it analyses after such a jump.
-CATCH_UP = 10_000
-
 HEADER = "    No.       Time  Source → Destination  Flags   Len  Info"
-
-
-class LockedStore:
-    """A :class:`PacketStore` shared by the analysis thread and the UI thread.
-
-    The store is not thread-safe, so every method call holds one lock; plain
-    counters (``first``, ``last``, ``pending``...) are read without it. The
-    analysis thread holds the lock for one small batch at a time, so a frame
-    waits at most about a millisecond to draw its rows.
-    """
-
-    def __init__(self, store: PacketStore) -> None:
-        self._store = store
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
-        if not callable(attr):
-            return attr
-        lock = self.lock
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return attr(*args, **kwargs)
-
-        return locked
+#: New packets since the last repaint above which the list counts as flooded.
+FLOOD = 200
+#: Row style by the worst analysis severity of the packet (before its TCP flags are looked at).
+SEVERITY_STYLE = {Severity.WARNING: "bold black on yellow", Severity.ERROR: "bold white on red"}
 
 
 def packet_style(summary: PacketSummary) -> str:
-    """Colour of a row by its class: handshake, teardown, reset, data, analysis warning."""
+    """Colour of a row: its worst analysis severity first, then its class (handshake, teardown, reset, data)."""
+    style = SEVERITY_STYLE.get(Severity(summary.severity))
+    if style is not None:
+        return style
     flags = summary.flags
-    if summary.analysis and any(name in ("retransmission", "zero-window", "out-of-order", "window-full", "dup-ack",
-                    "spurious-retransmission", "fast-retransmission", "lost-segment")
-           for name in summary.analysis):
-        return "bold black on yellow"
     if "R" in flags:
         return "bold white on red"
     if "S" in flags:
@@ -99,7 +66,8 @@ def packet_row(summary: PacketSummary) -> Text:
     """One row of the packet list (all fields already escaped by the capture layer).
 
     Like tshark's Info column, the interesting part (the message, the
-    analysis) comes before the sequence numbers, so it shows in a narrow panel.
+    analysis) comes before the sequence numbers, so it shows in a narrow
+    panel; on a SYN the numbers come first, before its options.
     """
     text = Text(no_wrap=True, style=packet_style(summary))
     text.append(f"{summary.no:>7} {summary.rel_time:10.6f}  {endpoints(summary):<21} ")
@@ -109,59 +77,85 @@ def packet_row(summary: PacketSummary) -> Text:
     text.append(f"{summary.flags or '-':<4} {summary.len:>5}  ")
     for name in summary.analysis:
         text.append(f"[{name}] ", style="bold")
+    numbers = f"seq={summary.seq} ack={summary.ack} win={summary.win}"
+    if "S" in summary.flags:
+        text.append(numbers)
+        if summary.info:
+            text.append("  " + summary.info, style="dim")
+        return text
     if summary.info:
         text.append(summary.info + "  ")
-    text.append(f"seq={summary.seq} ack={summary.ack} win={summary.win}", style="dim" if summary.info else "")
+    text.append(numbers, style="dim" if summary.info else "")
     return text
 
 
 class PacketList(VirtualList):
-    """Rows are packet numbers (all analysed packets, or one stream's)."""
+    """Rows are packet numbers (all stored packets, or one stream's)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.store: LockedStore | None = None
+        self.feed: PacketFeed | None = None
+        #: What the list shows: the feed's status when the list last grew.
+        self.status = FeedStatus(FeedState.STOPPED)
         #: Packet numbers shown when filtered to one stream (None: all).
-        self.only: list[int] | None = None
+        self.only: tuple[int, ...] | None = None
+        self._rows: dict[int, PacketSummary | None] = {}
 
     def number_at(self, index: int) -> int | None:
         """Packet number of row ``index``."""
-        store = self.store
-        if store is None or index < 0:
+        if index < 0:
             return None
         if self.only is not None:
             return self.only[index] if index < len(self.only) else None
-        no = store.first + index
-        return no if no <= store.last else None
+        no = self.status.first + index
+        return no if no <= self.status.last else None
 
     def index_of(self, no: int) -> int | None:
         """Row of packet ``no`` (None if it is not listed)."""
-        if self.store is None:
-            return None
         if self.only is not None:
-            from bisect import bisect_left
-
             i = bisect_left(self.only, no)
             return i if i < len(self.only) and self.only[i] == no else None
-        index = no - self.store.first
+        index = no - self.status.first
         return index if 0 <= index < self.row_count() else None
 
     def row_count(self) -> int:
-        store = self.store
-        if store is None:
+        if self.feed is None:
             return 0
         if self.only is not None:
             return len(self.only)
-        return max(0, int(store.last) - int(store.first) + 1)
+        return self.status.stored
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # One batch from the feed for every row on screen, instead of one call per row.
+        top = int(self.scroll_y) + crop.y
+        self._rows = self._fetch(top, top + crop.height)
+        return super().render_lines(crop)
+
+    def _fetch(self, start: int, stop: int) -> dict[int, PacketSummary | None]:
+        feed = self.feed
+        width = self.size.width + int(self.scroll_x)
+        # Rows whose drawing is cached need no data.
+        wanted = (i for i in range(max(0, start), stop) if (i, width) not in self._cache)
+        numbers = [n for n in (self.number_at(i) for i in wanted) if n is not None]
+        if feed is None or not numbers:
+            return {}
+        if self.only is None:
+            return {row.no: row for row in feed.rows(numbers[0], numbers[-1])}
+        return dict(zip(numbers, feed.rows_at(numbers), strict=True))
 
     def render_row(self, index: int) -> Text:
         no = self.number_at(index)
-        if no is None or self.store is None:
+        if no is None or self.feed is None:
             return Text("")
-        try:
-            return packet_row(self.store.summary(no))
-        except (KeyError, IndexError):  # evicted between count and draw
+        summary = self._rows.get(no)
+        if summary is None and no not in self._rows:
+            try:
+                summary = self.feed.summary(no)
+            except IndexError:
+                summary = None
+        if summary is None:  # evicted between count and draw
             return Text(f"{no:>7} (no longer stored)", style="dim")
+        return packet_row(summary)
 
     def row_width(self) -> int:
         return max(self.size.width, 160)
@@ -178,14 +172,10 @@ class PacketsView(Vertical):
     def __init__(self, feeds: Feeds, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.feeds = feeds
-        self.ring: PacketRing | None = None
-        self.store: LockedStore | None = None
-        self.capture: Capture | None = None
-        #: Packets the analysis skipped to keep up with a flood.
-        self.jumped = 0
-        self._shown_last = 0
-        self.state = "off"  # off | starting | running | paused | failed | recorded
+        self.feed: PacketFeed | None = None
+        self.status = FeedStatus(FeedState.STOPPED)
         self.filter_stream: int | None = None
+        self._shown_last = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="packets-message")
@@ -203,6 +193,11 @@ class PacketsView(Vertical):
         """The packet list widget."""
         return self.query_one(PacketList)
 
+    @property
+    def state(self) -> str:
+        """``off``, or the feed's state (``starting``, ``running``, ``paused``, ``failed``, ``recorded``...)."""
+        return "off" if self.feed is None else self.status.state.value
+
     def _message(self, text: str, error: bool = False) -> None:
         message = self.query_one("#packets-message", Static)
         message.update(Text(text))
@@ -212,140 +207,101 @@ class PacketsView(Vertical):
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Load recorded packets, or start capturing in a worker (scapy loads off the UI's path)."""
-        recorded = getattr(self.feeds, "packets", None)
-        if recorded is not None:
-            self.store = LockedStore(recorded)
-            self.ring = recorded.ring
-            self.list.store = self.store
-            self.state = "recorded"
-            self._message("")
-            self.list.rows_changed(reset=True)
-            return
-        if not self.feeds.capture_wanted:
-            self.state = "off"
+        """Connect to the feeds' packets (a recording, or a capture that starts in the background)."""
+        self.feed = self.feeds.packet_feed(yield_to=self._user_active)
+        if self.feed is None:
             self._message("Packet capture is off (--no-capture).")
             return
-        self.ring = PacketRing()
-        self._new_store()
-        self.state = "starting"
-        self._message(f"Starting capture on {self.feeds.iface}…")
-        self._start_capture()
-        self._analyse()
+        self.list.feed = self.feed
+        self.feed.start()
+        self.tick()
 
-    def _new_store(self) -> None:
-        assert self.ring is not None
-        self.store = LockedStore(PacketStore(self.ring, server_ports=(self.feeds.server.address[1],)))
-        self.list.store = self.store
-        self._shown_last = 0
-
-    @work(thread=True, exclusive=True, group="analysis", name="packet analysis")
-    def _analyse(self) -> None:
-        """Analyse packets as they arrive, in small locked batches, off the UI thread.
-
-        Under a flood it can fall behind; past MAX_BACKLOG packets it jumps to
-        the newest CATCH_UP ones, so the list stays live (the skipped packets
-        still list, unanalysed) instead of showing the past ever later.
-        """
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            store = self.store
-            if store is None or self.ring is None or getattr(self.app, "user_active", False):
-                # Nothing to do, or a key was just pressed: leave the GIL to the keyboard.
-                time.sleep(0.02)
-                continue
-            if store.pending > MAX_BACKLOG:
-                self.jumped += store.skip_to(self.ring.last + 1 - CATCH_UP)
-            started = time.perf_counter()
-            if not store.update(limit=ANALYSIS_BATCH):
-                time.sleep(0.02)
-                continue
-            # At most ANALYSIS_DUTY of the time: the server and the keyboard share this
-            # process's one GIL with us, and a flood must not take it from them.
-            busy = time.perf_counter() - started
-            time.sleep(busy * (1 / ANALYSIS_DUTY - 1))
-
-    @work(thread=True, exclusive=True, group="capture", name="capture")
-    def _start_capture(self) -> None:
-        """Open the capture (imports scapy: ~0.5 s, so never on the UI thread)."""
-        from netlens.capture import Capture, CaptureError
-
-        assert self.ring is not None
-        capture = Capture(self.feeds.iface, port=self.feeds.server.address[1], ring=self.ring)
-        try:
-            capture.start()
-        except CaptureError as exc:
-            self.post_message(CaptureFailed(str(exc)))
-            return
-        self.capture = capture
-        self.post_message(CaptureStarted(capture.filter_note))
-
-    def on_capture_started(self, message: CaptureStarted) -> None:
-        self.state = "running"
-        self._message("")
-        self.tooltip = message.note
-
-    def on_capture_failed(self, message: CaptureFailed) -> None:
-        self.state = "failed"
-        self._message(f"{message.sentence} Everything else keeps working.", error=True)
+    def _user_active(self) -> bool:
+        # Read by the feed's analysis thread: a plain attribute read, no UI call.
+        return bool(getattr(self.app, "user_active", False))
 
     def on_unmount(self) -> None:
-        if self.capture is not None:
-            self.capture.stop(timeout=0.5)
+        if self.feed is not None:
+            self.feed.close()
 
     # ------------------------------------------------------------------ the timer
 
     def tick(self) -> None:
-        """Let the list grow to what the analysis thread has reached."""
-        store = self.store
-        if store is None or self.state == "recorded":
+        """Take the feed's newest status: state changes, finished saves, and the rows it analysed."""
+        if self.feed is None:
             return
-        last = store.last
-        if last != self._shown_last:
-            self._shown_last = last
+        old, status = self.status, self.feed.advance()
+        self.status = status
+        if status.state is not old.state or status.sentence != old.sentence:
+            self._show_state(status)
+        for notice in status.notices:
+            self.app.notify(notice.text, severity="error" if notice.error else "information", markup=False)
+        if status.generation != old.generation:
+            self._restart_list()
+        elif status.last != self._shown_last or status.first != old.first:
+            self._shown_last = status.last
+            self.list.status = status
             if self.filter_stream is not None:
-                self.list.only = store.stream_packets(self.filter_stream)
+                self.list.only = self.feed.stream_packets(self.filter_stream)
             self.list.rows_changed()
+
+    def _show_state(self, status: FeedStatus) -> None:
+        state = status.state
+        if state is FeedState.FAILED:
+            self._message(f"{status.sentence} Everything else keeps working.", error=True)
+        elif state is FeedState.STARTING:
+            self._message(f"Starting capture on {status.iface}…")
+        elif state is FeedState.PAUSED:
+            self._message("Capture paused (c resumes).")
+        else:
+            self._message("")
+        self.tooltip = status.sentence if state is FeedState.RUNNING else None
+
+    def _restart_list(self) -> None:
+        self._shown_last = self.status.last
+        self.list.status = self.status
+        self.filter_stream = None
+        self.list.only = None
+        panel = self.panel
+        if panel is not None:
+            panel.border_subtitle = ""
+        self.list.rows_changed(reset=True)
 
     def flooding(self) -> bool:
         """More new packets since the last repaint than anyone can read."""
-        store = self.store
-        return store is not None and store.last - self._shown_last > 200
+        return self.feed is not None and self.feed.status().last - self._shown_last > FLOOD
 
     def status_text(self) -> Text:
         """Capture part of the status line."""
-        if self.state == "failed":
-            return Text("capture: unavailable", style="bold red")
-        if self.state == "off":
+        status = self.status
+        if self.feed is None:
             return Text("capture: off", style="dim")
-        if self.state == "recorded" and self.store is not None:
-            return Text(f"packets {count(self.store.last - self.store.first + 1)} (recorded)")
-        if self.capture is None:
-            return Text(f"capture: starting on {self.feeds.iface}", style="yellow")
-        stats = self.capture.stats()
-        text = Text(f"{self.feeds.iface}: {count(stats.captured)} pkts")
-        if stats.kernel_drops:
-            text.append(f" {count(stats.kernel_drops)} dropped", style="bold red")
-        if self.store is not None and self.store.pending > ANALYSIS_BATCH * 10:
-            text.append(f" ({count(self.store.pending)} to analyse)", style="yellow")
-        if self.jumped:
-            text.append(f" ({count(self.jumped)} skipped by the analysis)", style="yellow")
-        if self.state == "paused":
+        if status.state is FeedState.FAILED:
+            return Text("capture: unavailable", style="bold red")
+        if status.state is FeedState.RECORDED:
+            return Text(f"packets {count(status.stored)} (recorded)")
+        if status.state is FeedState.STARTING and not status.captured:
+            return Text(f"capture: starting on {status.iface}", style="yellow")
+        text = Text(f"{status.iface}: {count(status.captured)} pkts")
+        if status.cleared:
+            text.append(f" ({count(status.cleared)} cleared)", style="dim")
+        if status.kernel_drops:
+            text.append(f" {count(status.kernel_drops)} dropped", style="bold red")
+        if status.pending > 2000:
+            text.append(f" ({count(status.pending)} to analyse)", style="yellow")
+        if status.skipped:
+            text.append(f" ({count(status.skipped)} skipped by the analysis)", style="yellow")
+        if status.state is FeedState.PAUSED:
             text.append(" paused", style="bold yellow")
         return text
 
     # ------------------------------------------------------------------ commands
 
-    def stream_for(self, sock: SocketInfo | None) -> Stream | None:
+    def stream_for(self, sock: SocketInfo | None) -> StreamView | None:
         """The newest captured stream between the socket's two ends."""
-        if sock is None or self.store is None:
+        if sock is None or self.feed is None:
             return None
-        local, remote = (sock.local_addr, sock.local_port), (sock.remote_addr, sock.remote_port)
-        streams: list[Stream] = self.store.streams()
-        for stream in reversed(streams):
-            if stream.key.matches(local, remote):
-                return stream
-        return None
+        return self.feed.find_stream((sock.local_addr, sock.local_port), (sock.remote_addr, sock.remote_port))
 
     def toggle_filter(self, sock: SocketInfo | None) -> None:
         """Show only the selected connection's packets, or all of them again."""
@@ -360,7 +316,7 @@ class PacketsView(Vertical):
             self.app.notify("No captured packets belong to the selected connection.", severity="warning",
                             markup=False)
             return
-        self._set_filter(stream.id)
+        self._set_filter(stream)
 
     def follow_selection(self, sock: SocketInfo | None) -> None:
         """While filtering, switch the filter to a newly selected connection."""
@@ -368,54 +324,69 @@ class PacketsView(Vertical):
             return
         stream = self.stream_for(sock)
         if stream is not None and stream.id != self.filter_stream:
-            self._set_filter(stream.id)
+            self._set_filter(stream)
 
-    def _set_filter(self, stream_id: int | None) -> None:
-        assert self.store is not None
-        self.filter_stream = stream_id
-        self.list.only = None if stream_id is None else self.store.stream_packets(stream_id)
+    def _set_filter(self, stream: StreamView | None) -> None:
+        assert self.feed is not None
+        self.filter_stream = stream.id if stream is not None else None
+        self.list.only = None if stream is None else self.feed.stream_packets(stream.id)
         self.list.follow = True
         self.list.rows_changed(reset=True)
         panel = self.panel
-        if panel is not None and stream_id is not None:
-            panel.border_subtitle = f"stream {stream_id}: {self.store.stream(stream_id).key} (f: all)"
+        if panel is not None and stream is not None:
+            panel.border_subtitle = f"stream {stream.id}: {stream.key} (f: all)"
 
     def toggle_pause(self) -> None:
-        """Stop capturing (the packets stay), or start again into the same ring."""
-        if self.state == "running" and self.capture is not None:
-            self.capture.stop(timeout=0.5)
-            self.state = "paused"
-            self._message("Capture paused (c resumes).")
-        elif self.state == "paused":
-            self.state = "starting"
-            self._message(f"Resuming capture on {self.feeds.iface}…")
-            self._start_capture()
-        else:
-            self.app.notify("The capture is not running.", severity="warning", markup=False)
+        """Stop capturing (the packets and the counters stay), or start again into the same list."""
+        if self.feed is None:
+            self.app.notify("Packet capture is off (--no-capture).", severity="warning", markup=False)
+            return
+        paused = self.status.state is FeedState.PAUSED
+        sentence = self.feed.resume() if paused else self.feed.pause()
+        self.tick()
+        if self.status.state not in (FeedState.PAUSED, FeedState.STARTING):
+            self.app.notify(sentence, severity="warning", markup=False)
 
     def clear(self) -> None:
-        """Forget every packet captured so far (numbering goes on)."""
-        if self.ring is None or self.state == "recorded":
+        """Forget every packet captured so far; numbering starts again at 1."""
+        if self.feed is None:
             return
-        self.ring.clear()
-        self._new_store()
-        self.filter_stream = None
-        self.list.only = None
-        self.list.rows_changed(reset=True)
+        sentence = self.feed.clear()
+        self.tick()
+        self.app.notify(sentence, markup=False)
+
+    def nothing_to_save(self) -> str | None:
+        """Why there is nothing to save (None: there is)."""
+        if self.feed is None:
+            return "There is nothing to save: packet capture is off (--no-capture)."
+        if self.status.state is FeedState.FAILED:
+            return "There is nothing to save: the capture could not start."
+        if not self.feed.status().stored:
+            return "There are no packets to save yet."
+        return None
+
+    def request_save(self) -> None:
+        """Ask for a file name (if there is anything to save), then save in the background."""
+        from netlens.ui.screens.prompts import PromptScreen
+
+        reason = self.nothing_to_save()
+        if reason is not None:
+            self.app.notify(reason, severity="warning", markup=False)
+            return
+        default = time.strftime("netlens-%Y%m%d-%H%M%S.pcap")
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self.save(value)
+
+        self.app.push_screen(PromptScreen("Save capture", "pcap file (readable by Wireshark, tshark, tcpdump):",
+                                          default), chosen)
 
     def save(self, path: str) -> None:
-        """Write every stored packet to ``path`` as pcap."""
-        from netlens.capture import write_pcap
-
-        if self.ring is None or len(self.ring) == 0:
-            self.app.notify("There are no packets to save yet.", severity="warning", markup=False)
+        """Write every stored packet to ``path`` (relative to the working directory) as pcap, in the background."""
+        if self.feed is None:
             return
-        try:
-            written = write_pcap(path, self.ring)
-        except OSError as exc:
-            self.app.notify(f"Could not save {path}: {exc.strerror or exc}.", severity="error", markup=False)
-            return
-        self.app.notify(f"Saved {written} packets to {path}.", markup=False)
+        self.app.notify(self.feed.save(os.path.expanduser(path)), markup=False)
 
     def selected_number(self) -> int | None:
         """Packet number under the list's cursor."""

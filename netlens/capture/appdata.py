@@ -1,0 +1,122 @@
+"""A stream's application data: its two directions reassembled in order and offered to the protocols.
+
+The analysis keeps one :class:`StreamApps` per stream that carries payload.
+Bytes go to every protocol session still in the running; a session that says
+the bytes are not its protocol drops out, and the first one to recognise them
+owns the stream from then on (the others are dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from netlens.capture.protocols import AppProtocol, MessageEvent, Session
+from netlens.capture.reassembly import InOrder
+
+#: Out-of-order segments held per direction before reassembly gives up.
+MAX_PENDING_SEGMENTS = 256
+MAX_PENDING_BYTES = 1 << 20
+
+
+class StreamApps:
+    """Reassembly and protocol sessions of one stream."""
+
+    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished")
+
+    def __init__(self, protocols: Sequence[AppProtocol]) -> None:
+        self.sides = (InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES),
+                      InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES))
+        self.candidates: list[tuple[AppProtocol, Session]] = [(p, p.session()) for p in protocols]
+        #: The protocol that recognised the stream's bytes, and its session.
+        self.owner: tuple[AppProtocol, Session] | None = None
+        #: Packets that carried part of a message when a session gave up (the caller clears it).
+        self.abandoned: list[int] = []
+        #: Per direction: bytes of an unfinished message wait in some session (kept up to date by feed()).
+        self.unfinished = [False, False]
+
+    @property
+    def alive(self) -> bool:
+        """Some protocol still reads this stream."""
+        return bool(self.candidates)
+
+    def start_at(self, direction: int, seq: int) -> None:
+        """The byte stream of ``direction`` starts at ``seq`` (known ISN + 1), even if its first data was missed."""
+        side = self.sides[direction]
+        if side.next_seq is None:
+            side.next_seq = seq
+
+    def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
+        """One segment's payload; returns the message events the now in-order bytes completed."""
+        side = self.sides[direction]
+        pieces = side.push(seq, data, no)
+        if side.overflowed:
+            self._overflow(direction)
+            return []
+        if not pieces:
+            return []
+        owner = self.owner
+        if owner is not None and len(self.candidates) == 1:
+            # The usual case once a protocol recognised the stream: straight to its session.
+            session = owner[1]
+            found: list[MessageEvent] = []
+            for piece_seq, piece, piece_no in pieces:
+                found += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
+            self.unfinished[direction] = session.in_message(direction)
+            if not session.alive:
+                self.candidates = []
+            return found
+        events: list[MessageEvent] = []
+        for piece_seq, piece, piece_no in pieces:
+            # Bytes that waited are credited to the packet that carried them; the
+            # caller still reports the message on the packet that filled the gap.
+            for candidate in list(self.candidates):
+                session = candidate[1]
+                events += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
+                if session.recognised and self.owner is None:
+                    self._own(candidate)
+                elif not session.alive and candidate in self.candidates:
+                    self.candidates.remove(candidate)
+        self.unfinished[direction] = any(session.in_message(direction) for _, session in self.candidates)
+        return events
+
+    def _own(self, candidate: tuple[AppProtocol, Session]) -> None:
+        self.owner = candidate
+        for other in self.candidates:
+            if other is not candidate:
+                for d in (0, 1):
+                    self.abandoned += other[1].abandon(d)
+        self.candidates = [candidate]
+
+    def _overflow(self, direction: int) -> None:
+        self.abandoned += self.sides[direction].dropped
+        for _, session in self.candidates:
+            self.abandoned += session.abandon(direction)
+        self.candidates = [c for c in self.candidates if c[1].alive]
+        if self.owner is not None and self.owner not in self.candidates:
+            self.owner = None
+        self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
+
+    def in_message(self, direction: int) -> bool:
+        """Bytes of an unfinished message of ``direction`` wait in some session."""
+        return self.unfinished[direction]
+
+    def protocol_name(self) -> str:
+        """Name of the protocol whose messages this stream carries (the owner, else the first candidate)."""
+        if self.owner is not None:
+            return self.owner[0].name
+        return self.candidates[0][0].name if self.candidates else "application"
+
+    def describe(self, direction: int, seq: int, length: int, ts_ns: int) -> str | None:
+        """The owner's summary of a packet no event named."""
+        if self.owner is None:
+            return None
+        return self.owner[1].describe(direction, seq, length, ts_ns)
+
+    def close(self, direction: int) -> None:
+        """``direction`` sent FIN or RST (a direction still waiting for a gap stays open for it)."""
+        if self.sides[direction].pending:
+            return
+        for _, session in self.candidates:
+            session.close(direction)
+        self.candidates = [c for c in self.candidates if c[1].alive or c is self.owner]
+        self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]

@@ -1,0 +1,115 @@
+"""The echo protocol (PROTOCOL.md §1) in captured streams: which client bytes came back, and when.
+
+A stream is echo when every byte the server sends repeats, in order, the
+next byte the client sent. The session checks that as the bytes arrive
+(a mismatch drops it) and remembers, per client segment, where its bytes end
+and when it was captured: a server packet's summary then names the client
+packets whose bytes it carries back and how long after them it came
+(``echo of 16 bytes from #4, 0.213 ms later``). Nothing is stored per server
+packet; the summary is worked out when the row is shown.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right
+from typing import Any
+
+from netlens.capture.protocols import MessageEvent
+
+_MASK = 0xFFFFFFFF
+#: Client bytes held unechoed before deciding this is not echo (a one-way upload).
+MAX_UNECHOED = 1 << 20
+
+
+class EchoSession:
+    """One stream checked for echo."""
+
+    __slots__ = ("alive", "recognised", "unechoed", "client_ends", "client_nos", "client_ts", "client_bytes",
+                 "server_start")
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.recognised = False
+        #: Client bytes the server has not sent back yet.
+        self.unechoed = bytearray()
+        #: Per client segment: client byte offset just past it, its packet, its capture time.
+        self.client_ends = array("q")
+        self.client_nos = array("q")
+        self.client_ts = array("q")
+        self.client_bytes = 0
+        #: Sequence number of the first server byte seen (server offsets count from it).
+        self.server_start: int | None = None
+
+    def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
+        """Client bytes wait to come back; server bytes must be exactly the next ones waiting."""
+        if direction == 0:
+            self.unechoed += data
+            self.client_bytes += len(data)
+            self.client_ends.append(self.client_bytes)
+            self.client_nos.append(no)
+            self.client_ts.append(ts_ns)
+            if len(self.unechoed) > MAX_UNECHOED:
+                self._drop()
+            return []
+        if self.server_start is None:
+            self.server_start = seq
+        size = len(data)
+        if self.unechoed[:size] != data:
+            self._drop()
+            return []
+        del self.unechoed[:size]
+        self.recognised = True
+        return []
+
+    def _drop(self) -> None:
+        self.alive = False
+        self.unechoed = bytearray()
+
+    def in_message(self, direction: int) -> bool:
+        """Echo has no messages to wait for."""
+        return False
+
+    def abandon(self, direction: int) -> list[int]:
+        """Nothing was held for a message."""
+        self._drop()
+        return []
+
+    def describe(self, direction: int, seq: int, length: int, ts_ns: int) -> str | None:
+        """For a server packet: the client packets whose bytes it sends back, and how long after."""
+        if direction != 1 or not self.recognised or self.server_start is None or not length:
+            return None
+        first = (seq - self.server_start) & _MASK
+        ends = self.client_ends
+        i = bisect_right(ends, first)
+        j = bisect_right(ends, first + length - 1)
+        if j >= len(ends):
+            return None  # beyond what the client was seen sending
+        nos = self.client_nos
+        source = f"#{nos[i]}" if i == j else f"#{nos[i]}–#{nos[j]}"
+        delay = (ts_ns - self.client_ts[j]) / 1e6
+        return f"echo of {length} bytes from {source}, {delay:.3f} ms later"
+
+    def close(self, direction: int) -> None:
+        """Nothing to free: the per-segment index stays for the summaries."""
+
+
+class Echo:
+    """The echo protocol: claims every stream, recognised by the bytes coming back."""
+
+    name = "echo"
+
+    def claims(self, client_port: int, server_port: int) -> bool:
+        """Any stream may be echo."""
+        return True
+
+    def session(self) -> EchoSession:
+        """Fresh per-stream state."""
+        return EchoSession()
+
+    def scapy_layer(self) -> Any:
+        """Echo bytes are just bytes: scapy's Raw layer shows them."""
+        return None
+
+
+PROTOCOL = Echo()

@@ -51,7 +51,7 @@ def probe_lines(samples: Iterable[ProbeSample], width: int = 32) -> list[Text]:
     for label, values, latest, style in series:
         line = Text(no_wrap=True)
         line.append(f" {label:<8}", style="bold")
-        line.append(sparkline(values, width).ljust(width), style=style)
-        line.append(f"  {latest}")
+        line.append(f"{latest:<26}")
+        line.append(sparkline(values, width), style=style)
         lines.append(line)
     return lines

@@ -72,3 +72,27 @@ def test_events_interleaved(snap_compare) -> None:
     rows = [kernel_row(r) if is_kernel(r) else Text(f"{clock(r[1])} #{r[2]:<4} {materialize(r).describe()}")
             for r in merged]
     assert snap_compare(Show(Text("\n").join(rows)), terminal_size=(110, 20))
+
+
+def test_inspector_with_kernel_trace(snap_compare) -> None:
+    """The real app's inspector on connection #1's server end (TIME_WAIT): timeline, lit diagram, sparklines."""
+    from test_snapshots import ready
+    from trace_recording import feeds_with_trace
+
+    from netlens.ui.app import NetlensApp
+    from netlens.ui.widgets.connections import ConnectionsTable
+
+    async def inspect_time_wait(pilot) -> None:  # type: ignore[no-untyped-def]
+        await ready(pilot)
+        table = pilot.app.screen.query_one(ConnectionsTable)
+        key = next(k.value for k in table.rows if table._rows[k.value].socket.state == "TIME_WAIT")
+        assert table.select_key(key)
+        await pilot.pause()
+        pilot.app.screen.query_one("#inspector").focus()
+        await pilot.press("m")
+        await pilot.pause()
+        pilot.app.screen.query_one("#inspector").scroll_end(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(NetlensApp(feeds_with_trace(), animate=False), terminal_size=(120, 50),
+                        run_before=inspect_time_wait)

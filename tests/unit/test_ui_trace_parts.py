@@ -126,6 +126,6 @@ def test_sparklines() -> None:
     assert server is not None
     lines = [line.plain for line in probe_lines(server.probes, width=6)]
     assert "last 6 samples" in lines[0]
-    assert lines[1].startswith(" cwnd    ▁▁▃▅▆█") and lines[1].endswith("14 segments (ssthresh ∞)")
-    assert lines[2].endswith("0.047 ms") and "█" in lines[2]
+    assert lines[1] == " cwnd    14 segments (ssthresh ∞)  ▁▁▃▅▆█"
+    assert lines[2] == " srtt    0.047 ms                  █▅▃▂▁▁"
     assert "no samples yet" in probe_lines([])[1].plain

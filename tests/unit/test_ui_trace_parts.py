@@ -127,5 +127,5 @@ def test_sparklines() -> None:
     lines = [line.plain for line in probe_lines(server.probes, width=6)]
     assert "last 6 samples" in lines[0]
     assert lines[1] == " cwnd    14 segments (ssthresh ∞)  ▁▁▃▅▆█"
-    assert lines[2] == " srtt    0.047 ms                  █▅▃▂▁▁"
+    assert lines[2] == " srtt    0.047 ms                  █▅▄▃▂▁"
     assert "no samples yet" in probe_lines([])[1].plain

@@ -19,7 +19,8 @@ import bisect
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceSession, TraceUnavailable
+from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceSession, TraceUnavailable, materialize
+from netlens.trace.events import TraceRecord
 from netlens.trace.timeline import SocketLike, SocketTimeline
 
 #: Kinds the events panel shows: what happened, not the per-segment tcp_probe stream (sparklines take those).
@@ -29,6 +30,9 @@ SHOWN_KINDS = frozenset({Kind.STATE, Kind.RETRANSMIT, Kind.RETRANSMIT_SYNACK, Ki
 MAX_KEPT = 50_000
 #: Largest batch taken from the reader per poll: a flood is caught up over a few ticks, never in one frame.
 POLL_LIMIT = 20_000
+#: tcp_probe samples kept per socket per poll (10 polls a second): a sparkline needs no more, and under a
+#: flood (one probe per segment) building every event would take the UI thread's time. The rest are counted.
+PROBES_PER_POLL = 8
 
 
 class KernelTraceFeed:
@@ -41,6 +45,8 @@ class KernelTraceFeed:
         self._kept: deque[TraceEvent] = deque(maxlen=MAX_KEPT)
         self._times: deque[float] = deque(maxlen=MAX_KEPT)
         self.total = 0
+        #: tcp_probe samples left out (see PROBES_PER_POLL): the sparklines are sampled when this grows.
+        self.probes_skipped = 0
 
     # -- subclasses -----------------------------------------------------------------------------------
 
@@ -106,7 +112,28 @@ class KernelTraceFeed:
         if self.unavailable is not None:
             return "kernel trace off"
         lost = self.lost
-        return f"kernel events {self.total:,}" + (f" ({lost:,} lost)" if lost else "")
+        text = f"kernel events {self.total:,}" + (f" ({lost:,} lost)" if lost else "")
+        return text + (f", tcp_probe sampled ({self.probes_skipped:,} skipped)" if self.probes_skipped else "")
+
+    def thin(self, records: list[TraceRecord]) -> list[TraceEvent]:
+        """Build the events of ``records``, with each socket's tcp_probe samples thinned to PROBES_PER_POLL."""
+        probes: dict[int, list[TraceRecord]] = {}
+        kept: list[TraceRecord] = []
+        for record in records:
+            if record[0] == Kind.PROBE:
+                probes.setdefault(record[3], []).append(record)
+            else:
+                kept.append(record)
+        for samples in probes.values():
+            if len(samples) > PROBES_PER_POLL:
+                step = len(samples) / PROBES_PER_POLL
+                chosen = [samples[int(i * step)] for i in range(PROBES_PER_POLL - 1)] + [samples[-1]]
+                self.probes_skipped += len(samples) - len(chosen)
+                samples = chosen
+            kept.extend(samples)
+        if probes:
+            kept.sort(key=lambda record: record[1])
+        return [materialize(record) for record in kept]
 
 
 class LiveTraceFeed(KernelTraceFeed):
@@ -139,7 +166,7 @@ class LiveTraceFeed(KernelTraceFeed):
             return []
         if session.error is not None and self.unavailable is None:
             self.unavailable = f"The kernel trace stopped: {session.error}"
-        return session.drain(POLL_LIMIT)
+        return self.thin(session.drain_records(POLL_LIMIT))
 
     @property
     def lost(self) -> int:

@@ -129,3 +129,20 @@ def test_sparklines() -> None:
     assert lines[1] == " cwnd    14 segments (ssthresh ∞)  ▁▁▃▅▆█"
     assert lines[2] == " srtt    0.047 ms                  █▅▄▃▂▁"
     assert "no samples yet" in probe_lines([])[1].plain
+
+
+def test_probe_floods_are_sampled_and_the_status_says_so() -> None:
+    from netlens.trace.events import Kind
+    from netlens.ui.trace_feed import PROBES_PER_POLL, KernelTraceFeed
+
+    lo = b"\x7f\x00\x00\x01"
+    probes = [(Kind.PROBE, 10**18 + i * 25_000, 0, 1, None, 2, lo, 5000, lo, 40000, 10 + i, 0x7FFFFFFF, 50,
+               65483, 65483, 100, 0, 0) for i in range(100)]
+    state = (Kind.STATE, 10**18 + 50 * 25_000 + 1, 0, 1, None, 2, lo, 5000, lo, 40000, "ESTABLISHED", "FIN_WAIT1")
+    feed = KernelTraceFeed()
+    events = feed.thin([*probes, state])
+    assert [e.event for e in events].count("probe") == PROBES_PER_POLL
+    assert [e.event for e in events].count("state") == 1 and feed.probes_skipped == 100 - PROBES_PER_POLL
+    assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)
+    assert events[-1].cwnd == 109  # type: ignore[attr-defined]  # the newest sample is always kept
+    assert feed.status() == f"kernel events 0, tcp_probe sampled ({100 - PROBES_PER_POLL} skipped)"

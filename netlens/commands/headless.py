@@ -8,6 +8,7 @@ import sys
 import threading
 from types import FrameType
 
+from netlens.commands.kernel_printing import KernelPrinter
 from netlens.server import Server, ServerConfig
 from netlens.server.events import event_line
 
@@ -15,8 +16,8 @@ from netlens.server.events import event_line
 DRAIN_INTERVAL = 0.05
 
 
-def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
-    """Run until SIGINT/SIGTERM, printing one line (or JSON object) per socket event."""
+def serve_headless(config: ServerConfig, as_json: bool = False, kernel: bool = False) -> int:
+    """Run until SIGINT/SIGTERM, printing one line (or JSON object) per socket event (and kernel event)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -26,8 +27,14 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
     server = Server(config)
     subscription = server.subscribe()
     out = sys.stdout
+    tracer: KernelPrinter | None = None
     try:
         server.start()
+        if kernel:
+            tracer = KernelPrinter(server.address[1], lambda text, lines: out.write(text), as_json)
+            missing = tracer.start()
+            if missing:
+                print(f"netlens: {missing}", file=sys.stderr, flush=True)
         while True:
             stopping = stop.wait(DRAIN_INTERVAL) or not server.running
             if stopping:
@@ -36,13 +43,21 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
             for event in events:
                 out.write((json.dumps(event.to_dict(), ensure_ascii=False) if as_json
                            else event_line(event)) + "\n")
+            if tracer is not None:
+                tracer.pump()
             if subscription.dropped:
                 out.write(f"... {subscription.dropped} events dropped (output too slow)\n")
                 subscription.dropped = 0
             out.flush()
             if stopping:
-                return 0
+                break
     finally:
         server.stop()
+        if tracer is not None:
+            lost = tracer.stop()
+            out.flush()
+            if lost:
+                print(f"netlens: {lost}", file=sys.stderr, flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0

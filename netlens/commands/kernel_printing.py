@@ -25,7 +25,7 @@ KINDS = DEFAULT_KINDS - {Kind.PROBE}
 class KernelPrinter:
     """Formats the port's kernel events and hands them to ``emit(text, lines)``."""
 
-    def __init__(self, port: int, emit: Callable[[str, int], None], as_json: bool, prefix: str = "netlens") -> None:
+    def __init__(self, port: int, emit: Callable[[str, int], object], as_json: bool, prefix: str = "netlens") -> None:
         self.session = TraceSession(TraceFilter.of(ports=(port,)), KINDS, prefix=prefix)
         self.emit = emit
         self.as_json = as_json

@@ -1,43 +1,57 @@
-"""``netlens conns``: the kernel's view of TCP sockets, like ``ss -tanpi`` with TCP_INFO columns."""
+"""``netlens conns``: the kernel's view of TCP sockets, like ``ss -tanpi`` with TCP_INFO columns.
+
+The text output is plain aligned lines, as ``ss`` prints: a table widget
+measuring 20,000 rows cell by cell took 24 s where ``--json`` takes under 2;
+here every row is one ``str.format`` call once the column widths are known
+(see ``tests/benchmarks/bench_conns.py``). On a terminal the header and the
+``--watch`` statuses are coloured with plain SGR codes, and the Process column
+gives way so the others fit the width.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netlens import DEFAULT_PORT
 from netlens.display import endpoint
 from netlens.errors import UserError
+from netlens.textsafe import safe_str
 
 if TYPE_CHECKING:  # heavy imports stay inside run()
-    from rich.console import Console
-    from rich.table import Table
-
     from netlens.probe import ConnectionRow, Prober, Snapshot, SocketInfo
 
 HELP = "Show TCP sockets as the kernel sees them (like ss -tanpi): state, queues, RTT, cwnd, timers, process."
 
-# Row colours for --watch, TCPView's: new green, changed yellow, closed red.
-_STATUS_STYLES = {"new": "bold green", "changed": "yellow", "closed": "red dim", "unchanged": ""}
-_CHANGED_CELL = "bold yellow"
-# (header, minimum width, right-aligned): the minimum keeps a narrow terminal
-# from squeezing states and addresses into "…"; Process gives way first.
+# (header, right-aligned)
 _COLUMNS = (
-    ("State", 11, False),
-    ("Recv-Q", 6, True),
-    ("Send-Q", 6, True),
-    ("Local Address:Port", 15, False),
-    ("Peer Address:Port", 15, False),
-    ("Process", 8, False),
-    ("RTT ms", 6, True),
-    ("cwnd", 4, True),
-    ("unacked", 7, True),
-    ("retrans", 7, True),
-    ("Timer", 5, False),
+    ("State", False),
+    ("Recv-Q", True),
+    ("Send-Q", True),
+    ("Local Address:Port", False),
+    ("Peer Address:Port", False),
+    ("Process", False),
+    ("RTT ms", True),
+    ("cwnd", True),
+    ("unacked", True),
+    ("retrans", True),
+    ("Timer", False),
 )
-# Which table column lights up when a tracked field changes.
+_HEADER = tuple(name for name, _ in _COLUMNS)
+_RIGHT = tuple(right for _, right in _COLUMNS)
+_PROCESS = 5  # the column that gives way on a narrow terminal
+_MIN_PROCESS = 8
+_GAP = "  "
+# Which column lights up when a tracked field changes (--watch).
 _FIELD_COLUMN = {"state": 0, "recv_q": 1, "send_q": 2, "owners": 5, "unacked": 8, "retransmits": 9, "total_retrans": 9}
+# SGR colours for --watch rows, TCPView's: new green, changed yellow, closed red.
+_STATUS_SGR = {"new": "1;32", "closed": "2;31"}
+_CHANGED_SGR = "1;33"
+_HEADER_SGR = "1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,69 +94,126 @@ def _duration(ms: int) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _cells(sock: SocketInfo) -> list[Any]:
-    """The table cells of one socket, as ``rich.text.Text`` (nothing is ever parsed as markup)."""
-    from rich.text import Text
+def _text(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
-    from netlens.textsafe import safe_str
 
-    def num(value: int | None) -> Text:
-        return Text("-" if value is None else str(value), justify="right")
+def _tcp_columns(sock: SocketInfo, span_of: _SpanOf, read: _Read) -> tuple[str, str, str, str]:
+    """RTT, cwnd, unacked and retrans cells, read straight from the raw TCP_INFO (no 60-field record per row)."""
+    # A listener's TCP_INFO holds no path data (its rtt and cwnd are placeholders).
+    span = span_of(sock.attributes) if sock.attributes and sock.state != "LISTEN" else None
+    if span is None:
+        return ("-", "-", "-", "-")
+    retransmits, unacked, rtt_us, cwnd, total_retrans = read(sock.attributes, *span)
+    rtt = "-" if rtt_us is None else f"{rtt_us / 1000:.3f}"
+    return (rtt, _text(cwnd), _text(unacked), f"{_text(retransmits)}/{_text(total_retrans)}")
 
+
+_SpanOf = Callable[[bytes], "tuple[int, int] | None"]
+_Read = Callable[[bytes, int, int], "tuple[Any, ...]"]
+
+
+@functools.cache
+def _tcp_reader() -> tuple[_SpanOf, _Read]:
+    """Where TCP_INFO lies in an attribute block, and a reader of the five members the table shows.
+
+    Imported on first use: ``netlens.probe`` is not needed to parse arguments.
+    """
+    from netlens.probe.attributes import tcp_info_span
+    from netlens.probe.tcpinfo import field_reader
+
+    return tcp_info_span, field_reader(("retransmits", "unacked", "rtt_us", "snd_cwnd", "total_retrans"))
+
+
+def socket_cells(sock: SocketInfo) -> tuple[str, ...]:
+    """The table cells of one socket, as plain text: untrusted process names escaped (:mod:`netlens.textsafe`)."""
     if sock.owners:
         first = sock.owners[0]
-        label = f"{safe_str(first.name)} pid={first.pid}" + (f" fd={first.fd}" if first.fd is not None else "")
+        process = f"{safe_str(first.name)} pid={first.pid}" + (f" fd={first.fd}" if first.fd is not None else "")
         if len(sock.owners) > 1:
-            label += f" +{len(sock.owners) - 1}"
-        process = Text(label)
+            process += f" +{len(sock.owners) - 1}"
     else:
-        process = Text("-", style="dim")
-    # A listener's TCP_INFO holds no path data (its rtt and cwnd are placeholders).
-    info = sock.tcp_info if sock.state != "LISTEN" else None
-    rtt = "-" if info is None or info.rtt_us is None else f"{info.rtt_us / 1000:.3f}"
-    retrans = "-" if info is None else f"{info.retransmits}/{info.total_retrans}"
+        process = "-"
     timer = "-" if sock.timer is None else f"{sock.timer.name},{_duration(sock.timer.expires_ms)},{sock.timer.retrans}"
-    return [
-        Text(sock.state),
-        num(sock.recv_q),
-        num(sock.send_q),
-        Text(_endpoint(sock.local_addr, sock.local_port)),
-        Text(_endpoint(sock.remote_addr, sock.remote_port)),
+    return (
+        sock.state,
+        _text(sock.recv_q),
+        _text(sock.send_q),
+        _endpoint(sock.local_addr, sock.local_port),
+        _endpoint(sock.remote_addr, sock.remote_port),
         process,
-        Text(rtt, justify="right"),
-        num(None if info is None else info.snd_cwnd),
-        num(None if info is None else info.unacked),
-        Text(retrans, justify="right"),
-        Text(timer),
-    ]
+        *_tcp_columns(sock, *_tcp_reader()),
+        timer,
+    )
 
 
-def _new_table(caption: str) -> Table:
-    from rich.table import Table
+def _cells_width(text: str) -> int:
+    """Terminal cells ``text`` takes (wide characters take two, combining marks none)."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len
 
-    table = Table(box=None, header_style="bold", pad_edge=False, caption=caption, caption_justify="left")
-    for header, width, right in _COLUMNS:
-        table.add_column(
-            header,
-            min_width=width,
-            no_wrap=True,
-            justify="right" if right else "left",
-            overflow="ellipsis" if header == "Process" else "fold",
+    return cell_len(text)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells, ending in an ellipsis if it was longer."""
+    if _cells_width(text) <= width:
+        return text
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, width - 1) + "…"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * (width - _cells_width(text))
+    return fill + text if right else text + fill
+
+
+class Table:
+    """Aligned plain-text lines for rows of cells, measured once over every row (as ``ss`` does).
+
+    ``width`` (a terminal's) makes the Process column give way, cutting long
+    names with an ellipsis, so the other columns fit.
+    """
+
+    def __init__(self, rows: Sequence[tuple[str, ...]], width: int | None = None) -> None:
+        self.widths = [len(name) for name in _HEADER]
+        for index, column in enumerate(zip(*rows, strict=True)):
+            joined = "".join(column)
+            longest = max(map(len, column)) if joined.isascii() else max(map(_cells_width, column))
+            self.widths[index] = max(self.widths[index], longest)
+        if width is not None:
+            others = sum(self.widths) - self.widths[_PROCESS] + len(_GAP) * (len(_HEADER) - 1)
+            self.widths[_PROCESS] = min(self.widths[_PROCESS], max(_MIN_PROCESS, width - others))
+        self._format = _GAP.join(
+            f"{{:{'>' if right else '<'}{w}}}" for w, right in zip(self.widths, _RIGHT, strict=True)
         )
-    return table
 
+    def line(self, cells: Sequence[str], styles: dict[int, str] | None = None) -> str:
+        """One row, aligned; ``styles`` maps column indexes to SGR codes (colour on a terminal)."""
+        process = cells[_PROCESS]
+        if len(process) > self.widths[_PROCESS] or not process.isascii():
+            cells = (*cells[:_PROCESS], _fit(process, self.widths[_PROCESS]), *cells[_PROCESS + 1 :])
+        if not styles and "".join(cells).isascii():
+            return self._format.format(*cells).rstrip()  # the fast path: one C call per row
+        parts = []
+        for index, (cell, width, right) in enumerate(zip(cells, self.widths, _RIGHT, strict=True)):
+            padded = _pad(cell, width, right)
+            sgr = styles.get(index) if styles else None
+            parts.append(f"\x1b[{sgr}m{padded}\x1b[0m" if sgr else padded)
+        return _GAP.join(parts).rstrip()
 
-def _console() -> Console:
-    """A console for the table; piped output gets a wide page, as ``ss`` never cuts a line."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=240)
+    def header(self, colour: bool) -> str:
+        """The header line (bold on a terminal)."""
+        return self.line(_HEADER, dict.fromkeys(range(len(_HEADER)), _HEADER_SGR) if colour else None)
 
 
 def _caption(snapshot: Snapshot, count: int, where: str) -> str:
     parts = [f"{count} socket{'s' if count != 1 else ''} {where}", f"source {snapshot.source}"]
+    others, waiting = snapshot.sockets_elsewhere, snapshot.time_wait_elsewhere
+    if others is not None and waiting is not None:  # counted by the kernel, never listed
+        parts.append(f"elsewhere {others} open, {waiting} TIME_WAIT")
     if snapshot.note:
         parts.append(snapshot.note)
     return " · ".join(parts)
@@ -155,44 +226,77 @@ def _sorted(sockets: Iterable[SocketInfo]) -> list[SocketInfo]:
     )
 
 
-def render_snapshot(snapshot: Snapshot, where: str) -> Table:
-    """Return a Rich table of every socket in ``snapshot``, ``ss -tanp`` style plus TCP_INFO columns."""
-    sockets = _sorted(snapshot.sockets)
-    table = _new_table(_caption(snapshot, len(sockets), where))
-    for sock in sockets:
-        table.add_row(*_cells(sock))
-    return table
+def render_snapshot(snapshot: Snapshot, where: str, colour: bool = False, width: int | None = None) -> list[str]:
+    """Every socket of ``snapshot`` as ``ss -tanp``-style lines plus TCP_INFO columns: header, rows, caption."""
+    rows = [socket_cells(sock) for sock in _sorted(snapshot.sockets)]
+    table = Table(rows, width)
+    return [table.header(colour), *map(table.line, rows), _caption(snapshot, len(rows), where)]
 
 
-def render_rows(rows: Iterable[ConnectionRow], snapshot: Snapshot, where: str, hold: float, baseline: float) -> Table:
-    """Return a Rich table of tracked rows, coloured by what happened to each (see ``--watch``).
+def _row_styles(row: ConnectionRow, status: str) -> dict[int, str] | None:
+    """Column -> SGR for one --watch row: the whole row for new/closed, the moved cells for changed."""
+    if status == "changed":
+        styles = {0: _CHANGED_SGR}  # the row reads as changed even if the field has no column
+        for name in row.changed:
+            column = _FIELD_COLUMN.get(name)
+            if column is not None:
+                styles[column] = _CHANGED_SGR
+        return styles
+    sgr = _STATUS_SGR.get(status)
+    return dict.fromkeys(range(len(_HEADER)), sgr) if sgr else None
+
+
+def render_rows(
+    rows: Iterable[ConnectionRow],
+    snapshot: Snapshot,
+    where: str,
+    hold: float,
+    baseline: float,
+    colour: bool = False,
+    width: int | None = None,
+) -> list[str]:
+    """Tracked rows as lines, coloured (``colour``) by what happened to each (see ``--watch``).
 
     Rows already there at ``baseline`` (the first refresh) are not "new":
-    colour marks what happened while you watched.
+    colour marks what happened while you watched. Without colour a closed
+    row still says so, in its Timer cell.
     """
-    rows = sorted(rows, key=lambda r: (r.socket.state != "LISTEN", r.key))
-    open_count = sum(r.status.value != "closed" for r in rows)
-    table = _new_table(_caption(snapshot, open_count, where) + " · green new, yellow changed, red closed")
-    for row in rows:
-        status = row.highlight(snapshot.ts, hold).value
-        if status == "new" and row.first_seen <= baseline:
-            status = "unchanged"
-        cells = _cells(row.socket)
-        if status == "changed":
-            cells[0].stylize(_CHANGED_CELL)  # the row reads as changed even if the field has no column
-            for name in row.changed:
-                column = _FIELD_COLUMN.get(name)
-                if column is not None:
-                    cells[column].stylize(_CHANGED_CELL)
-        table.add_row(*cells, style=_STATUS_STYLES[status] if status != "changed" else None)
-    return table
+    ordered = sorted(rows, key=lambda r: (r.socket.state != "LISTEN", r.key))
+    now = snapshot.ts
+    statuses = []
+    for row in ordered:
+        status = row.highlight(now, hold).value
+        if status == "new" and row.first_seen <= baseline:  # there before we looked: changed at most
+            status = "changed" if row.changed and now - row.last_change < hold else "unchanged"
+        statuses.append(status)
+    cells = [socket_cells(row.socket) for row in ordered]
+    cells = [(*c[:-1], "closed") if status == "closed" else c for c, status in zip(cells, statuses, strict=True)]
+    table = Table(cells, width)
+    open_count = sum(status != "closed" for status in statuses)
+    caption = _caption(snapshot, open_count, where) + " · green new, yellow changed, red closed"
+    lines = [table.header(colour)]
+    for row, status, row_cells in zip(ordered, statuses, cells, strict=True):
+        lines.append(table.line(row_cells, _row_styles(row, status) if colour else None))
+    return [*lines, caption]
 
 
 def _snapshot_json(snapshot: Snapshot) -> str:
     import json
 
-    # ensure_ascii: process names are untrusted; \u escapes keep the terminal safe.
-    return json.dumps([sock.to_dict() for sock in _sorted(snapshot.sockets)])
+    # ensure_ascii: process names are untrusted; \u escapes (C1, bidi, zero-width, anything not
+    # ASCII) keep a terminal that shows the JSON safe.
+    return json.dumps([sock.to_dict() for sock in _sorted(snapshot.sockets)], ensure_ascii=True)
+
+
+def _terminal(out: TextIO) -> tuple[bool, int | None, int | None]:
+    """(colour?, width, height) for ``out``: colours and a width only on a terminal, and not under NO_COLOR."""
+    if not out.isatty():
+        return False, None, None
+    import shutil
+
+    size = shutil.get_terminal_size()
+    colour = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return colour, size.columns, size.lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,35 +310,38 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--watch needs a positive number of seconds, for example --watch 1.")
     where = "on every port" if port is None else f"on port {port}"
     prober = Prober()
+    out = sys.stdout
     if args.watch is None:
         snapshot = prober.snapshot(port)
         if args.json:
-            print(_snapshot_json(snapshot))
+            out.write(_snapshot_json(snapshot) + "\n")
         else:
-            _console().print(render_snapshot(snapshot, where))
+            colour, width, _ = _terminal(out)
+            out.write("\n".join(render_snapshot(snapshot, where, colour, width)) + "\n")
+        out.flush()
         return 0
     try:
         if args.json:
-            _watch_json(prober, port, args.watch)
+            _watch_json(prober, port, args.watch, out)
         else:
-            _watch_table(prober, port, args.watch, where)
+            _watch_text(prober, port, args.watch, where, out)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how --watch ends
     return 0
 
 
-def _watch_json(prober: Prober, port: int | None, interval: float) -> None:
+def _watch_json(prober: Prober, port: int | None, interval: float, out: TextIO) -> None:
     import time
 
     while True:
-        print(_snapshot_json(prober.snapshot(port)), flush=True)
+        out.write(_snapshot_json(prober.snapshot(port)) + "\n")
+        out.flush()
         time.sleep(interval)
 
 
-def _watch_table(prober: Prober, port: int | None, interval: float, where: str) -> None:
+def _watch_text(prober: Prober, port: int | None, interval: float, where: str, out: TextIO) -> None:
+    """Refresh until Ctrl-C: in place on a terminal (what fits its height), else one table after another."""
     import time
-
-    from rich.live import Live
 
     from netlens.probe import ConnectionTracker
 
@@ -243,12 +350,31 @@ def _watch_table(prober: Prober, port: int | None, interval: float, where: str) 
     hold = max(2.0, 2 * interval)
     snapshot = prober.snapshot(port)
     baseline = snapshot.ts
-    update = tracker.update(snapshot)
-    with Live(
-        render_rows(update.rows, snapshot, where, hold, baseline), console=_console(), auto_refresh=False
-    ) as live:
+    tty = out.isatty()
+    if tty:
+        out.write("\x1b[2J")  # a clean screen to redraw in place
+    try:
         while True:
+            update = tracker.update(snapshot)
+            colour, width, height = _terminal(out)
+            lines = render_rows(update.rows, snapshot, where, hold, baseline, colour, width)
+            if tty:
+                out.write("\x1b[H" + "\x1b[K\n".join(_fit_height(lines, height)) + "\x1b[K\x1b[J")
+            else:
+                out.write("\n".join(lines) + "\n\n")
+            out.flush()
             time.sleep(interval)
             snapshot = prober.snapshot(port)
-            update = tracker.update(snapshot)
-            live.update(render_rows(update.rows, snapshot, where, hold, baseline), refresh=True)
+    finally:
+        if tty:
+            out.write("\n")
+            out.flush()
+
+
+def _fit_height(lines: list[str], height: int | None) -> list[str]:
+    """The header, as many rows as the terminal has room for, a line saying how many did not fit, the caption."""
+    if height is None or len(lines) <= height - 1:
+        return lines
+    room = max(1, height - 3)
+    hidden = len(lines) - 2 - room
+    return [*lines[: 1 + room], f"… {hidden} more row{'s' if hidden != 1 else ''} below", lines[-1]]

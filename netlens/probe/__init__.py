@@ -5,18 +5,28 @@ Uses the stdlib and psutil only (never textual, scapy, ``netlens.ui`` or
 sockets a second, so the sock_diag netlink client is hand-written.
 
 Taking snapshots
-    ``take_snapshot(port=None, processes=True, backend=None) -> Snapshot``
+    ``take_snapshot(port=None, processes=True, backend=None, *, time_wait_limit=None, time_wait_keep=()) -> Snapshot``
         Every TCP socket (IPv4 and IPv6) with ``port`` at either end, or all
         of them. Shares one process-wide :class:`Prober`.
-    ``Prober(backend=None, owner_refresh=10.0)``; ``.snapshot(port=None, processes=True, backend=None)``
+    ``Prober(backend=None, owner_refresh=10.0)``; ``.snapshot(port=None, processes=True, backend=None, *,
+    time_wait_limit=None, time_wait_keep=())``
         The same, with its own cache of the ``/proc`` owner scan: give each
         poller (the UI worker) one. ``backend``: "auto" (sock_diag, else
         psutil), "sock_diag", "psutil"; default from ``$NETLENS_PROBE_BACKEND``.
+        ``time_wait_limit``: keep only the newest N TIME_WAIT sockets plus those
+        whose ``cookie`` is in ``time_wait_keep``; the others are counted in
+        ``Snapshot.hidden_time_wait`` and never built (a flood's thousands cost
+        next to nothing). The kernel filters by port; the sockets elsewhere are
+        counted from ``/proc/net/sockstat`` (``Snapshot.totals``), never listed.
     ``ProbeError`` (a :class:`netlens.errors.UserError`): nothing could list sockets.
 
 The records (frozen, slotted dataclasses; ``None`` means unknown, never 0)
     ``Snapshot``: ``ts`` (``time.time()``), ``sockets``, ``source``
-    ("sock_diag" | "psutil"), ``note`` (why the fallback, or None), ``port``; ``to_dict()``.
+    ("sock_diag" | "psutil"), ``note`` (why the fallback, or None), ``port``,
+    ``hidden_time_wait``, ``totals``; properties ``time_wait_elsewhere``,
+    ``sockets_elsewhere``; ``to_dict()``.
+    ``TcpTotals``: the namespace's ``sockets`` (in use, TIME_WAIT and SYN_RECV
+    aside) and ``time_wait`` counts, as ``ss -s`` reads them.
     ``SocketInfo``: ``state`` (LISTEN, SYN_SENT, SYN_RECV, ESTABLISHED,
     FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT, CLOSE),
     ``family`` ("IPv4"/"IPv6"), ``local_addr``, ``local_port``,
@@ -39,10 +49,6 @@ Following connections
     ``changed`` (field names), ``first_seen``, ``last_change``,
     ``closed_at``; ``highlight(now, hold) -> RowStatus``.
     ``CHANGE_FIELDS``: what counts as a change (see :mod:`netlens.probe.tracker`).
-
-Fixtures
-    ``encode_attributes(tcp_info=None, memory=None, congestion=None, shutdown=None) -> bytes``
-        Builds ``SocketInfo.attributes`` for synthetic records (tests, UI snapshots).
 """
 
 from __future__ import annotations
@@ -51,7 +57,6 @@ from netlens.probe.attributes import (
     SHUTDOWN_RD,
     SHUTDOWN_WR,
     SocketMemory,
-    encode_attributes,
 )
 from netlens.probe.model import (
     STATE_NAMES,
@@ -59,6 +64,7 @@ from netlens.probe.model import (
     Snapshot,
     SocketInfo,
     SocketTimer,
+    TcpTotals,
 )
 from netlens.probe.snapshot import BACKEND_ENV, ProbeError, Prober, take_snapshot
 from netlens.probe.tcpinfo import TcpInfo
@@ -87,7 +93,7 @@ __all__ = [
     "SocketMemory",
     "SocketTimer",
     "TcpInfo",
+    "TcpTotals",
     "TrackerUpdate",
-    "encode_attributes",
     "take_snapshot",
 ]

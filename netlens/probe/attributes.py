@@ -4,8 +4,8 @@ A snapshot keeps each socket's attribute block as one ``bytes`` object and
 decodes it only when someone looks (see :class:`netlens.probe.model.SocketInfo`):
 decoding TCP_INFO into a 60-field record for 10,000 sockets takes about
 120 ms here, nearly the whole snapshot budget, and the UI shows a few dozen rows. This module
-walks such a block, decodes its parts, and encodes one from records (for
-tests and deterministic UI fixtures).
+walks such a block and decodes its parts (tests build blocks with
+``tests/support/probe_fixtures.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from netlens.probe.fastbuild import fast_builder
@@ -23,7 +24,7 @@ from netlens.probe.netlink import (
     INET_DIAG_SKMEMINFO,
     NLATTR,
 )
-from netlens.probe.tcpinfo import TcpInfo, pack_tcp_info, parse_tcp_info
+from netlens.probe.tcpinfo import TcpInfo, parse_tcp_info
 
 _NLA_TYPE_MASK = 0x3FFF  # drops NLA_F_NESTED / NLA_F_NET_BYTEORDER
 _SKMEM = struct.Struct("=9I")
@@ -52,10 +53,12 @@ class SocketMemory:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return dict(zip(self.__slots__, _SOCKETMEMORY_VALUES(self), strict=True))
 
 
 _build_memory = fast_builder(SocketMemory)
+# Every field at once, in one C call: to_dict runs for each socket of ``conns --json``.
+_SOCKETMEMORY_VALUES = attrgetter(*SocketMemory.__slots__)
 
 
 class Attributes(NamedTuple):
@@ -114,50 +117,60 @@ def decode_attributes(block: bytes) -> Attributes:
     return Attributes(tcp_info, memory, congestion, shutdown)
 
 
-def _attribute(kind: int, payload: bytes) -> bytes:
-    length = NLATTR.size + len(payload)
-    return NLATTR.pack(length, kind) + payload + bytes(-length % 4)
+class _Layout(NamedTuple):
+    """Where TCP_INFO sits in blocks laid out like one already walked, and how to prove a block is."""
+
+    headers: struct.Struct  # reads (length, type) of every attribute up to and including TCP_INFO's
+    before: tuple[int, ...]  # those values for the attributes before TCP_INFO, flattened
+    info_offset: int
 
 
-def encode_attributes(
-    tcp_info: TcpInfo | None = None,
-    memory: SocketMemory | None = None,
-    congestion: str | None = None,
-    shutdown: int | None = None,
-) -> bytes:
-    """Build the attribute block the kernel would send for these parts (the inverse of :func:`decode_attributes`).
-
-    For tests and deterministic fixtures: ``SocketInfo(..., attributes=encode_attributes(tcp_info=...))``.
-    A ``TcpInfo`` whose later fields are ``None`` is encoded as the shorter
-    struct an older kernel sends.
-    """
-    parts = []
-    if shutdown is not None:
-        parts.append(_attribute(INET_DIAG_SHUTDOWN, bytes((shutdown,))))
-    if memory is not None:
-        values = [getattr(memory, name) for name in memory.__slots__]
-        present = values.index(None) if None in values else len(values)
-        parts.append(_attribute(INET_DIAG_SKMEMINFO, struct.pack(f"={present}I", *values[:present])))
-    if tcp_info is not None:
-        parts.append(_attribute(INET_DIAG_INFO, pack_tcp_info(tcp_info)))
-    if congestion is not None:
-        parts.append(_attribute(INET_DIAG_CONG, congestion.encode("ascii") + b"\0"))
-    return b"".join(parts)
+# The kernel writes a socket's attributes in a fixed order, so the sockets of a
+# snapshot share one or two layouts (IPv6 ones carry one more attribute). The
+# few seen last, most recent first; replaced whole, so threads never see a torn one.
+_recent_layouts: tuple[_Layout, ...] = ()
+_MAX_LAYOUTS = 4
 
 
 def tcp_info_span(block: bytes) -> tuple[int, int] | None:
     """Return (offset, length) of the TCP_INFO payload in an attribute block, or ``None``.
 
-    The same walk as :func:`iter_attributes`, unrolled: the change tracker
-    calls it for every socket of every snapshot.
+    The change tracker calls it for every socket of every snapshot. A block
+    laid out like a recent one is checked in one C call: every header before
+    TCP_INFO must hold the same length and type as there, which proves each
+    boundary exactly as walking them would. Any other block is walked.
     """
+    end = len(block)
+    for layout in _recent_layouts:
+        if end >= layout.headers.size:
+            values = layout.headers.unpack_from(block)
+            length = values[-2]
+            if (
+                values[-1] & _NLA_TYPE_MASK == INET_DIAG_INFO
+                and values[:-2] == layout.before
+                and 4 <= length <= end - layout.info_offset
+            ):
+                return layout.info_offset + 4, length - 4
+    return _walk_to_tcp_info(block)
+
+
+def _walk_to_tcp_info(block: bytes) -> tuple[int, int] | None:
+    """The plain walk of :func:`tcp_info_span`; remembers the layout it finds."""
+    global _recent_layouts
     offset, end = 0, len(block)
     unpack = NLATTR.unpack_from
+    fmt, before = "=", list[int]()
     while offset + 4 <= end:
         length, kind = unpack(block, offset)
         if length < 4 or offset + length > end:
             return None
         if kind & _NLA_TYPE_MASK == INET_DIAG_INFO:
+            layout = _Layout(struct.Struct(fmt + "HH"), tuple(before), offset)
+            others = (old for old in _recent_layouts if old[1:] != layout[1:])  # (Structs compare by identity)
+            _recent_layouts = (layout, *others)[:_MAX_LAYOUTS]
             return offset + 4, length - 4
-        offset += (length + 3) & ~3
+        padded = (length + 3) & ~3
+        fmt += f"HH{padded - 4}x" if padded > 4 else "HH"
+        before += (length, kind)
+        offset += padded
     return None

@@ -95,7 +95,8 @@ class SocketInfo:
     ``memory``, ``congestion`` and ``shutdown`` properties decode it on first
     use and remember the result, so a snapshot of 10,000 sockets does not pay
     for 600,000 TCP_INFO fields nobody looks at. A test builds one with
-    ``attributes=encode_attributes(tcp_info=..., memory=...)``.
+    ``attributes=encode_attributes(tcp_info=..., memory=...)`` from
+    ``tests/support/probe_fixtures.py``.
     """
 
     state: str
@@ -197,6 +198,25 @@ class SocketInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpTotals:
+    """The network namespace's TCP socket counts as the kernel keeps them (``/proc/net/sockstat``, ``ss -s``).
+
+    Reading them walks nothing, so they cost the same with 50,000 sockets as
+    with none. ``sockets`` is the kernel's "inuse" count over IPv4 and IPv6:
+    every TCP socket in its tables (listening, connecting, connected, closing)
+    except TIME_WAIT and half-open (SYN_RECV) ones; ``time_wait`` counts the
+    TIME_WAIT ones.
+    """
+
+    sockets: int
+    time_wait: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
+        return {"sockets": self.sockets, "time_wait": self.time_wait}
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every matching TCP socket at one moment, in the kernel's order.
 
@@ -206,6 +226,12 @@ class Snapshot:
     ``"psutil"`` (the fallback: no queues, TCP_INFO, memory or timers), and
     ``note`` says in one sentence why the fallback was used (``None`` otherwise).
     ``port`` is the port filter the snapshot was taken with (``None`` for all).
+
+    ``hidden_time_wait`` counts the matching TIME_WAIT sockets left out of
+    ``sockets`` (only when the snapshot was asked for a ``time_wait_limit``);
+    ``totals`` are the namespace's counts (``None`` where unknown), from which
+    :attr:`time_wait_elsewhere` and :attr:`sockets_elsewhere` tell what lies
+    outside the filter without listing it.
     """
 
     ts: float
@@ -213,6 +239,28 @@ class Snapshot:
     source: str
     note: str | None = None
     port: int | None = None
+    hidden_time_wait: int = 0
+    totals: TcpTotals | None = None
+
+    @property
+    def time_wait_elsewhere(self) -> int | None:
+        """TIME_WAIT sockets in the namespace not on ``port`` (``None`` without a port or totals)."""
+        if self.totals is None or self.port is None:
+            return None
+        here = self.hidden_time_wait + sum(1 for sock in self.sockets if sock.state == "TIME_WAIT")
+        return max(0, self.totals.time_wait - here)
+
+    @property
+    def sockets_elsewhere(self) -> int | None:
+        """Sockets in the namespace not on ``port``, TIME_WAIT and SYN_RECV aside (``None`` without a port or totals).
+
+        The kernel's count and the snapshot are two readings a moment apart,
+        so on a busy machine this is close, not exact (never negative).
+        """
+        if self.totals is None or self.port is None:
+            return None
+        here = sum(1 for sock in self.sockets if sock.state not in ("TIME_WAIT", "SYN_RECV"))
+        return max(0, self.totals.sockets - here)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of the snapshot and all its sockets."""
@@ -221,6 +269,8 @@ class Snapshot:
             "source": self.source,
             "note": self.note,
             "port": self.port,
+            "hidden_time_wait": self.hidden_time_wait,
+            "totals": self.totals.to_dict() if self.totals is not None else None,
             "sockets": [sock.to_dict() for sock in self.sockets],
         }
 

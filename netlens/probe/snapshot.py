@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 
 from netlens.errors import UserError
 from netlens.probe import netlink
 from netlens.probe.model import Snapshot, SocketInfo
 from netlens.probe.processes import Owners, OwnerScanner
-from netlens.probe.sockdiag import dump_tcp
+from netlens.probe.sockdiag import DumpParser, dump_tcp, pick_time_wait
+from netlens.probe.sockstat import read_tcp_totals
 
 #: Environment variable that picks the source: "auto" (default), "sock_diag" or "psutil".
 BACKEND_ENV = "NETLENS_PROBE_BACKEND"
@@ -32,40 +31,30 @@ def _check_port(port: int | None) -> None:
         raise ProbeError(f"Port {port} is not a TCP port; give a number from 1 to 65535.")
 
 
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise ProbeError(f"A TIME_WAIT limit of {limit} makes no sense; give 0 or more.")
+
+
 def _attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
     """Fill in ``owners`` of freshly parsed records.
 
     The records were built a moment ago by this snapshot and nobody else
-    holds them yet, so this is still their construction, done in place: a
-    second, rebuilt copy of 10,000 records would cost more than the dump.
+    holds them yet, so this is still their construction, done in place
+    through the slot's own descriptor as :mod:`netlens.probe.fastbuild` does:
+    a second, rebuilt copy of 10,000 records would cost more than the dump.
     """
     if not owners:
         return
     get = owners.get
-    set_field = object.__setattr__
+    set_owners = _OWNERS_SLOT.__set__
     for sock in sockets:
         refs = get(sock.inode) if sock.inode else None
         if refs:
-            set_field(sock, "owners", refs)
+            set_owners(sock, refs)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a snapshot builds its records.
-
-    Ten thousand new records trigger dozens of collections, each walking every
-    object the process holds (the previous snapshot included): a quarter of
-    the snapshot's time. The records hold no reference cycles, so nothing is
-    lost by collecting once afterwards. If another thread paused it too, the
-    first to finish turns it back on, which is harmless.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+_OWNERS_SLOT = SocketInfo.__dict__["owners"]
 
 
 class Prober:
@@ -82,28 +71,45 @@ class Prober:
         self.scanner = OwnerScanner(full_every=owner_refresh)
         self._lock = threading.Lock()
 
-    def snapshot(self, port: int | None = None, processes: bool = True, backend: str | None = None) -> Snapshot:
+    def snapshot(
+        self,
+        port: int | None = None,
+        processes: bool = True,
+        backend: str | None = None,
+        *,
+        time_wait_limit: int | None = None,
+        time_wait_keep: Collection[int] = (),
+    ) -> Snapshot:
         """Return every TCP socket (IPv4 and IPv6) with ``port`` at either end, or all of them when ``port`` is None.
 
         ``processes`` maps sockets to their owning processes (``ss -p``).
         ``backend`` overrides the prober's own for this call. Falls back to
         psutil (with ``note`` saying why) when sock_diag is unavailable and
         the backend is "auto".
+
+        ``time_wait_limit`` (default: no limit) keeps only that many TIME_WAIT
+        sockets, the newest (most time left on their timer), plus those whose
+        ``cookie`` is in ``time_wait_keep`` (the ones already on screen); the
+        snapshot's ``hidden_time_wait`` counts the others, which are never
+        built into records, so their number costs next to nothing. Every socket
+        in another state is always there. (The psutil fallback knows no timers
+        or cookies: it keeps the first ``time_wait_limit`` it sees.)
         """
         _check_port(port)
+        _check_limit(time_wait_limit)
         chosen = backend or self.backend
         choice = chosen or os.environ.get(BACKEND_ENV) or "auto"
         if choice not in BACKENDS:
             raise ProbeError(f"Unknown probe backend {choice!r}; use one of {', '.join(BACKENDS)}.")
         if choice == "psutil":
             who = "the caller" if chosen else f"{BACKEND_ENV}=psutil"
-            return psutil_snapshot(port, processes, f"{who} chose the psutil fallback, so {_FALLBACK_COST}.")
+            note = f"{who} chose the psutil fallback, so {_FALLBACK_COST}."
+            return psutil_snapshot(port, processes, note, time_wait_limit)
         if choice == "auto" and not sys.platform.startswith("linux"):
-            return psutil_snapshot(
-                port, processes, f"sock_diag exists only on Linux, so netlens used psutil and {_FALLBACK_COST}."
-            )
+            note = f"sock_diag exists only on Linux, so netlens used psutil and {_FALLBACK_COST}."
+            return psutil_snapshot(port, processes, note, time_wait_limit)
         try:
-            return self._sock_diag(port, processes)
+            return self._sock_diag(port, processes, time_wait_limit, time_wait_keep)
         except OSError as exc:
             if choice == "sock_diag":
                 raise
@@ -112,26 +118,41 @@ class Prober:
                 f"The kernel refused its sock_diag netlink interface ({reason}), "
                 f"so netlens used psutil and {_FALLBACK_COST}."
             )
-            return psutil_snapshot(port, processes, note)
+            return psutil_snapshot(port, processes, note, time_wait_limit)
 
-    def _sock_diag(self, port: int | None, processes: bool) -> Snapshot:
-        with _gc_paused():
-            sock = netlink.open_sock_diag()
-            try:
-                ts = time.time()
-                sockets = dump_tcp(sock, port=port)
-            finally:
-                sock.close()
-            if processes:
-                # After the dump, so the scan knows which inodes to place (and
-                # can tell when its cache cannot).
-                with self._lock:
-                    owners = self.scanner.owners(s.inode for s in sockets)
-                _attach_owners(sockets, owners)
-        return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port)
+    def _sock_diag(
+        self, port: int | None, processes: bool, time_wait_limit: int | None, time_wait_keep: Collection[int]
+    ) -> Snapshot:
+        # The garbage collector is left alone: its policy belongs to the process
+        # (the TUI sets its own), not to a library's worker thread.
+        parser = DumpParser(port, light_time_wait=time_wait_limit is not None)
+        sock = netlink.open_sock_diag()
+        try:
+            ts = time.time()
+            sockets = dump_tcp(sock, port=port, parser=parser)
+        finally:
+            sock.close()
+        totals = read_tcp_totals()
+        hidden = 0
+        if parser.time_wait is not None:
+            shown = pick_time_wait(parser.time_wait, time_wait_limit or 0, time_wait_keep)
+            hidden = len(parser.time_wait) - len(shown)
+            sockets += shown
+        if processes:
+            # After the dump, so the scan knows which inodes to place (and
+            # can tell when its cache cannot).
+            with self._lock:
+                owners = self.scanner.owners(s.inode for s in sockets)
+            _attach_owners(sockets, owners)
+        return Snapshot(
+            ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port,
+            hidden_time_wait=hidden, totals=totals,
+        )  # fmt: skip
 
 
-def psutil_snapshot(port: int | None = None, processes: bool = True, note: str | None = None) -> Snapshot:
+def psutil_snapshot(
+    port: int | None = None, processes: bool = True, note: str | None = None, time_wait_limit: int | None = None
+) -> Snapshot:
     """Snapshot through psutil (the fallback): no queues, inode, uid, TCP_INFO, memory or timers."""
     import psutil
 
@@ -143,14 +164,31 @@ def psutil_snapshot(port: int | None = None, processes: bool = True, note: str |
         sockets = psutil_sockets(port, processes)
     except (psutil.Error, OSError) as exc:  # AccessDenied on macOS without root, for one
         raise ProbeError(f"Neither sock_diag nor psutil could list the TCP sockets: {exc}.") from exc
-    return Snapshot(ts=ts, sockets=tuple(sockets), source="psutil", note=note, port=port)
+    hidden = 0
+    if time_wait_limit is not None:
+        waiting = [sock for sock in sockets if sock.state == "TIME_WAIT"]
+        if len(waiting) > time_wait_limit:
+            dropped = {id(sock) for sock in waiting[time_wait_limit:]}
+            sockets = [sock for sock in sockets if id(sock) not in dropped]
+            hidden = len(dropped)
+    return Snapshot(
+        ts=ts, sockets=tuple(sockets), source="psutil", note=note, port=port,
+        hidden_time_wait=hidden, totals=read_tcp_totals(),
+    )  # fmt: skip
 
 
 _default_prober: Prober | None = None
 _default_lock = threading.Lock()
 
 
-def take_snapshot(port: int | None = None, processes: bool = True, backend: str | None = None) -> Snapshot:
+def take_snapshot(
+    port: int | None = None,
+    processes: bool = True,
+    backend: str | None = None,
+    *,
+    time_wait_limit: int | None = None,
+    time_wait_keep: Collection[int] = (),
+) -> Snapshot:
     """Return every TCP socket (IPv4 and IPv6) with ``port`` at either end, or all of them when ``port`` is None.
 
     ``processes`` maps sockets to their owning processes (the ``/proc`` scan,
@@ -159,9 +197,12 @@ def take_snapshot(port: int | None = None, processes: bool = True, backend: str 
     when the kernel refuses it), "sock_diag" (no fallback: ``OSError``
     propagates) or "psutil"; ``None`` reads ``$NETLENS_PROBE_BACKEND``,
     defaulting to "auto". A fallback snapshot says why in ``note``.
+    ``time_wait_limit`` and ``time_wait_keep`` are as for :meth:`Prober.snapshot`.
     """
     global _default_prober
     with _default_lock:
         if _default_prober is None:
             _default_prober = Prober()
-    return _default_prober.snapshot(port, processes, backend)
+    return _default_prober.snapshot(
+        port, processes, backend, time_wait_limit=time_wait_limit, time_wait_keep=time_wait_keep
+    )

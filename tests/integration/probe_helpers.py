@@ -7,13 +7,20 @@ known states and check that netlens reports what `ss` reports for them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import re
 import shutil
 import socket
 import struct
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
 
 # ss's state names -> the kernel names netlens uses.
 SS_STATES = {
@@ -165,3 +172,33 @@ class Sockets:
 
     def __iter__(self) -> Iterator[socket.socket]:
         return iter(self._open)
+
+
+def run_in_private_netns(func: Callable[[], T], timeout: float = 60.0) -> T:
+    """Run ``func`` in a new thread that first moves into a network namespace of its own, with loopback up.
+
+    A namespace has its own sockets, TIME_WAIT table and ``/proc/net`` counts,
+    so exact counts hold whatever else runs on the machine. Child processes
+    started by ``func`` (``ss``) inherit it. The namespace, and any TIME_WAIT
+    socket left in it, is gone once the thread ends; the thread is bounded by
+    ``timeout``. Exceptions from ``func`` are raised here. Needs root.
+    """
+    outcome: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWNET) != 0:  # this thread only: setns/unshare of a netns is per task
+                raise OSError(ctypes.get_errno(), f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+            outcome["value"] = func()
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=body, name="private-netns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"the namespace's work did not finish within {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

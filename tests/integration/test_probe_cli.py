@@ -110,3 +110,61 @@ def test_watch_refreshes_until_ctrl_c_and_exits_cleanly(socks: Sockets) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "LISTEN" in out and f"127.0.0.1:{port}" in out
+
+
+# A process that names itself with terminal controls and a bidi override, then holds a listener.
+HOSTILE_OWNER = r"""
+import socket, sys
+with open("/proc/self/comm", "wb") as comm:
+    comm.write(b"\x1b[2J\xe2\x80\xaeevil\x9b")  # ESC, U+202E (RLO), an invalid byte
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(listener.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_hostile_process_name_is_escaped_in_text_and_json() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", HOSTILE_OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        port = owner.stdout.readline().strip()
+        text = run_conns("--port", port)
+        as_json = run_conns("--json", "--port", port)
+    finally:
+        owner.communicate(timeout=10)
+    assert text.returncode == 0 and as_json.returncode == 0, text.stderr + as_json.stderr
+    for out in (text.stdout, as_json.stdout):
+        assert "\x1b" not in out and "\u202e" not in out and "\x9b" not in out
+    assert "\\x1b[2J\\u202eevil\\x9b pid=" in text.stdout  # the invalid byte reads as "\x9b" (backslashreplace)
+    (row,) = json.loads(as_json.stdout)
+    assert row["process"] == "\x1b[2J\u202eevil\\x9b" and "\\u001b[2J\\u202eevil" in as_json.stdout
+
+
+def test_watch_on_a_terminal_redraws_in_place(socks: Sockets) -> None:
+    import pty
+
+    listener = socks.listener()
+    port = listener.getsockname()[1]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*conns_command(), "--watch", "0.2", "--port", str(port)], cwd=ROOT,
+                            stdin=follower, stdout=follower, stderr=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "150", "LINES": "20", "TERM": "xterm"})  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 20
+        while seen.count(b"\x1b[H") < 3 and time.monotonic() < deadline:
+            seen += os.read(leader, 65536)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    assert proc.returncode == 0
+    assert seen.startswith(b"\x1b[2J") and seen.count(b"\x1b[H") >= 3  # cleared once, then redrawn in place
+    assert b"\x1b[1mState" in seen and f"127.0.0.1:{port}".encode() in seen

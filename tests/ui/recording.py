@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import selectors
 
+from support.probe_fixtures import encode_attributes
 from support.synth import Conversation
 
 from netlens.capture import PacketRing
 from netlens.capture.feed import RecordedPacketFeed
-from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo, encode_attributes
+from netlens.probe import ProcessRef, Snapshot, SocketInfo, SocketMemory, SocketTimer, TcpInfo
 from netlens.proto import encode_request, reply
 from netlens.proto.decoder import Decoder
 from netlens.server import ConnectionSnapshot, ServerConfig, ServerStats

@@ -7,6 +7,7 @@ import json
 import pickle
 
 import pytest
+from support.probe_fixtures import encode_attributes
 
 from netlens.probe import (
     ProcessRef,
@@ -14,7 +15,6 @@ from netlens.probe import (
     SocketInfo,
     SocketMemory,
     SocketTimer,
-    encode_attributes,
 )
 from netlens.probe.fastbuild import fast_builder
 from netlens.probe.model import build_socket
@@ -41,13 +41,36 @@ def test_fast_builder_makes_ordinary_frozen_instances() -> None:
     assert repr(fast) == repr(normal)
 
 
-def test_fast_builder_refuses_classes_it_cannot_relabel() -> None:
+def test_fast_builder_refuses_classes_it_cannot_build() -> None:
     @dataclasses.dataclass(frozen=True)
     class NoSlots:
         a: int
 
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class OwnNew:
+        a: int
+
+        def __new__(cls, *args: object) -> OwnNew:
+            return super().__new__(cls)
+
     with pytest.raises(TypeError):
         fast_builder(NoSlots)
+    with pytest.raises(TypeError):
+        fast_builder(OwnNew)
+
+
+def test_fast_builder_sets_every_slot_including_the_memo() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Pair:
+        a: int
+        b: str = "x"
+        memo: object = dataclasses.field(default=None, init=False, compare=False)
+
+    build = fast_builder(Pair)
+    pair = build(1, "y", None)
+    assert type(pair) is Pair and pair == Pair(1, "y") and pair.memo is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pair.a = 2  # type: ignore[misc]
 
 
 def test_key_is_the_four_tuple_with_family() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.probe_fixtures import encode_attributes
 
-from netlens.probe import SocketMemory, encode_attributes, netlink
+from netlens.probe import SocketMemory, netlink
 from netlens.probe.attributes import (
     INET_DIAG_CONG,
     INET_DIAG_INFO,
@@ -21,7 +23,8 @@ from netlens.probe.attributes import (
     parse_skmeminfo,
     tcp_info_span,
 )
-from netlens.probe.sockdiag import DumpParser
+from netlens.probe.sockdiag import DumpParser, pick_time_wait
+from netlens.probe.sockstat import read_tcp_totals
 from netlens.probe.tcpinfo import parse_tcp_info
 
 # --- replies -----------------------------------------------------------------
@@ -153,6 +156,74 @@ def test_truncated_message_is_an_error_not_garbage() -> None:
     msg = diag_msg(1, 1, 2)
     with pytest.raises(netlink.NetlinkError):
         DumpParser().feed(msg[:-8], len(msg) - 8)
+
+
+def test_replies_to_the_one_dump_form_parse_like_the_others() -> None:
+    msg = bytearray(diag_msg(1, 5000, 40000, src="::1", dst="::1", family=socket.AF_INET6))
+    struct.pack_into("=H", msg, 4, netlink.TCPDIAG_GETSOCK)
+    parser, _ = feed(bytes(msg), diag_msg(10, 5000, 0))
+    assert [(s.family, s.state) for s in parser.sockets] == [("IPv6", "ESTABLISHED"), ("IPv4", "LISTEN")]
+
+
+def time_wait(client_port: int, expires: int, port: int = 5000) -> bytes:
+    return diag_msg(6, port, client_port, timer=3, expires=expires, cookie=client_port)
+
+
+def light_feed(*messages: bytes, port: int | None = None) -> DumpParser:
+    parser = DumpParser(port, light_time_wait=True)
+    data = b"".join(messages)
+    parser.feed(data, len(data))
+    return parser
+
+
+def test_light_parse_notes_time_wait_sockets_without_building_them() -> None:
+    parser = light_feed(diag_msg(10, 5000, 0), time_wait(40001, 100), diag_msg(5, 5000, 40002), time_wait(40003, 900))
+    assert [s.state for s in parser.sockets] == ["LISTEN", "FIN_WAIT2"]
+    assert parser.time_wait is not None and [(tw[0], tw[1]) for tw in parser.time_wait] == [(100, 40001), (900, 40003)]
+
+
+def test_light_parse_still_filters_by_port_when_the_kernel_did_not() -> None:
+    parser = light_feed(time_wait(40001, 100), time_wait(40002, 200, port=6000), port=5000)
+    assert parser.time_wait is not None and [tw[1] for tw in parser.time_wait] == [40001]
+
+
+def test_pick_builds_the_newest_plus_the_kept_and_nothing_else() -> None:
+    parser = light_feed(*(time_wait(40000 + n, expires) for n, expires in enumerate([500, 100, 900, 300, 700])))
+    seen = parser.time_wait
+    assert seen is not None
+    newest = pick_time_wait(seen, 2)
+    assert [(s.remote_port, s.timer.expires_ms if s.timer else None) for s in newest] == [(40002, 900), (40004, 700)]
+    assert all(s.state == "TIME_WAIT" and s.cookie == s.remote_port for s in newest)
+    kept = pick_time_wait(seen, 2, keep={40001, 40002})
+    assert [s.remote_port for s in kept] == [40001, 40002, 40004, 40000]  # the kept in kernel order, then 2 newest
+    assert pick_time_wait(seen, 0) == [] and [s.remote_port for s in pick_time_wait(seen, 0, keep={40003})] == [40003]
+    assert len(pick_time_wait(seen, 99)) == 5
+
+
+def test_compat_request_layout() -> None:
+    code = netlink.port_filter_bytecode(65432)
+    req = netlink.build_compat_dump_request(netlink.ext_mask(netlink.INET_DIAG_INFO), seq=3, bytecode=code)
+    length, kind, flags, seq, _pid = struct.unpack_from("=IHHII", req)
+    assert (length, kind, flags, seq) == (len(req), netlink.TCPDIAG_GETSOCK, 0x301, 3)
+    # struct inet_diag_req: family, src_len, dst_len, ext, sockid (48 bytes), states, dbs
+    assert struct.unpack_from("=BBBB", req, 16)[3] == 1 << 1
+    assert struct.unpack_from("=II", req, 16 + 4 + 48) == (netlink.ALL_STATES, 0)
+    assert struct.unpack_from("=HH", req, 16 + 60) == (4 + len(code), netlink.INET_DIAG_REQ_BYTECODE)
+    assert req[16 + 64 :] == code
+
+
+def test_totals_come_from_sockstat_and_sockstat6(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    (net / "sockstat").write_text("sockets: used 90\nTCP: inuse 7 orphan 1 tw 1234 alloc 9 mem 3\nUDP: inuse 0 mem 0\n")
+    (net / "sockstat6").write_text("TCP6: inuse 5\nUDP6: inuse 0\n")
+    totals = read_tcp_totals(str(tmp_path))
+    assert totals is not None and (totals.sockets, totals.time_wait) == (12, 1234)
+    (net / "sockstat6").unlink()  # a kernel without IPv6
+    assert read_tcp_totals(str(tmp_path)) == type(totals)(7, 1234)
+    (net / "sockstat").write_text("TCP: inuse x\n")
+    assert read_tcp_totals(str(tmp_path)) is None
+    assert read_tcp_totals(str(tmp_path / "absent")) is None
 
 
 # --- attributes --------------------------------------------------------------
@@ -287,6 +358,26 @@ def test_any_attribute_block_decodes_without_crashing(block: bytes) -> None:
     decoded = decode_attributes(block)
     assert decoded.shutdown is None or 0 <= decoded.shutdown <= 255
     tcp_info_span(block)
+
+
+def reference_span(block: bytes) -> tuple[int, int] | None:
+    return next(((start, length) for kind, start, length in iter_attributes(block) if kind == INET_DIAG_INFO), None)
+
+
+attribute_blocks = st.lists(
+    st.tuples(st.sampled_from([INET_DIAG_SHUTDOWN, 15, INET_DIAG_SKMEMINFO, INET_DIAG_INFO, INET_DIAG_CONG]),
+              st.binary(max_size=48)),
+    max_size=5,
+).map(lambda parts: b"".join(nla(kind, payload) for kind, payload in parts))  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(attribute_blocks, st.integers(0, 60)), min_size=1, max_size=8))
+def test_tcp_info_span_matches_a_plain_walk_whatever_layouts_came_before(blocks: list[tuple[bytes, int]]) -> None:
+    # Layouts recur and get cut short, so the remembered layouts are tried on blocks they fit and do not fit.
+    for block, cut in blocks:
+        for candidate in (block, block[: max(0, len(block) - cut)], block + block):
+            assert tcp_info_span(candidate) == reference_span(candidate)
 
 
 @settings(max_examples=300, deadline=None)

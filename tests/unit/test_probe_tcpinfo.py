@@ -7,12 +7,12 @@ import struct
 import sys
 
 import pytest
+from support.probe_fixtures import pack_tcp_info
 
 from netlens.probe.tcpinfo import (
     TCP_INFO_KNOWN_SIZE,
     TcpInfo,
     field_reader,
-    pack_tcp_info,
     parse_tcp_info,
 )
 

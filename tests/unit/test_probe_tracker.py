@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from support.probe_fixtures import encode_attributes
 
 from netlens.probe import (
     CHANGE_FIELDS,
@@ -15,7 +16,6 @@ from netlens.probe import (
     SocketInfo,
     SocketTimer,
     TcpInfo,
-    encode_attributes,
 )
 
 OWNER = (ProcessRef(4242, "server", 5),)

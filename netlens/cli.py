@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "capture": "netlens.commands.capture",
     "read": "netlens.commands.read",
     "trace": "netlens.commands.trace",
+    "lab": "netlens.commands.lab",
 }
 
 

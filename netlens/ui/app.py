@@ -60,6 +60,7 @@ class NetlensApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("f12", "take_screenshot", "Screenshot", show=False),
+        Binding("L", "labs", "Labs", show=False),
     ]
 
     def __init__(self, feeds: Feeds, *, animate: bool = True) -> None:
@@ -414,6 +415,12 @@ class NetlensApp(App[int]):
         path = self.save_screenshot()
         self.say(f"Screenshot saved to {path}")
 
+    def action_labs(self) -> None:
+        """Open the Labs screen: staged lessons on the real stack, checked against the kernel."""
+        from netlens.ui.screens.labs import LabsScreen  # only when asked: labs load the engines
+
+        self.push_screen(LabsScreen())
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action in the command palette, by name."""
         yield from super().get_system_commands(screen)
@@ -433,6 +440,7 @@ class NetlensApp(App[int]):
             ("Save capture as pcap", "for Wireshark/tshark/tcpdump", self.action_save_pcap),
             ("Save screenshot", "SVG of the screen", self.action_take_screenshot),
             ("TCP primer and keys", "help", self.action_help),
+            ("Labs", "staged TCP lessons on the real stack, checked against the kernel", self.action_labs),
         ]:
             yield SystemCommand(title, help_text, action)
 

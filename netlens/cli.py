@@ -8,7 +8,10 @@ stderr and an exit code, so no user ever sees a traceback for a known failure.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -44,13 +47,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def harden_stdio() -> None:
+    """Make every later write to stdout/stderr encodable, whatever the locale.
+
+    Text from the wire is escaped before it is printed, but a last line of
+    defence costs nothing: a character the stream's encoding cannot hold
+    becomes a backslash escape instead of a UnicodeEncodeError (under a C
+    locale Python would otherwise write lone surrogates as raw bytes).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
+
+
+def _silence_stdout() -> None:
+    """After a failed write, point stdout at /dev/null so the exit-time flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def last_resort(exc: OSError) -> str:
+    """One sentence for an OSError nobody caught (out of descriptors, a full disk, a closed pipe)."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return (f"out of file descriptors (this process may open {soft}); "
+                f"raise the limit, e.g. `ulimit -n 4096`, and try again.")
+    if exc.errno in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT):
+        return f"cannot write the output: {exc.strerror}."
+    return f"{exc.strerror or exc}."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netlens`` console script; returns the process exit code."""
+    harden_stdio()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if sys.stdout is None:
+        print("netlens: standard output is closed, so there is nowhere to print the results; "
+              "run without closing it (e.g. `> out.txt`).", file=sys.stderr)
+        return 1
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
@@ -60,7 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # Output piped into `head` and the reader left: not an error worth a word.
+        _silence_stdout()
         return 0
+    except OSError as exc:
+        _silence_stdout()
+        print(f"netlens: {last_resort(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -36,10 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def printer(args: argparse.Namespace) -> Any:
     """A function that prints one summary the way the options ask (shared with ``netlens read``)."""
+    from netlens.textsafe import safe_json
+
     out = sys.stdout
     if args.json:
         def emit(summary: Any) -> None:
-            out.write(json.dumps(summary.to_json(), ensure_ascii=False) + "\n")
+            # safe_json: readable text stays, controls/bidi/zero-width/surrogates become \u escapes.
+            out.write(safe_json(summary.to_json()) + "\n")
     else:
         absolute = getattr(args, "absolute", False)
 

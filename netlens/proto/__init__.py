@@ -24,12 +24,13 @@ from netlens.proto.message import (
     Message,
     Stage,
 )
-from netlens.proto.search import TABLE, error_response, reply, respond
+from netlens.proto.search import DEFAULT_REPLY_CACHE_BYTES, TABLE, ReplyCache, error_response, reply, respond
 
 __all__ = [
     "CLIENT_BINARY_TYPE",
     "DEFAULT_MAX_CONTENT_LENGTH",
     "DEFAULT_MAX_HEADER_LENGTH",
+    "DEFAULT_REPLY_CACHE_BYTES",
     "JSON_CONTENT_TYPE",
     "REQUIRED_KEYS",
     "SERVER_BINARY_TYPE",
@@ -41,6 +42,7 @@ __all__ = [
     "MessageComplete",
     "ProtoHeaderRead",
     "ProtocolError",
+    "ReplyCache",
     "Stage",
     "binary_message",
     "encode",

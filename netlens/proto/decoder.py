@@ -9,6 +9,7 @@ socket or a clock; the server and the clients wrap it with I/O.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from netlens.proto.message import (
     DEFAULT_MAX_HEADER_LENGTH,
     JSON_CONTENT_TYPE,
     KNOWN_ENCODINGS,
+    MAX_JSON_DEPTH,
     PROTO_HEADER_SIZE,
     REQUIRED_KEYS,
     TEXT_ENCODING,
@@ -30,6 +32,32 @@ from netlens.proto.message import (
 _HEADER_FIRST_BYTES = frozenset(b" \t\r\n{")
 # A bound decoder method skips json.loads()'s per-call argument handling.
 _json_decode = json.JSONDecoder().decode
+# JSON strings (which may hold brackets) and the brackets outside them.
+_JSON_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_OPENERS = frozenset(b"[{")
+
+
+def json_too_deep(raw: bytes | bytearray, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when arrays/objects in the JSON text ``raw`` nest more than ``limit`` levels deep.
+
+    Cheap for ordinary messages: when the whole text has no more opening
+    brackets than ``limit``, nothing can nest deeper and no scan is made.
+    Brackets inside strings do not count.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(raw):
+        token = match.group()
+        if len(token) != 1:
+            continue  # a string: its brackets are text
+        if token[0] in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +277,8 @@ class Decoder:
 
     def _json_object(self, raw: bytes | bytearray, what: str) -> dict[str, Any]:
         """Decode UTF-8 JSON that must be an object; every failure is a ProtocolError naming ``what``."""
+        if json_too_deep(raw):
+            raise self._fail(f"{what} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels", True)
         try:
             value = _json_decode(raw.decode(TEXT_ENCODING))
         except UnicodeDecodeError as exc:
@@ -263,7 +293,9 @@ class Decoder:
 
 def _json_reason(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at byte {exc.pos}"
+        # Some of json's messages end in "at" already ("Invalid control character at").
+        msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+        return f"{msg} at byte {exc.pos}"
     return str(exc).split(";")[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import sys
 from typing import Any
@@ -17,6 +18,23 @@ from netlens.proto.message import (
 )
 
 _PROTO_HEADER = struct.Struct(PROTO_HEADER_FORMAT)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_bytes(value: Any) -> bytes:
+    """``json.dumps(value, ensure_ascii=False)`` in UTF-8, as the stock senders write it.
+
+    A string may hold lone surrogates (a JSON ``"\\ud800"`` escape decodes to
+    one), which UTF-8 cannot encode; those few characters are written as
+    ``\\uXXXX`` escapes instead, which JSON reads back as the same string.
+    Everything else is byte-for-byte what the stock senders produce.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode(TEXT_ENCODING)
+    except UnicodeEncodeError:
+        # Surrogates can only be inside JSON strings, where the escape means the same thing.
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text).encode(TEXT_ENCODING)
 
 
 def make_message(
@@ -42,7 +60,7 @@ def make_message(
 
 def json_message(value: dict[str, Any], byteorder: str = sys.byteorder) -> Message:
     """A ``text/json`` message carrying ``value``, encoded with ``ensure_ascii=False``."""
-    content = json.dumps(value, ensure_ascii=False).encode(TEXT_ENCODING)
+    content = json_bytes(value)
     return make_message(content, JSON_CONTENT_TYPE, TEXT_ENCODING, byteorder, value)
 
 
@@ -64,7 +82,7 @@ def request_message(action: str, value: str, byteorder: str = sys.byteorder) -> 
 
 def encode(message: Message) -> bytes:
     """Serialise ``message``: proto header + JSON header + content."""
-    header = json.dumps(message.header, ensure_ascii=False).encode(TEXT_ENCODING)
+    header = json_bytes(message.header)
     return _PROTO_HEADER.pack(len(header)) + header + message.content
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import reprlib
 from dataclasses import dataclass
 from typing import Any
+
+from netlens.display import plural
 
 #: ``struct`` format of the 2-byte proto header: big-endian unsigned 16-bit.
 PROTO_HEADER_FORMAT = ">H"
@@ -27,6 +30,29 @@ DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 #: headers are ~105 bytes; a small cap rejects non-protocol bytes (an HTTP
 #: request's "GE" reads as 18245) at once instead of waiting for them.
 DEFAULT_MAX_HEADER_LENGTH = 16 * 1024
+#: Deepest nesting of arrays/objects accepted in a JSON header or JSON content.
+#: The stock messages nest one level; the bound keeps every later step (repr,
+#: json.dumps, rendering) far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
+#: Longest value text in a :meth:`Message.describe` summary (a value may be a megabyte).
+DESCRIBE_LIMIT = 200
+
+_short = reprlib.Repr()
+_short.maxstring = DESCRIBE_LIMIT
+_short.maxother = DESCRIBE_LIMIT
+_short.maxlevel = 3
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` for wire values, at most about :data:`DESCRIBE_LIMIT` characters.
+
+    Short values read exactly like ``repr``; a long string keeps its start and
+    end around ``...``; deep or long containers are elided (``[...]``). The cost
+    is bounded by the limit, not by the value's size.
+    """
+    if type(value) is str and len(value) <= DESCRIBE_LIMIT // 2:
+        return repr(value)  # the common case, at C speed
+    return _short.repr(value)
 
 
 class Stage(enum.Enum):
@@ -80,12 +106,18 @@ class Message:
         it through :mod:`netlens.textsafe`.
         """
         if self.value is None:
-            return f"{self.content_type} {len(self.content)} bytes"
+            return f"{short_text(self.content_type)} {plural(len(self.content), 'byte')}"
         value = self.value
         if "action" in value:
-            return f"{value.get('action')} {value.get('value')!r}"
+            return f"{short_text(str(value.get('action')))} {short_repr(value.get('value'))}"
         if "result" in value:
-            return f"result {value.get('result')!r}"
+            return f"result {short_repr(value.get('result'))}"
         if "error" in value:
-            return f"error {value.get('error')!r}"
-        return f"json {len(self.content)} bytes"
+            return f"error {short_repr(value.get('error'))}"
+        return f"json {plural(len(self.content), 'byte')}"
+
+
+def short_text(text: str, limit: int = DESCRIBE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (with ``…``)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

@@ -46,12 +46,67 @@ def error_response(reason: str, byteorder: str = sys.byteorder) -> Message:
     return json_message({"error": reason}, byteorder)
 
 
-#: Encoded responses by request key: the table is tiny and most requests repeat,
-#: so the server answers a repeated request with one dict lookup instead of
-#: two JSON encodings. Bounded: cleared whole when full.
-_REPLY_CACHE: dict[tuple[object, ...], tuple[bytes, str]] = {}
-_REPLY_CACHE_SIZE = 4096
+#: Default byte budget of a :class:`ReplyCache`.
+DEFAULT_REPLY_CACHE_BYTES = 4 * 1024 * 1024
+#: What one cache entry costs besides its strings and bytes (dict slot, tuples, object headers).
+ENTRY_OVERHEAD = 320
 _HASHABLE_SCALARS = (str, int, float, bool, type(None))
+
+
+class ReplyCache:
+    """Encoded responses by request key, bounded by bytes (not entries).
+
+    The lookup table is tiny and most requests repeat, so a server answers a
+    repeated request with one dict lookup instead of two JSON encodings. Every
+    entry is charged its key's and reply's sizes plus :data:`ENTRY_OVERHEAD`;
+    when the total passes ``budget`` the oldest entries go first. An entry
+    bigger than an eighth of the budget (a megabyte search value) is not kept:
+    it would push everything else out and is unlikely to repeat. Owned by one
+    thread (the server loop); not locked.
+    """
+
+    def __init__(self, budget: int = DEFAULT_REPLY_CACHE_BYTES) -> None:
+        if budget < 0:
+            raise ValueError("the reply cache budget cannot be negative")
+        self.budget = budget
+        #: Bytes charged for the entries held now.
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[tuple[object, ...], tuple[bytes, str, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[object, ...]) -> tuple[bytes, str] | None:
+        """The cached (encoded reply, summary) for ``key``, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[0], entry[1]
+
+    def put(self, key: tuple[object, ...], data: bytes, summary: str) -> None:
+        """Keep (``data``, ``summary``) for ``key`` if it fits, evicting the oldest entries."""
+        size = ENTRY_OVERHEAD + len(data) + len(summary) + _key_size(key)
+        if size > self.budget // 8 or key in self._entries:
+            return
+        entries = self._entries
+        self.bytes += size
+        entries[key] = (data, summary, size)
+        while self.bytes > self.budget:
+            oldest = next(iter(entries))
+            self.bytes -= entries.pop(oldest)[2]
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+        self.bytes = 0
+
+
+def _key_size(key: tuple[object, ...]) -> int:
+    return sum(len(part) for part in key if isinstance(part, (str, bytes)))
 
 
 def _reply_key(request: Message, byteorder: str) -> tuple[object, ...] | None:
@@ -70,17 +125,17 @@ def _reply_key(request: Message, byteorder: str) -> tuple[object, ...] | None:
     return ("search", byteorder, type(query).__name__, query)
 
 
-def reply(request: Message, byteorder: str = sys.byteorder) -> tuple[bytes, str]:
-    """The encoded response to ``request`` and its one-line summary (memoised :func:`respond`)."""
-    key = _reply_key(request, byteorder)
+def reply(request: Message, byteorder: str = sys.byteorder, cache: ReplyCache | None = None) -> tuple[bytes, str]:
+    """The encoded response to ``request`` and its one-line summary (:func:`respond`, memoised in ``cache``)."""
+    key = _reply_key(request, byteorder) if cache is not None else None
     if key is not None:
-        cached = _REPLY_CACHE.get(key)
+        assert cache is not None
+        cached = cache.get(key)
         if cached is not None:
             return cached
     response = respond(request, byteorder)
-    result = (encode(response), response.describe())
+    data, summary = encode(response), response.describe()
     if key is not None:
-        if len(_REPLY_CACHE) >= _REPLY_CACHE_SIZE:
-            _REPLY_CACHE.clear()
-        _REPLY_CACHE[key] = result
-    return result
+        assert cache is not None
+        cache.put(key, data, summary)
+    return data, summary

@@ -6,9 +6,13 @@ so publishing is one slot store and one counter increment: the loop records
 dataclass is built only when a subscriber drains it. Records hold only plain
 values (ints, floats, strings, bytes, tuples of those), so Python's garbage
 collector stops tracking them: a UI keeping 200,000 of them does not make
-every full collection scan them. A subscriber that falls
-more than ``capacity`` events behind loses the oldest ones, and its
-``dropped`` counter says how many.
+every full collection scan them.
+
+The ring is bounded twice: by ``capacity`` records and by a byte ``budget``
+(each record is charged :func:`record_size`, an estimate of what it holds), so
+events carrying long texts cannot make it grow past what the user set. A
+subscriber that falls behind what the ring still holds loses the oldest
+events, and its ``dropped`` counter says how many.
 """
 
 from __future__ import annotations
@@ -19,41 +23,90 @@ from typing import Any
 from netlens.server.events import EVENT_CODES, EVENT_TYPES, SocketEvent
 
 DEFAULT_CAPACITY = 1 << 16
+#: Default byte budget of the ring.
+DEFAULT_BUDGET = 32 * 1024 * 1024
+#: What a record costs besides its last field's text or bytes: the tuple, its float
+#: stamp and ints, address tuples, the ring slot (measured with sys.getsizeof).
+RECORD_OVERHEAD = 240
+_SIZED = (str, bytes)
 
 #: ``(event code, ts, conn, *fields)``: an event not yet built (see :func:`materialize`).
 EventRecord = tuple[Any, ...]
 
 
+def record_size(record: EventRecord) -> int:
+    """Estimated bytes a record holds: a fixed overhead plus its variable field.
+
+    Every event's variable-size field (received bytes, a detail, a reason, a
+    summary) is its last one, and the loop cuts those before publishing.
+    """
+    last = record[-1]
+    return RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
+
+
 class EventBus:
     """Single-writer ring of event records with any number of cursor readers."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, budget: int = DEFAULT_BUDGET) -> None:
         if capacity < 1 or capacity & (capacity - 1):
             raise ValueError("capacity must be a power of two")
+        if budget < RECORD_OVERHEAD:
+            raise ValueError(f"the event budget must be at least {RECORD_OVERHEAD} bytes")
         self.capacity = capacity
+        self.budget = budget
         self._mask = capacity - 1
         self._ring: list[EventRecord | None] = [None] * capacity
+        self._sizes = [0] * capacity
         #: Total records ever published (the next record's sequence number).
         self.published = 0
+        #: Sequence number of the oldest record still held.
+        self.oldest = 0
+        #: Estimated bytes the held records take (see :func:`record_size`).
+        self.bytes = 0
+        #: Records let go early to stay within the byte budget.
+        self.evicted = 0
 
     def publish(self, record: EventRecord) -> None:
         """Store one record ``(code, ts, conn, *fields)``. Called only by the loop thread."""
         seq = self.published
-        self._ring[seq & self._mask] = record
+        slot = seq & self._mask
+        sizes = self._sizes
+        if seq - self.oldest >= self.capacity:
+            # Full by count: this slot holds the oldest record. Move `oldest` first,
+            # so a reader copying the slot meanwhile knows the copy is stale.
+            self.oldest = seq - self.capacity + 1
+            self.bytes -= sizes[slot]
+        last = record[-1]
+        size = RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
+        self.bytes += size
+        if self.bytes > self.budget:
+            self._evict(seq)
+        sizes[slot] = size
+        self._ring[slot] = record
         # The slot is written before the counter moves, so a reader that sees
         # the new count always finds the record in place.
         self.published = seq + 1
 
+    def _evict(self, upto: int) -> None:
+        """Let the oldest records go until the held bytes fit the budget (never record ``upto``)."""
+        ring, sizes, mask = self._ring, self._sizes, self._mask
+        while self.bytes > self.budget and self.oldest < upto:
+            oldest = self.oldest
+            self.oldest = oldest + 1
+            self.bytes -= sizes[oldest & mask]
+            ring[oldest & mask] = None
+            self.evicted += 1
+
     def subscribe(self, from_start: bool = False) -> Subscription:
         """Open a reader positioned at the newest event (or the oldest kept one)."""
-        start = max(0, self.published - self.capacity) if from_start else self.published
+        start = self.oldest if from_start else self.published
         return Subscription(self, start)
 
     def _read(self, cursor: int, limit: int | None) -> tuple[list[EventRecord], int, int]:
         """Records from ``cursor`` on: (records, new cursor, how many were lost)."""
         end = self.published
         lost = 0
-        oldest = end - self.capacity
+        oldest = self.oldest
         if cursor < oldest:
             lost, cursor = oldest - cursor, oldest
         if limit is not None:
@@ -61,9 +114,9 @@ class EventBus:
         mask = self._mask
         ring = self._ring
         records = [ring[seq & mask] for seq in range(cursor, end)]
-        # The writer may have lapped us while we copied: anything now older than
-        # the ring holds was possibly overwritten, so count it lost, not shown.
-        overwritten = self.published - self.capacity - cursor
+        # The writer may have moved on while we copied: anything now older than
+        # the ring holds was possibly overwritten or let go, so count it lost, not shown.
+        overwritten = self.oldest - cursor
         if overwritten > 0:
             del records[:overwritten]
             lost += overwritten

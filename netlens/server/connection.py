@@ -20,12 +20,18 @@ class Connection:
         "id", "sock", "peer", "local", "session", "created", "last_activity", "mask",
         "reading", "paused", "outbox", "bytes_in", "bytes_out", "recv_calls", "send_calls",
         "close_after_flush", "close_cause", "close_reason", "shutdown_after_flush", "write_shut",
-        "closed", "last_in", "options",
+        "closed", "last_in", "options", "cookie", "deadline", "unechoed",
     )
 
     def __init__(self, conn_id: int, sock: socket.socket, peer: Address, local: Address,
-                 session: Session, now: float) -> None:
+                 session: Session, now: float, cookie: int | None = None) -> None:
         self.id = conn_id
+        #: The kernel's SO_COOKIE for this socket (None where the kernel has none).
+        self.cookie = cookie
+        #: time.time() by which the request must be complete (inf: no deadline).
+        self.deadline = float("inf")
+        #: Echo mode: bytes received that could not be echoed (the sending side was shut).
+        self.unechoed = 0
         self.sock = sock
         self.peer = peer
         self.local = local
@@ -50,7 +56,7 @@ class Connection:
         self.shutdown_after_flush = False
         self.write_shut = False
         self.closed = False
-        #: The last chunk recv() returned (for the inspector).
+        #: The start of the last chunk recv() returned (for the inspector; at most SNAPSHOT_BYTES).
         self.last_in = b""
         #: Socket options a user set, by name, for the inspector.
         self.options: dict[str, int] = {}
@@ -99,6 +105,7 @@ class Connection:
             response=response,
             write_shut=self.write_shut,
             options=dict(self.options),
+            cookie=self.cookie,
         )
 
 
@@ -137,6 +144,8 @@ class ConnectionSnapshot:
     response: str | None
     write_shut: bool
     options: dict[str, int]
+    #: The socket's SO_COOKIE: the kernel's id for it (sock_diag, tracepoints), None if unknown.
+    cookie: int | None = None
 
     @property
     def mask_name(self) -> str:
@@ -160,3 +169,17 @@ class ServerStats:
     bytes_out: int
     events_published: int
     refused_emfile: int
+    #: Echo mode: recv() chunks echoed back, and their bytes (search mode counts ``requests``).
+    echoed_messages: int = 0
+    echoed_bytes: int = 0
+    #: The listen backlog asked of the kernel.
+    backlog: int = 0
+    #: The event ring's estimated bytes, its budget, and records let go for the budget.
+    event_bytes: int = 0
+    event_budget: int = 0
+    events_evicted: int = 0
+    #: The reply cache's bytes and budget.
+    reply_cache_bytes: int = 0
+    reply_cache_budget: int = 0
+    #: Connections closed because their request missed the whole-request deadline.
+    deadline_closes: int = 0

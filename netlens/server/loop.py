@@ -16,20 +16,22 @@ import os
 import queue
 import selectors
 import socket
-import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from netlens.display import endpoint
+from netlens.display import endpoint, plural
 from netlens.errors import UserError
+from netlens.proto import ReplyCache
 from netlens.server import controls as ctl
 from netlens.server.bus import EventBus, Subscription
 from netlens.server.config import ServerConfig
-from netlens.server.connection import Connection, ConnectionSnapshot, ServerStats
+from netlens.server.connection import SNAPSHOT_BYTES, Connection, ConnectionSnapshot, ServerStats
 from netlens.server.events import (
     EVENT_CODES,
+    RECORD_DATA_BYTES,
     Accepted,
     Address,
     CloseCause,
@@ -46,6 +48,8 @@ from netlens.server.events import (
     Stopped,
 )
 from netlens.server.sessions import EchoSession, Outcome, SearchSession, Session
+from netlens.server.sockets import address_of, cookie_of, open_reserve, reset_close, unread_bytes
+from netlens.textsafe import cut
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -63,11 +67,6 @@ class PortInUseError(UserError):
     """The address is taken by another socket (exit code 2)."""
 
 
-def _address(raw: Any) -> Address:
-    # IPv6 addresses come as 4-tuples (host, port, flowinfo, scope_id).
-    return (str(raw[0]), int(raw[1]))
-
-
 class Server:
     """The teaching server (echo or search) running its selectors loop on a thread.
 
@@ -78,7 +77,9 @@ class Server:
 
     def __init__(self, config: ServerConfig | None = None, bus: EventBus | None = None) -> None:
         self.config = config or ServerConfig()
-        self.bus = bus or EventBus(self.config.event_capacity)
+        self.bus = bus or EventBus(self.config.event_capacity, self.config.event_budget)
+        #: Encoded search replies by request, bounded by bytes (owned by the loop thread).
+        self.reply_cache = ReplyCache(self.config.reply_cache_bytes)
         self._publish = self.config.publish_events
         self._sel = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
@@ -104,10 +105,23 @@ class Server:
         self._bytes_in = 0
         self._bytes_out = 0
         self._refused_emfile = 0
+        self._echoed = 0
+        self._echoed_bytes = 0
+        self._deadline_closes = 0
         self._next_idle_scan = 0.0
         # With a specific listen address every accepted socket has it as its
         # local address, which saves a getsockname() per connection.
         self._fixed_local: Address | None = None
+        #: Called on the loop thread after each wake-up's work, inside the loop's lock
+        #: (keep it short). The headless printer formats its lines here: one thread
+        #: doing both jobs never waits for the other to hand over the GIL.
+        self.after_wake: Callable[[], None] | None = None
+        #: ...at most this often: each call then takes a batch of events. While events
+        #: wait for it, the loop wakes up when it is due (no event waits longer).
+        self.after_wake_interval = 0.0
+        self._hook_due = 0.0
+        self._hook_seen = 0
+        self._scan_every = self._scan_interval()
 
     # ----------------------------------------------------------------- public API
 
@@ -116,13 +130,13 @@ class Server:
         if self._thread is not None:
             raise RuntimeError("server already started")
         self._listener = self._bind()
-        self.address = _address(self._listener.getsockname())
+        self.address = address_of(self._listener.getsockname())
         if self.address[0] not in ("0.0.0.0", "::"):
             self._fixed_local = self.address
         self._sel.register(self._listener, READ, _LISTENER)
         self._listener_registered = True
         self._sel.register(self._wake_r, READ, _WAKER)
-        self._reserve_fd = _open_reserve()
+        self._reserve_fd = open_reserve()
         self.started = time.time()
         self._emit(Listening, 0, self.address, self.config.mode)
         self._thread = threading.Thread(target=self._run, name="netlens-server", daemon=True)
@@ -186,6 +200,15 @@ class Server:
                 bytes_out=self._bytes_out,
                 events_published=self.bus.published,
                 refused_emfile=self._refused_emfile,
+                echoed_messages=self._echoed,
+                echoed_bytes=self._echoed_bytes,
+                backlog=self.config.backlog,
+                event_bytes=self.bus.bytes,
+                event_budget=self.bus.budget,
+                events_evicted=self.bus.evicted,
+                reply_cache_bytes=self.reply_cache.bytes,
+                reply_cache_budget=self.reply_cache.budget,
+                deadline_closes=self._deadline_closes,
             )
 
     def __enter__(self) -> Server:
@@ -251,34 +274,77 @@ class Server:
             if events & WRITE and not conn.closed and conn.mask & WRITE:
                 self._on_writable(conn)
         except Exception as exc:  # one broken connection must never stop the loop
-            self._emit(ErrorEvent, conn.id, "serving the connection", f"{type(exc).__name__}: {exc}")
+            self._emit(ErrorEvent, conn.id, "serving the connection", cut(f"{type(exc).__name__}: {exc}", 300))
             self._close(conn, CloseCause.ERROR, f"internal error: {type(exc).__name__}")
+
+    def _scan_interval(self) -> float:
+        """How often idle connections and request deadlines are checked (0: never)."""
+        limits = [t for t in (self.config.idle_timeout, self._request_timeout()) if t]
+        return min(1.0, min(limits) / 4) if limits else 0.0
+
+    def _hook_wait(self) -> float | None:
+        """Seconds until ``after_wake`` is due while events wait for it (None: nothing waits)."""
+        if self.after_wake is None or self.bus.published == self._hook_seen:
+            return None
+        return max(0.0, self._hook_due - time.monotonic())
+
+    def _request_timeout(self) -> float:
+        return self.config.request_timeout if self.config.mode == "search" else 0.0
 
     def _select_timeout(self) -> float | None:
         waits = []
-        if self.config.idle_timeout and self._conns:
-            waits.append(min(1.0, self.config.idle_timeout / 4))
+        interval = self._scan_every
+        hook_wait = self._hook_wait()
+        if hook_wait is not None:
+            waits.append(hook_wait)
+        if interval and self._conns:
+            waits.append(interval)
         if not self._listener_registered:
             waits.append(max(0.0, self._listener_resume_at - time.monotonic()))
         return min(waits) if waits else None
 
     def _timers(self) -> None:
+        """After each wake-up: the listener's rest after EMFILE, idle/deadline closes, then ``after_wake``."""
+        self._timer_duties()
+        hook = self.after_wake
+        if hook is not None:
+            now = time.monotonic()
+            if now >= self._hook_due:
+                self._hook_due = now + self.after_wake_interval
+                self._hook_seen = self.bus.published
+                hook()
+
+    def _timer_duties(self) -> None:
         if not self._listener_registered and time.monotonic() >= self._listener_resume_at:
             assert self._listener is not None
             self._sel.register(self._listener, READ, _LISTENER)
             self._listener_registered = True
-        limit = self.config.idle_timeout
-        if limit and self._conns:
+        interval = self._scan_every
+        if interval and self._conns:
             now = time.time()
             # Scan at most a few times per timeout, not on every wake-up.
             if now < self._next_idle_scan:
                 return
-            self._next_idle_scan = now + min(1.0, limit / 4)
-            for conn in list(self._conns.values()):
-                # A connection the user paused is waiting on purpose, not stalled.
-                if not conn.paused and now - conn.last_activity > limit:
-                    self._close(conn, CloseCause.TIMEOUT,
-                                f"no progress for {limit:g} s while {conn.session.stage}")
+            self._next_idle_scan = now + interval
+            self._close_stalled(now)
+
+    def _close_stalled(self, now: float) -> None:
+        """Close connections idle longer than the idle timeout, or past their request deadline."""
+        limit = self.config.idle_timeout
+        for conn in list(self._conns.values()):
+            # A connection the user paused is waiting on purpose, not stalled.
+            if conn.paused:
+                continue
+            if limit and now - conn.last_activity > limit:
+                self._close(conn, CloseCause.TIMEOUT,
+                            f"idle timeout: no progress for {limit:g} s while {conn.session.stage}")
+            elif now > conn.deadline:
+                self._deadline_closes += 1
+                got = conn.bytes_in
+                self._close(conn, CloseCause.TIMEOUT,
+                            f"request deadline: the request was not complete {self._request_timeout():g} s "
+                            f"after the connection opened ({plural(got, 'byte')} received, "
+                            f"{conn.session.stage})")
 
     # ----------------------------------------------------------------- accepting
 
@@ -297,18 +363,22 @@ class Server:
                 return
             sock.setblocking(False)
             now = time.time()
-            local = self._fixed_local or _address(sock.getsockname())
-            conn = Connection(self._next_id, sock, _address(raw_peer), local, self._new_session(), now)
+            local = self._fixed_local or address_of(sock.getsockname())
+            conn = Connection(self._next_id, sock, address_of(raw_peer), local, self._new_session(), now,
+                              cookie_of(sock))
+            deadline = self._request_timeout()
+            if deadline:
+                conn.deadline = now + deadline
             self._next_id += 1
             self._accepted += 1
             self._conns[conn.id] = conn
-            self._emit(Accepted, conn.id, conn.peer, conn.local)
+            self._emit(Accepted, conn.id, conn.peer, conn.local, conn.cookie)
             self._update_mask(conn)
 
     def _new_session(self) -> Session:
         if self.config.mode == "echo":
             return EchoSession()
-        return SearchSession(self.config.max_content_length)
+        return SearchSession(self.config.max_content_length, self.reply_cache if self.reply_cache.budget else None)
 
     def _out_of_descriptors(self, exc: OSError) -> None:
         """Survive EMFILE: shed the waiting connection instead of spinning on it.
@@ -323,11 +393,11 @@ class Server:
             self._reserve_fd = None
             try:
                 shed, _ = self._listener.accept()
-                _abort(shed)
+                reset_close(shed)
                 self._refused_emfile += 1
             except OSError:
                 pass
-            self._reserve_fd = _open_reserve()
+            self._reserve_fd = open_reserve()
         self._emit(ErrorEvent, 0, "accept",
                    f"out of file descriptors ({errno.errorcode.get(exc.errno or 0, exc.errno)}); "
                    f"refusing connections for {EMFILE_PAUSE:g} s (raise the limit with ulimit -n)")
@@ -359,10 +429,40 @@ class Server:
         n = len(data)
         conn.bytes_in += n
         conn.recv_calls += 1
-        conn.last_in = data
+        # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
+        conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
-        self._emit(Received, conn.id, n, data)
+        self._emit(Received, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES])
+        if conn.session.mode == "echo":
+            self._echo(conn, data)
+            return
         self._apply(conn, conn.session.on_data(data))
+
+    def _echo(self, conn: Connection, data: bytes) -> None:
+        """Echo mode's whole job (what EchoSession.on_data says), without building an Outcome."""
+        if conn.write_shut:
+            conn.unechoed += len(data)
+            return
+        self._echoed += 1
+        self._echoed_bytes += len(data)
+        if conn.outbox:
+            # Earlier bytes still wait for the socket to be writable: these queue behind
+            # them, and past the echo buffer limit the mask stops reading this peer.
+            conn.outbox += data
+            self._update_mask(conn)
+            return
+        # Send at once: usually the kernel takes it all and WRITE interest is never needed.
+        n = self._send(conn, data)
+        if n is None:
+            return
+        if n:
+            conn.bytes_out += n
+            conn.send_calls += 1
+            self._bytes_out += n
+            self._emit(Sent, conn.id, n, len(data) - n)
+        if n < len(data):
+            conn.outbox += memoryview(data)[n:]
+            self._update_mask(conn)
 
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
         cid = conn.id
@@ -374,21 +474,33 @@ class Server:
         if outcome.close_now:
             self._close(conn, outcome.cause, outcome.reason)
             return
-        if outcome.reply is not None and not conn.write_shut:
-            conn.outbox += outcome.reply
-            if outcome.summary is not None:
-                self._requests += 1
-                self._emit(ResponseQueued, cid, len(outcome.reply), outcome.summary)
+        echo = conn.session.mode == "echo"
+        reply = outcome.reply
+        if reply is not None:
+            if conn.write_shut:
+                conn.unechoed += len(reply)
+            else:
+                conn.outbox += reply
+                if echo:
+                    self._echoed += 1
+                    self._echoed_bytes += len(reply)
+                elif outcome.summary is not None:
+                    self._requests += 1
+                    conn.deadline = float("inf")
+                    self._emit(ResponseQueued, cid, len(reply), outcome.summary)
         if outcome.stop_reading:
             conn.reading = False
         if outcome.close_after_reply:
             conn.close_after_flush = True
             conn.close_cause = outcome.cause
             conn.close_reason = outcome.reason
+            if echo:
+                conn.close_reason += (f"; {plural(conn.unechoed, 'byte')} could not be echoed "
+                                      f"(our sending side was shut down)" if conn.unechoed else "; echo flushed")
             if not conn.outbox:
-                self._close(conn, outcome.cause, outcome.reason)
+                self._close(conn, outcome.cause, conn.close_reason)
                 return
-        if conn.outbox and conn.session.mode == "echo" and not conn.mask & WRITE:
+        if conn.outbox and echo and not conn.mask & WRITE:
             # Echo sends at once: usually the kernel takes it all and WRITE interest is
             # never needed; only what it cannot take waits for the socket to be writable.
             # (Search mode keeps the reference's visible READ -> WRITE switch.)
@@ -396,16 +508,21 @@ class Server:
             return
         self._update_mask(conn)
 
-    def _on_writable(self, conn: Connection) -> None:
+    def _send(self, conn: Connection, data: bytes | bytearray) -> int | None:
+        """``send()`` what the kernel takes: bytes sent (0 if none), None if that closed the connection."""
         try:
-            n = conn.sock.send(conn.outbox)
+            return conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except (BrokenPipeError, ConnectionResetError):
             self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
-            return
         except OSError as exc:
             self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
+        return None
+
+    def _on_writable(self, conn: Connection) -> None:
+        n = self._send(conn, conn.outbox)
+        if not n:
             return
         # Deleting from the front of a bytearray is O(1) in CPython.
         del conn.outbox[:n]
@@ -456,8 +573,12 @@ class Server:
                 pass
             conn.mask = 0
         if abort:
-            _abort(conn.sock)
+            reset_close(conn.sock)
         else:
+            # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
+            unread = unread_bytes(conn.sock)
+            if unread:
+                reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
             conn.sock.close()
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
@@ -536,9 +657,12 @@ class Server:
             return "shutdown(SHUT_WR)", "FIN sent; still reading"
         if isinstance(control, ctl.CloseConnection):
             dropped = len(conn.outbox)
+            unread = unread_bytes(conn.sock)
             self._close(conn, CloseCause.CONTROL, "closed by the user"
-                        + (f", {dropped} unsent bytes dropped" if dropped else ""))
-            return "close", "FIN (or RST if unread bytes remain)"
+                        + (f", {plural(dropped, 'unsent byte')} dropped" if dropped else ""))
+            if unread:
+                return "close", f"RST sent: {plural(unread, 'byte')} were left unread in the receive queue"
+            return "close", "FIN sent"
         if isinstance(control, ctl.AbortConnection):
             self._close(conn, CloseCause.CONTROL, "aborted by the user (RST)", abort=True)
             return "abort", "RST sent (SO_LINGER 0)"
@@ -583,19 +707,3 @@ class Server:
         self._sel.close()
         if self.started:
             self._emit(Stopped, 0)
-
-
-def _open_reserve() -> int | None:
-    try:
-        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-def _abort(sock: socket.socket) -> None:
-    """Close with RST: SO_LINGER on, timeout 0."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    sock.close()

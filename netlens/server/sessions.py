@@ -14,10 +14,12 @@ from netlens.proto import (
     MessageComplete,
     ProtocolError,
     ProtoHeaderRead,
+    ReplyCache,
     encode,
     error_response,
     reply,
 )
+from netlens.proto.message import short_repr, short_text
 from netlens.server.events import CloseCause
 
 
@@ -63,13 +65,13 @@ class EchoSession:
         return outcome
 
     def on_eof(self) -> Outcome:
-        """The peer closed: flush what is left, then close too."""
+        """The peer closed: flush what is left, then close too (the loop says whether it could)."""
         self.stage = "closing"
         outcome = Outcome()
         outcome.stop_reading = True
         outcome.close_after_reply = True
         outcome.cause = CloseCause.PEER
-        outcome.reason = "peer closed; echo flushed"
+        outcome.reason = "peer closed"
         return outcome
 
 
@@ -78,8 +80,9 @@ class SearchSession:
 
     mode = "search"
 
-    def __init__(self, max_content_length: int) -> None:
+    def __init__(self, max_content_length: int, cache: ReplyCache | None = None) -> None:
         self.decoder = Decoder(max_content_length=max_content_length, max_messages=1)
+        self.cache = cache
         self.stage = "reading proto header"
         self.detail = ""
         self.request_summary: str | None = None
@@ -100,14 +103,15 @@ class SearchSession:
             elif isinstance(event, JsonHeaderRead):
                 header = event.header
                 self.stage = "reading content"
-                self.detail = (f"{header['content-type']}, {header['content-encoding']}, "
+                # content-type is any string the peer chose (the header may be 16 KiB).
+                self.detail = (f"{short_text(header['content-type'], 80)}, {header['content-encoding']}, "
                                f"content-length {header['content-length']}")
                 outcome.stages.append(("JSON header read", self.detail))
             elif isinstance(event, MessageComplete):
                 request = event.message
                 self.request_summary = request.describe()
                 outcome.stages.append(("request complete", self.request_summary))
-                data, self.response_summary = reply(request)
+                data, self.response_summary = reply(request, cache=self.cache)
                 self._answer(outcome, data, self.response_summary, "response sent")
                 if self.decoder.extra:
                     outcome.stages.append(("extra bytes", f"{self.decoder.extra} bytes after the request ignored"))
@@ -139,11 +143,11 @@ class SearchSession:
         outcome.reason = reason
 
     def _fail(self, outcome: Outcome, exc: ProtocolError) -> Outcome:
+        # Logged once, by the loop, as an error event whose text names the stage.
         reason = str(exc)
         outcome.error = reason
-        outcome.stages.append(("protocol error", reason))
         if exc.answerable:
-            self._answer(outcome, encode(error_response(exc.reason)), f"error {exc.reason!r}",
+            self._answer(outcome, encode(error_response(exc.reason)), f"error {short_repr(exc.reason)}",
                          f"answered protocol error: {exc.reason}")
             outcome.cause = CloseCause.ERROR
         else:

@@ -12,6 +12,8 @@ drift in the machine hits all of them alike:
 * a plain server written the tutorial's way (``plain_server.py``).
 
 Prints req/s (median over rounds) and p50/p99 latency. Not a test: figures only.
+The command users run (``serve --headless`` printing every event) is measured
+by ``bench_headless.py``; this one isolates what publishing costs the loop.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
+
+import bench_headless  # noqa: E402  (this directory: the same yardstick start-up)
 
 from netlens.server.load import LoadRunner  # noqa: E402
 
@@ -52,12 +57,18 @@ sys.stdin.read()
 """
 
 
+#: Where the plain server's per-connection lines go (removed when the benchmark ends).
+_LOGS = tempfile.TemporaryDirectory(prefix="nlh-bench-")
+
+
 def start(kind: str) -> tuple[subprocess.Popen[str], int]:
     """Start one server process; returns it and its port."""
     if kind == "plain":
-        cmd = [sys.executable, str(HERE / "plain_server.py")]
-    else:
-        cmd = [sys.executable, "-c", NETLENS_SERVER, "on" if kind == "publish on" else "off"]
+        # It prints a line per connection: to a file, as a user would, never an unread pipe.
+        log = Path(_LOGS.name) / f"plain-{time.monotonic_ns()}.log"
+        proc, port = bench_headless.start("plain", "search", False, log)
+        return proc, port  # type: ignore[return-value]
+    cmd = [sys.executable, "-c", NETLENS_SERVER, "on" if kind == "publish on" else "off"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             cwd=HERE.parent.parent)
     assert proc.stdout is not None

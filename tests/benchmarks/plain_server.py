@@ -1,9 +1,14 @@
-"""A search server written the tutorial's way, as the benchmark's yardstick.
+"""A search (or echo) server written the tutorial's way, as the benchmarks' yardstick.
 
 One selectors loop, ``recv(4096)``, ``bytes`` buffers that are re-sliced on
 every step, JSON decoded through a text wrapper, a per-connection message
-object — and no instrumentation at all. It answers exactly what netlens answers
-for well-formed requests. Written for the benchmark; not used by netlens.
+object, a ``print`` when a connection is accepted and when it closes (as the
+tutorial's servers do) — and no other instrumentation. It answers exactly what
+netlens answers for well-formed requests. The echo server registers WRITE only
+while it has bytes to send (the tutorial's READ|WRITE would spin and make the
+yardstick slower than it need be). Written for the benchmark; not used by netlens.
+
+Run: ``python plain_server.py [PORT] [--echo]``; the first line printed is the port.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ TABLE = {
 class PlainMessage:
     """Per-connection state: receive buffer, parse steps, send buffer."""
 
-    def __init__(self, sel: selectors.BaseSelector, sock: socket.socket) -> None:
+    def __init__(self, sel: selectors.BaseSelector, sock: socket.socket, addr: object) -> None:
         self.sel = sel
         self.sock = sock
+        self.addr = addr
         self.inbuf = b""
         self.outbuf = b""
         self.header_len: int | None = None
@@ -104,11 +110,43 @@ class PlainMessage:
                 self.close()
 
     def close(self) -> None:
+        print(f"Closing connection to {self.addr}")
         self.sel.unregister(self.sock)
         self.sock.close()
 
 
-def serve(host: str, port: int, ready: socket.socket | None = None) -> None:
+class PlainEcho:
+    """The tutorial's multiconn echo server's per-connection state."""
+
+    def __init__(self, sel: selectors.BaseSelector, sock: socket.socket, addr: object) -> None:
+        self.sel = sel
+        self.sock = sock
+        self.addr = addr
+        self.outbuf = b""
+
+    def on_event(self, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            try:
+                data = self.sock.recv(4096)
+            except (BlockingIOError, ConnectionResetError):
+                return
+            if not data:
+                print(f"Closing connection to {self.addr}")
+                self.sel.unregister(self.sock)
+                self.sock.close()
+                return
+            self.outbuf += data
+        if self.outbuf:
+            try:
+                sent = self.sock.send(self.outbuf)
+            except BlockingIOError:
+                sent = 0
+            self.outbuf = self.outbuf[sent:]
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbuf else 0)
+            self.sel.modify(self.sock, want, data=self)
+
+
+def serve(host: str, port: int, echo: bool = False) -> None:
     """Serve forever on host:port (port 0: any); writes the port to stdout when listening."""
     sel = selectors.DefaultSelector()
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -121,12 +159,15 @@ def serve(host: str, port: int, ready: socket.socket | None = None) -> None:
     while True:
         for key, mask in sel.select(timeout=None):
             if key.data is None:
-                conn, _ = lsock.accept()
+                conn, addr = lsock.accept()
+                print(f"Accepted connection from {addr}")
                 conn.setblocking(False)
-                sel.register(conn, selectors.EVENT_READ, data=PlainMessage(sel, conn))
+                state = PlainEcho(sel, conn, addr) if echo else PlainMessage(sel, conn, addr)
+                sel.register(conn, selectors.EVENT_READ, data=state)
             else:
                 key.data.on_event(mask)
 
 
 if __name__ == "__main__":
-    serve("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    numbers = [arg for arg in sys.argv[1:] if arg.isdigit()]
+    serve("127.0.0.1", int(numbers[0]) if numbers else 0, echo="--echo" in sys.argv[1:])

@@ -8,6 +8,7 @@ from netlens.proto import (
     SERVER_BINARY_TYPE,
     Decoder,
     MessageComplete,
+    ReplyCache,
     encode,
     encode_request,
     json_message,
@@ -64,8 +65,9 @@ def test_binary_request_gets_its_first_ten_bytes_back(content: bytes) -> None:
     make_message(b"abcdefghijklmnop", "application/x", "binary"),
 ])
 def test_memoised_reply_equals_respond_then_encode(message) -> None:
+    cache = ReplyCache()
     for _ in range(2):  # the second call is served from the cache
-        data, summary = reply(message)
+        data, summary = reply(message, cache=cache)
         expected = respond(message)
         assert data == encode(expected)
         assert summary == expected.describe()
@@ -73,5 +75,7 @@ def test_memoised_reply_equals_respond_then_encode(message) -> None:
 
 def test_memo_keeps_true_and_one_apart() -> None:
     # True == 1 in Python, but the answers differ.
-    assert reply(json_message({"action": "search", "value": True}))[1] == "result \"No match for 'True'.\""
-    assert reply(json_message({"action": "search", "value": 1}))[1] == "result \"No match for '1'.\""
+    cache = ReplyCache()
+    assert reply(json_message({"action": "search", "value": True}), cache=cache)[1] == \
+        "result \"No match for 'True'.\""
+    assert reply(json_message({"action": "search", "value": 1}), cache=cache)[1] == "result \"No match for '1'.\""

@@ -22,6 +22,7 @@ from netlens.ui.kernel_jump import kernel_to_packet, packet_to_kernel
 from netlens.ui.kernel_trace import KernelTraceView, connection_packets
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.screens.packet import PacketScreen
+from netlens.ui.status_figures import memory_text, overflow_text, work_text
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
 from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import SocketInspector
@@ -276,13 +277,18 @@ class MainScreen(Screen[None]):
         text.append(f" {stats.mode} server ", style="bold")
         text.append(endpoint(*stats.address), style="bold cyan")
         text.append(f"  conns {stats.active}  accepted {count(stats.accepted)}  "
-                    f"requests {count(stats.requests)}  errors {count(stats.protocol_errors)}  ")
+                    f"{work_text(stats)}  errors {count(stats.protocol_errors)}  ")
         dropped = self.feeds.events.dropped
         text.append(f"events {count(self.events.total)}")
         if dropped:
             text.append(f" ({count(dropped)} dropped)", style="bold red")
         text.append("  ")
         text.append_text(self.packets.status_text())
+        if self.feeds.live:  # the kernel's counter says nothing about a recording
+            text.append_text(overflow_text(stats))
+        # The memory each budget holds goes under the events panel, whose history it mostly is.
+        panel = self.query_one("#events-panel")
+        panel.border_subtitle = memory_text(stats, self.events.bytes, self.events.budget)
         kernel = self.kernel_trace.status()
         if kernel:
             text.append("  ")

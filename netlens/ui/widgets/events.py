@@ -6,13 +6,14 @@ from rich.text import Text
 from textual.cache import LRUCache
 
 from netlens.display import clock
-from netlens.server.bus import EventRecord, materialize
+from netlens.server.bus import EventRecord, materialize, record_size
 from netlens.server.events import CloseCause, Closed, SocketEvent
 from netlens.ui.kernel_events import index_at_time, interleave, is_kernel, kernel_row
 from netlens.ui.widgets.virtual_list import VirtualList
 
-#: Records kept; older ones are forgotten in halves (the newest always stay).
-MAX_RECORDS = 200_000
+#: Default bytes of records kept (estimated, see record_size); past the budget the
+#: oldest are forgotten until half of it is used (the newest always stay).
+DEFAULT_BUDGET = 64 * 1024 * 1024
 #: Newest rows a late batch (kernel events come a tick after the server's) may be merged among.
 MERGE_TAIL = 2_000
 
@@ -39,8 +40,14 @@ class EventLog(VirtualList):
     EventLog { height: 1fr; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    #: The budget of logs created without one (``netlens serve --event-log`` sets it).
+    default_budget = DEFAULT_BUDGET
+
+    def __init__(self, *, id: str | None = None, budget: int | None = None) -> None:
         super().__init__(id=id)
+        #: Bytes of records this log may keep, and the estimated bytes it keeps now.
+        self.budget = budget or EventLog.default_budget
+        self.bytes = 0
         self._records: list[EventRecord] = []
         self._view: list[int] | None = None  # indices into _records when filtered
         self._events: LRUCache[int, SocketEvent] = LRUCache(1024)
@@ -53,6 +60,7 @@ class EventLog(VirtualList):
         if not records:
             return
         self.total += len(records)
+        self.bytes += sum(map(record_size, records))
         start = self._merge_point(records[0][1])
         if start < len(self._records):
             # Kernel events reach the panel a tick after the server's: put each in its place in time.
@@ -65,8 +73,8 @@ class EventLog(VirtualList):
         if self._view is not None:
             wanted = self.conn_filter
             self._view.extend(i for i in range(start, len(self._records)) if self._records[i][2] == wanted)
-        if len(self._records) > MAX_RECORDS:
-            self._forget(len(self._records) - MAX_RECORDS // 2)
+        if self.bytes > self.budget:
+            self._forget(self._oldest_over(self.budget // 2))
         self.rows_changed()
 
     def _merge_point(self, oldest: float) -> int:
@@ -90,7 +98,19 @@ class EventLog(VirtualList):
             return index_at_time([self._records[i][1] for i in self._view], when)
         return index_at_time([record[1] for record in self._records], when)
 
+    def _oldest_over(self, keep: int) -> int:
+        """How many of the oldest records to forget so that at most ``keep`` bytes remain."""
+        excess = self.bytes - keep
+        n = 0
+        for record in self._records:
+            if excess <= 0 or n == len(self._records) - 1:
+                break
+            excess -= record_size(record)
+            n += 1
+        return n
+
     def _forget(self, n: int) -> None:
+        self.bytes -= sum(map(record_size, self._records[:n]))
         del self._records[:n]
         self._events.clear()
         if self._view is not None:
@@ -111,6 +131,7 @@ class EventLog(VirtualList):
     def clear(self) -> None:
         """Forget every event shown so far."""
         self._records.clear()
+        self.bytes = 0
         self._view = [] if self._view is not None else None
         self._events.clear()
         self.rows_changed(reset=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from textual.widgets import Static
 from netlens.display import endpoint
 from netlens.probe import SHUTDOWN_RD, SHUTDOWN_WR, SocketInfo
 from netlens.server import ConnectionSnapshot
+from netlens.textsafe import json_preview
 from netlens.ui.format import duration, hexdump, micros, pairs, size, wire
 
 # One line each for what the columns mean, for people meeting them for the first time.
@@ -42,7 +42,8 @@ def server_view(snap: ConnectionSnapshot, now: float, hex_width: int = 16) -> li
     if snap.response is not None:
         rows.append(("response", wire(snap.response, 120)))
     if snap.json_header is not None:
-        rows.append(("JSON header", wire(json.dumps(snap.json_header, ensure_ascii=False), 300)))
+        # Rendered without recursion and cut at 300 characters, whatever the peer nested.
+        rows.append(("JSON header", Text(json_preview(snap.json_header, 300))))
     if snap.write_shut:
         rows.append(("shutdown", "SHUT_WR done (FIN sent)"))
     if snap.options:

@@ -1,0 +1,71 @@
+"""Memory held by events is bounded by bytes, and event lines are cut, escaped and pluralised."""
+
+from __future__ import annotations
+
+import json
+
+from netlens.server.bus import RECORD_OVERHEAD, EventBus, make_record, record_size
+from netlens.server.events import (
+    Accepted,
+    Closed,
+    Received,
+    Sent,
+    StageReached,
+    event_line,
+    record_dict,
+    record_line,
+)
+from netlens.server.printing import RecordFormatter, format_json, format_text
+from netlens.textsafe import safe_json
+
+
+def test_the_ring_keeps_its_byte_budget_and_readers_count_what_they_lost() -> None:
+    bus = EventBus(capacity=1 << 10, budget=64 * 1024)
+    sub = bus.subscribe()
+    for i in range(500):
+        bus.publish(make_record(Received, float(i), 1, 1000, b"x" * 1000))
+        assert bus.bytes <= bus.budget
+    assert bus.bytes == sum(record_size(r) for r in bus._ring if r is not None)
+    kept = sub.drain()
+    assert len(kept) == len(range(bus.oldest, bus.published)) < 500
+    assert sub.dropped == 500 - len(kept) and bus.evicted == sub.dropped
+    assert [e.ts for e in kept] == [float(i) for i in range(500 - len(kept), 500)]
+
+
+def test_small_records_fill_by_count_not_by_bytes() -> None:
+    bus = EventBus(capacity=16, budget=1 << 20)
+    sub = bus.subscribe()
+    for i in range(40):
+        bus.publish(make_record(Sent, float(i), 1, i, 0))
+    assert bus.bytes == 16 * RECORD_OVERHEAD and bus.evicted == 0
+    assert [e.nbytes for e in sub.drain()] == list(range(24, 40)) and sub.dropped == 24
+
+
+def test_one_byte_is_singular() -> None:
+    assert "recv 1 byte:" in Received(0.0, 1, 1, b"x").describe()
+    assert "recv 2 bytes:" in Received(0.0, 1, 2, b"xy").describe()
+    assert Sent(0.0, 1, 1, 1).describe() == "send 1 byte, 1 byte left (partial)"
+
+
+def test_long_texts_are_cut_in_lines_and_escaped() -> None:
+    line = event_line(StageReached(0.0, 3, "request complete", "search '" + "\x1b" * 100_000 + "'"))
+    assert len(line) < 300 and "\x1b" not in line
+    assert "\\ud800" in event_line(Closed(0.0, 3, "peer", "x\ud800"))
+
+
+def test_batch_formatters_match_the_event_classes() -> None:
+    records = [
+        make_record(Accepted, 1700000000.25, 7, ("127.0.0.1", 5000), ("127.0.0.1", 65432), 12345),
+        make_record(Received, 1700000000.5, 7, 5, b"a\x1b\xc2\x9b\xed\xa0\x80"),
+        make_record(StageReached, 1700000000.75, 7, "request complete", "search '\ud800\u202e\x85'"),
+        make_record(Closed, 1700000001.0, 7, "server", "response sent"),
+    ] * 3
+    formatter = RecordFormatter()
+    lines = formatter.format(records).splitlines()
+    assert lines == [record_line(r) for r in records] == format_text(records).splitlines()
+    objects = format_json(records).splitlines()
+    for line, record in zip(objects, records, strict=True):
+        assert json.loads(line) == json.loads(safe_json(record_dict(record)))
+        assert line == safe_json(record_dict(record))
+        assert not any(c in line for c in "\x1b\x85\u202e\ud800")
+        line.encode("utf-8")

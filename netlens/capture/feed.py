@@ -30,6 +30,7 @@ from netlens.capture.follow import Follow
 from netlens.capture.ladder import Ladder
 from netlens.capture.pcap import write_pcap
 from netlens.capture.ring import PacketRing
+from netlens.capture.stats.report import packet_statistics
 from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
@@ -113,6 +114,8 @@ class PacketDetail:
     marks: tuple[Mark, ...]
     #: Bytes of the frame as captured.
     length: int
+    #: Wireshark's ACK RTT, bytes in flight and calculated window of the packet, as sentences.
+    statistics: tuple[str, ...] = ()
 
 
 class PacketFeed(Protocol):
@@ -290,8 +293,10 @@ class StoreFeed:
         with self.lock:
             store = self.store
             summary = store.summary(no)
+            stream = store.stream_of(no)
             return PacketDetail(summary, tuple(store.dissect(no)), tuple(store.hexdump(no)),
-                                tuple(store.analysis(no)), summary.length)
+                                tuple(store.analysis(no)), summary.length,
+                                packet_statistics(self.ring, stream, no) if stream is not None else ())
 
     def follow(self, stream_id: int) -> Follow:
         """A stream's bytes, both directions, in order."""

@@ -33,15 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--absolute", action="store_true", help="print epoch times instead of relative ones")
 
 
-def printer(args: argparse.Namespace) -> Any:
-    """A function that prints one summary the way the options ask (shared with ``netlens read``)."""
+def printer(args: argparse.Namespace, fields: Any = None) -> Any:
+    """A function that prints one summary the way the options ask (shared with ``netlens read``).
+
+    ``fields(no)``, when given, adds keys to each JSON object (ACK RTT, bytes in flight, window).
+    """
     from netlens.textsafe import safe_json
 
     out = sys.stdout
     if args.json:
         def emit(summary: Any) -> None:
+            row = summary.to_json()
+            if fields is not None:
+                row.update(fields(summary.no))
             # safe_json: readable text stays, controls/bidi/zero-width/surrogates become \u escapes.
-            out.write(safe_json(summary.to_json()) + "\n")
+            out.write(safe_json(row) + "\n")
     else:
         absolute = getattr(args, "absolute", False)
 
@@ -62,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     capture = Capture(iface=args.iface, port=port, bpf=args.filter, ring=ring, write=args.write,
                       count=args.count)
     store = PacketStore(ring, server_ports=(port,) if port else (DEFAULT_PORT,))
-    emit = printer(args)
+    fields = None
+    if args.json:
+        from netlens.capture.stats import StatsTracker
+        from netlens.capture.stats.report import json_fields
+        fields = json_fields(StatsTracker(ring, store))
+    emit = printer(args, fields)
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

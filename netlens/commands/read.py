@@ -10,6 +10,8 @@ import sys
 from netlens import DEFAULT_PORT
 from netlens.commands.options import port_number, positive_int
 
+#: The graphs ``--graph`` draws (netlens.capture.stats.series.GRAPHS, not imported here to keep --help light).
+GRAPH_KINDS = ("tsg", "throughput", "rtt", "window")
 HELP = "Read a pcap file (or - for a stream on stdin) and print its packets, streams, or one stream's view."
 
 
@@ -29,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--follow", type=positive_int, metavar="N", help="print stream N's bytes, both directions")
     view.add_argument("--ladder", type=positive_int, metavar="N", help="print stream N as a ladder diagram")
     view.add_argument("--dissect", type=positive_int, metavar="NO", help="dissect packet NO fully, with a hex dump")
+    view.add_argument("--conversations", action="store_true",
+                      help="list the TCP conversations: packets and bytes each way, start, duration, completeness")
+    parser.add_argument("--graph", choices=GRAPH_KINDS,
+                        help="draw stream N's graph (with --stream N and --output FILE.svg or .png)")
+    parser.add_argument("--output", "-o", metavar="FILE", help="the file --graph writes (.svg or .png)")
+    parser.add_argument("--direction", choices=("c2s", "s2c"),
+                        help="whose data --graph shows (default: the side that sent more)")
 
 
 def _is_stream(path: str) -> bool:
@@ -44,18 +53,20 @@ def run(args: argparse.Namespace) -> int:
     """Load the input into a ring, analyse it and print the chosen view."""
     from netlens.capture import PacketRing, PacketStore, PcapReader
     from netlens.capture.protocols import register_specs
+    from netlens.capture.stats.report import StatsOutput
     from netlens.commands.capture import printer
     from netlens.errors import UserError
 
     register_specs(args.protocol)
 
-    emit = printer(args)
-    listing = not (args.streams or args.follow or args.ladder or args.dissect)
+    stats = StatsOutput(args)  # --conversations, --graph, and the statistics fields of --json/--dissect
+    listing = not (args.streams or args.follow or args.ladder or args.dissect or stats.view)
     streaming = _is_stream(args.file)
     batch = 1 if streaming else 2048
     reader = PcapReader(args.file)  # PcapError -> one sentence (exit code 2)
     ring = PacketRing(linktype=reader.linktype)
     store = PacketStore(ring, server_ports=(args.port,))
+    emit = printer(args, stats.follow(ring, store))
 
     def flush() -> None:
         start = store.last + 1
@@ -80,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     flush()
+    stats.catch_up()
     if reader.warning:
         print(f"netlens: {reader.warning}", file=sys.stderr)
     out = sys.stdout
@@ -104,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         marks = store.analysis(args.dissect)
         for mark in marks:
             out.write(f"{mark}: {mark.rule}\n")
+        out.writelines(line + "\n" for line in stats.dissect_lines(args.dissect))
         out.write("\n".join(store.hexdump(args.dissect)) + "\n")
+    elif stats.view:
+        stats.print_view(out)
     print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
     return 0

@@ -410,6 +410,16 @@ class NetlensApp(App[int]):
         assert self.main is not None
         self.main.packets.request_save()
 
+    def action_graphs(self) -> None:
+        """The graph screen of the selected connection."""
+        if self.main is not None:
+            self.main.action_graph()
+
+    def action_conversations(self) -> None:
+        """The conversation table."""
+        if self.main is not None:
+            self.main.action_conversations()
+
     def action_take_screenshot(self) -> None:
         """Save an SVG screenshot of the screen in the current directory."""
         path = self.save_screenshot()
@@ -438,6 +448,10 @@ class NetlensApp(App[int]):
             ("Pause/resume capture", "stop or restart collecting packets", self.action_toggle_capture),
             ("Clear capture", "forget every captured packet", self.action_clear_capture),
             ("Save capture as pcap", "for Wireshark/tshark/tcpdump", self.action_save_pcap),
+            ("Stream graphs", "time-sequence, throughput, RTT and window of the selected connection (G)",
+             self.action_graphs),
+            ("Conversations", "packets and bytes each way, duration, completeness, per connection (v)",
+             self.action_conversations),
             ("Save screenshot", "SVG of the screen", self.action_take_screenshot),
             ("TCP primer and keys", "help", self.action_help),
             ("Labs", "staged TCP lessons on the real stack, checked against the kernel", self.action_labs),

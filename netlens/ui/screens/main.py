@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from netlens.display import endpoint
-from netlens.probe import SocketInfo
+from netlens.probe import Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot
 from netlens.server.bus import EventRecord
 from netlens.ui.feeds import Feeds
@@ -63,6 +63,8 @@ class MainScreen(Screen[None]):
         Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
         Binding("k", "kernel_jump", "Packet ⇄ kernel events", show=False),
+        Binding("G", "graph", "Graphs", show=False),
+        Binding("v", "conversations", "Conversations", show=False),
     ]
 
     def __init__(self, feeds: Feeds) -> None:
@@ -70,6 +72,7 @@ class MainScreen(Screen[None]):
         self.feeds = feeds
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
         self.probe_note: str | None = None
+        self.last_snapshot: Snapshot | None = None
         self._pending: list[EventRecord] = []
         #: Kernel tracing of the server's port (started once the server is bound).
         self.kernel_trace = KernelTraceView(None)
@@ -152,6 +155,8 @@ class MainScreen(Screen[None]):
     def apply_snapshot(self, view: KernelUpdate) -> None:
         """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
         self.probe_note = view.snapshot.note
+        #: The newest kernel snapshot, for the graph screen's srtt/cwnd lines.
+        self.last_snapshot = view.snapshot
         now = self.feeds.now()
         self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
                              for s in self.feeds.server.snapshot(buffers=False)}
@@ -243,6 +248,18 @@ class MainScreen(Screen[None]):
         sentence = jump(self.events, self.packets)
         if sentence:
             self.app.notify(sentence, severity="warning", markup=False)
+
+    def action_graph(self) -> None:
+        """Graphs of the selected connection (or of the packet under the cursor's connection)."""
+        from netlens.ui.screens.graph_hook import open_graph
+
+        open_graph(self)
+
+    def action_conversations(self) -> None:
+        """The conversation table of everything captured."""
+        from netlens.ui.screens.graph_hook import open_conversations
+
+        open_conversations(self)
 
     def action_goto_connection(self) -> None:
         """Select the connection of the packet under the cursor."""

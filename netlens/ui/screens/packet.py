@@ -133,7 +133,8 @@ class PacketScreen(Screen[int | None]):
             self.query_one("#follow-body", Static).update(follow_text(feed.follow(stream_id)))
             width = max(60, self.size.width - 4)
             self.query_one("#ladder-body", Static).update(ladder_text(feed.ladder(stream_id), width, no))
-        self.query_one("#analysis-body", Static).update(self._analysis_text(detail.marks, stream_id))
+        self.query_one("#analysis-body", Static).update(
+            self._analysis_text(detail.marks, stream_id, detail.statistics))
 
     def _fill_tree(self, no: int, layers: tuple[Layer, ...], length: int) -> None:
         tree = self.query_one(Tree)
@@ -146,7 +147,7 @@ class PacketScreen(Screen[int | None]):
                 node.add_leaf(Text.assemble((f"{name}: ", "cyan"), value))
         tree.root.expand()
 
-    def _analysis_text(self, marks: tuple[Mark, ...], stream_id: int | None) -> Text:
+    def _analysis_text(self, marks: tuple[Mark, ...], stream_id: int | None, statistics: tuple[str, ...]) -> Text:
         out = Text()
         if marks:
             out.append("This packet\n", style="bold")
@@ -155,6 +156,8 @@ class PacketScreen(Screen[int | None]):
                 out.append(f"    {mark.rule}\n")
         else:
             out.append("No analysis flags on this packet.\n", style="dim")
+        for line in statistics:
+            out.append(f"  {line}\n")
         if stream_id is not None:
             stream = self.feed.stream(stream_id)
             out.append("\nThis connection\n", style="bold")

@@ -1,0 +1,146 @@
+"""A stream graph in the terminal: a :class:`~netlens.capture.stats.series.Graph` drawn with plotext.
+
+plotext (through textual-plotext's widget) draws braille points and lines with
+axes, ticks and a legend. It draws every point it is given, so traces are
+first thinned to at most two points (the lowest and the highest) per braille
+column of the visible range: what a terminal can show of them anyway, at a
+cost that does not grow with the stream.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from typing import NamedTuple
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+from netlens.capture.stats.series import Graph, Trace
+
+#: Graph colour names (shared with the SVG renderer) -> plotext's palette.
+_COLORS = {"blue": "blue+", "red": "red+", "green": "green+", "olive": "orange", "purple": "magenta+",
+           "orange": "orange+", "gray": "gray", "pink": "magenta"}
+
+
+class Thinned(NamedTuple):
+    """A trace reduced to what fits on screen."""
+
+    xs: list[float]
+    ys: list[float]
+    packets: list[int]
+
+
+def thin(trace: Trace, x0: float, x1: float, columns: int) -> Thinned:
+    """The lowest and highest point (bars: their tops) of ``trace`` per column of ``[x0, x1]``."""
+    lo, hi = bisect_left(trace.xs, x0), bisect_right(trace.xs, x1)
+    ys = trace.tops if trace.kind == "bars" else trace.ys
+    if hi - lo <= 2 * columns:
+        return Thinned(trace.xs[lo:hi], list(ys[lo:hi]), trace.packets[lo:hi])
+    width = (x1 - x0) / columns or 1.0
+    lows: dict[int, int] = {}
+    highs: dict[int, int] = {}
+    for i in range(lo, hi):
+        column = int((trace.xs[i] - x0) / width)
+        if column not in lows or ys[i] < ys[lows[column]]:
+            lows[column] = i
+        if column not in highs or ys[i] > ys[highs[column]]:
+            highs[column] = i
+    keep = sorted(set(lows.values()) | set(highs.values()))
+    return Thinned([trace.xs[i] for i in keep], [ys[i] for i in keep], [trace.packets[i] for i in keep])
+
+
+def as_steps(xs: list[float], ys: list[float], end: float) -> tuple[list[float], list[float]]:
+    """A line that holds each value until the next point (and the last one until ``end``)."""
+    if not xs:
+        return [], []
+    step_xs, step_ys = [xs[0]], [ys[0]]
+    for x, y, previous in zip(xs[1:], ys[1:], ys, strict=False):
+        step_xs += [x, x]
+        step_ys += [previous, y]
+    if end > xs[-1]:
+        step_xs.append(end)
+        step_ys.append(ys[-1])
+    return step_xs, step_ys
+
+
+def x_extent(graph: Graph) -> tuple[float, float]:
+    """The smallest and largest x of any trace (0, 1 for an empty graph)."""
+    starts = [trace.xs[0] for trace in graph.traces if trace.xs]
+    ends = [trace.xs[-1] for trace in graph.traces if trace.xs]
+    if not starts:
+        return 0.0, 1.0
+    lo, hi = min(starts), max(ends)
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+class StreamGraph(PlotextPlot):
+    """Draws one graph; remembers the thinned points so a column can be mapped back to a packet.
+
+    Drawing (plotext's build, ~10-40 ms) is done by :meth:`prepare`, which the
+    screen calls from a worker thread; :meth:`install` puts the result on screen.
+    Until the next one, every repaint reuses that text instead of building again.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.shown: list[Thinned] = []
+        self._text: Text | None = None
+
+    def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None) -> tuple[Text, list[Thinned]]:
+        """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns text and points."""
+        plt = self.plt
+        width, height = self.size.width, self.size.height
+        plt.clear_figure()
+        plt.plotsize(width, height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        plt.title(graph.title)
+        plt.xlabel(graph.x_label)
+        plt.ylabel(graph.y_label)
+        columns = max(20, width - 12)  # one column per character cell: what a reader can tell apart
+        shown = []
+        for trace in graph.traces:
+            points = thin(trace, view[0], view[1], columns)
+            shown.append(points)
+            if points.xs:
+                self._draw(trace, points, view)
+        plt.xlim(view[0], view[1])
+        if cursor is not None:
+            plt.vline(cursor, "white")
+        return Text.from_ansi(plt.build()), shown
+
+    def _draw(self, trace: Trace, points: Thinned, view: tuple[float, float]) -> None:
+        plt = self.plt
+        color = _COLORS.get(trace.color, "default")
+        if trace.kind in ("points", "bars"):
+            marker = "x" if trace.name == "retransmission" else "braille"
+            plt.scatter(points.xs, points.ys, color=color, marker=marker, label=trace.name)
+        elif trace.kind == "step":
+            xs, ys = as_steps(points.xs, points.ys, view[1])
+            plt.plot(xs, ys, color=color, marker="braille", label=trace.name)
+        else:
+            plt.plot(points.xs, points.ys, color=color, marker="braille", label=trace.name)
+
+    def install(self, text: Text, shown: list[Thinned]) -> None:
+        """Show what :meth:`prepare` drew."""
+        self._text = text
+        self.shown = shown
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        """The last drawn graph. plotext is never called here: a worker may be drawing with it right now."""
+        if self._text is None:
+            return Text("drawing…", style="dim")
+        return self._text
+
+    def nearest_packet(self, x: float) -> int | None:
+        """The packet of the shown point closest to ``x`` (first trace that has one)."""
+        best: tuple[float, int] | None = None
+        for points in self.shown:
+            index = bisect_left(points.xs, x)
+            for i in (index - 1, index):
+                if 0 <= i < len(points.xs):
+                    distance = abs(points.xs[i] - x)
+                    if best is None or distance < best[0]:
+                        best = (distance, points.packets[i])
+        return best[1] if best else None

@@ -16,6 +16,7 @@ everything else in the app works.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -144,6 +145,9 @@ class LiveTraceFeed(KernelTraceFeed):
         self.port = port
         self.prefix = prefix
         self.session: TraceSession | None = None
+        # start() runs in a worker: an app that quits meanwhile must not leave a reader running.
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
         """Create the instance and start the reader (blocking, a few milliseconds)."""
@@ -158,7 +162,11 @@ class LiveTraceFeed(KernelTraceFeed):
             self.unavailable = (f"No kernel events: tracefs refused ({exc.strerror or exc}); "
                                 "run netlens with sudo on a kernel with tracefs.")
             return
-        self.session = session
+        with self._lock:
+            if not self._stopped:
+                self.session = session
+                return
+        session.stop()  # stopped while starting
 
     def _take(self) -> list[TraceEvent]:
         session = self.session
@@ -174,9 +182,12 @@ class LiveTraceFeed(KernelTraceFeed):
         return self.session.stats.lost if self.session is not None else 0
 
     def stop(self) -> None:
-        """Stop the reader and remove the instance."""
-        if self.session is not None:
-            self.session.stop()
+        """Stop the reader and remove the instance (also when start() is still running: it stops at its end)."""
+        with self._lock:
+            self._stopped = True
+            session = self.session
+        if session is not None:
+            session.stop()
 
 
 class RecordedTraceFeed(KernelTraceFeed):

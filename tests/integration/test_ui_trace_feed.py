@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from trace_helpers import abort, cookie_of, listener
 
@@ -15,6 +16,8 @@ from netlens.trace.timeline import SocketTimeline
 from netlens.ui.kernel_events import kernel_records, kernel_row
 from netlens.ui.tcp_states import CURRENT, LIT, diagram, timeline_text
 from netlens.ui.trace_feed import LiveTraceFeed
+
+TRACEFS_INSTANCES = Path("/sys/kernel/tracing/instances")
 
 
 def _prefix() -> str:
@@ -83,3 +86,12 @@ def test_without_root_the_feed_says_what_is_missing_in_one_sentence() -> None:
     assert sentence == ("No kernel events: kernel tracing needs root (it reads tracefs at /sys/kernel/tracing): "
                         "run netlens with sudo.")
     assert status == "kernel trace off" and out.stderr == ""
+
+
+def test_a_feed_stopped_before_its_start_ran_leaves_no_reader_or_instance() -> None:
+    # The app starts the feed in a worker; quitting first must not leave a trace running.
+    feed = LiveTraceFeed(5000, prefix=_prefix())
+    feed.stop()
+    feed.start()
+    assert feed.session is None and feed.unavailable is None
+    assert not any(path.name == f"{_prefix()}-{os.getpid()}" for path in TRACEFS_INSTANCES.iterdir())

@@ -169,7 +169,15 @@ def accept_all() -> Program:
 
 @functools.lru_cache(maxsize=1)
 def _find_libpcap() -> str | None:
-    return ctypes.util.find_library("pcap")
+    """The libpcap scapy would load, if it is installed *and* loads (a listed but broken library does not)."""
+    name = ctypes.util.find_library("pcap")
+    if name is None:
+        return None
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return None
+    return name
 
 
 def libpcap_available() -> bool:
@@ -184,7 +192,7 @@ def compile_expression(expression: str, linktype: int) -> Program:
     """
     if not libpcap_available():
         raise CaptureError(
-            f"the capture filter {expression!r} needs libpcap, which is not installed; "
+            f"the capture filter {expression!r} needs libpcap, which is not installed or cannot be loaded; "
             f"install it (apt-get install libpcap0.8) or filter by port with --port."
         )
     try:

@@ -25,10 +25,12 @@ from enum import Enum
 from typing import Protocol
 
 from netlens.capture.analysis import Mark
+from netlens.capture.annotate import packet_comments
 from netlens.capture.dissect import Layer
 from netlens.capture.follow import Follow
 from netlens.capture.ladder import Ladder
 from netlens.capture.pcap import write_pcap
+from netlens.capture.pcapng import write_pcapng
 from netlens.capture.ring import PacketRing
 from netlens.capture.stats.report import packet_statistics
 from netlens.capture.store import PacketStore
@@ -190,7 +192,8 @@ class PacketFeed(Protocol):
         ...
 
     def save(self, path: str) -> str:
-        """Write every stored packet to ``path`` as pcap in the background; one sentence (the absolute path)."""
+        """Write every stored packet to ``path`` in the background (pcapng with analysis comments when it ends
+        in ``.pcapng``, pcap otherwise); one sentence (the absolute path)."""
         ...
 
     def close(self) -> None:
@@ -322,7 +325,13 @@ class StoreFeed:
         from netlens.capture.errors import PcapError
 
         try:
-            written = write_pcap(target, self.ring)
+            if target.endswith(".pcapng"):
+                # Wireshark's format, with each flagged packet's analysis as its comments (frame.comment).
+                with self.lock:
+                    comments = packet_comments(self.store)
+                written = write_pcapng(target, self.ring, comments)
+            else:
+                written = write_pcap(target, self.ring)
         except (OSError, PcapError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).rstrip(".")
             self._notify(f"Could not save {target}: {reason}.", error=True)

@@ -43,6 +43,7 @@ ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 ETH_P_ARP = 0x0806
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+_MPLS_TYPES = (0x8847, 0x8848)
 # Address-family values a BSD loopback header may carry for IPv6, by platform.
 _NULL_AF_INET6 = (10, 24, 28, 30)
 
@@ -70,7 +71,7 @@ FLAG_NAMES: tuple[str, ...] = tuple(
 _H = struct.Struct("!H")
 _TCP = struct.Struct("!HHIIHH")
 # Ethernet + option-less IPv4 + TCP in one unpack: the shape of nearly every frame on lo.
-_FAST = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIHH")
+_FAST = struct.Struct("!12xHBxHHHxB2x4s4sHHIIHH")
 _UDP = struct.Struct("!HHH")
 
 
@@ -90,8 +91,11 @@ class Tcp(NamedTuple):
     tcp_header_length: int
     payload_offset: int
     payload_length: int
-    #: Why the frame is incomplete ("" when whole): e.g. payload cut short by the snaplen.
+    #: Why the frame is incomplete ("" when whole): e.g. payload cut short by the snaplen. Lengths
+    #: (``payload_length``) always come from the IP header, so a cut frame counts what was sent.
     note: str
+    #: The IPv4 identification field (0 for IPv6): one half of what tells a capture duplicate.
+    ip_id: int = 0
 
 
 class Other(NamedTuple):
@@ -110,8 +114,11 @@ def format_ip(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
-def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
-    """Offset of the network header and its ethertype (IPv4/IPv6/ARP...), or why not."""
+def network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
+    """Offset of the network header and its ethertype (IPv4/IPv6/ARP...), or why not.
+
+    VLAN tags and MPLS label stacks are walked through: the IP packet under them is the network header.
+    """
     size = len(frame)
     if linktype == LINKTYPE_ETHERNET:
         if size < 14:
@@ -121,6 +128,8 @@ def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
         while ethertype in _VLAN_TYPES and size >= offset + 6:
             offset += 4
             (ethertype,) = _H.unpack_from(frame, offset)
+        if ethertype in _MPLS_TYPES:
+            return _mpls(frame, offset + 2)
         return offset + 2, ethertype
     if linktype == LINKTYPE_LINUX_SLL:
         if size < 16:
@@ -150,19 +159,34 @@ def _network_offset(frame: bytes, linktype: int) -> tuple[int, int] | Other:
     return Other("?", "", "", None, None, f"link type {linktype} is not supported")
 
 
+def _mpls(frame: bytes, offset: int) -> tuple[int, int] | Other:
+    """Skip an MPLS label stack (4 bytes a label, the last has the bottom-of-stack bit); IP by its version."""
+    for _ in range(16):
+        if len(frame) < offset + 5:
+            break
+        bottom = frame[offset + 2] & 1
+        offset += 4
+        if bottom:
+            version = frame[offset] >> 4
+            if version in (4, 6):
+                return offset, ETH_P_IP if version == 4 else ETH_P_IPV6
+            return Other("MPLS", "", "", None, None, "MPLS payload that is not IP")
+    return Other("MPLS", "", "", None, None, "truncated or endless MPLS label stack")
+
+
 def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
     """Decode ``frame`` down to TCP; anything else (or anything broken) comes back as :class:`Other`."""
     if linktype == LINKTYPE_ETHERNET and len(frame) >= 54:
         # Fast path for Ethernet/IPv4 (no IP options)/TCP; anything unusual takes the general path.
-        ethertype, vihl, total, fragment, proto, src, dst, sport, dport, seq, ack, offset_flags, window = \
+        ethertype, vihl, total, ip_id, fragment, proto, src, dst, sport, dport, seq, ack, offset_flags, window = \
             _FAST.unpack_from(frame)
-        if ethertype == ETH_P_IP and vihl == 0x45 and proto == IPPROTO_TCP and not fragment & 0x1FFF:
+        if ethertype == ETH_P_IP and vihl == 0x45 and proto == IPPROTO_TCP and not fragment & 0x3FFF:
             end = 14 + total
             tcp_length = (offset_flags >> 12) * 4
             if 54 <= end <= len(frame) and tcp_length >= 20 and 34 + tcp_length <= end:
                 return Tcp(4, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, window,
-                           34, tcp_length, 34 + tcp_length, end - 34 - tcp_length, "")
-    located = _network_offset(frame, linktype)
+                           34, tcp_length, 34 + tcp_length, end - 34 - tcp_length, "", ip_id)
+    located = network_offset(frame, linktype)
     if isinstance(located, Other):
         return located
     offset, ethertype = located
@@ -187,8 +211,11 @@ class _Network(NamedTuple):
     src: bytes
     dst: bytes
     transport: int
+    #: Where the packet ends by its IP header, and where its captured bytes end (earlier when cut).
     end: int
+    captured: int
     note: str
+    ip_id: int
 
 
 def _ipv4(frame: bytes, offset: int) -> _Network | Other:
@@ -206,16 +233,17 @@ def _ipv4(frame: bytes, offset: int) -> _Network | Other:
     note = ""
     if end > size:
         note = f"frame cut short: {size - offset} of {total} IP bytes captured"
-        end = size
     if size < offset + header_length:
         return Other("IPv4", "", "", None, None, "truncated IPv4 options")
     proto = frame[offset + 9]
     src, dst = frame[offset + 12:offset + 16], frame[offset + 16:offset + 20]
     (fragment,) = _H.unpack_from(frame, offset + 6)
-    if fragment & 0x1FFF:
+    if fragment & 0x3FFF:  # an offset, or more fragments to come: not a whole segment
         return Other("IPv4", format_ip(src), format_ip(dst), None, None,
-                     f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})")
-    return _Network(4, proto, src, dst, offset + header_length, end, note)
+                     f"fragment at offset {(fragment & 0x1FFF) * 8} (protocol {proto})"
+                     + (", more follow" if fragment & 0x2000 else ""))
+    return _Network(4, proto, src, dst, offset + header_length, end, min(end, size), note,
+                    _H.unpack_from(frame, offset + 4)[0])
 
 
 def _ipv6(frame: bytes, offset: int) -> _Network | Other:
@@ -230,28 +258,31 @@ def _ipv6(frame: bytes, offset: int) -> _Network | Other:
     transport = offset + 40
     end = transport + payload
     note = ""
+    captured = min(end, size)
     if end > size:
         note = f"frame cut short: {size - offset} of {40 + payload} IP bytes captured"
-        end = size
     # Walk the common extension headers (a bounded loop: each one is at least 8 bytes).
     for _ in range(8):
-        if proto in _IPV6_EXTENSIONS and transport + 8 <= end:
+        if proto in _IPV6_EXTENSIONS and transport + 8 <= captured:
             proto, transport = frame[transport], transport + (frame[transport + 1] + 1) * 8
-        elif proto == _IPV6_FRAGMENT and transport + 8 <= end:
-            if _H.unpack_from(frame, transport + 2)[0] & 0xFFF8:
-                return Other("IPv6", format_ip(src), format_ip(dst), None, None, "non-first fragment")
+        elif proto == _IPV6_FRAGMENT and transport + 8 <= captured:
+            offset_flags = _H.unpack_from(frame, transport + 2)[0]
+            if offset_flags & 0xFFF9:  # an offset, or more fragments to come
+                return Other("IPv6", format_ip(src), format_ip(dst), None, None,
+                             f"fragment at offset {offset_flags & 0xFFF8}"
+                             + (", more follow" if offset_flags & 1 else ""))
             proto, transport = frame[transport], transport + 8
         else:
             break
-    return _Network(6, proto, src, dst, transport, end, note)
+    return _Network(6, proto, src, dst, transport, end, captured, note, 0)
 
 
 def _transport(frame: bytes, ip: _Network) -> Tcp | Other:
-    version, proto, src, dst, transport, end, note = ip
+    version, proto, src, dst, transport, end, captured, note, ip_id = ip
     if proto == IPPROTO_TCP:
-        if end < transport + 20:
+        if captured < transport + 20:
             return Other("TCP", format_ip(src), format_ip(dst), None, None,
-                         f"truncated TCP header ({max(0, end - transport)} of 20 bytes)")
+                         f"truncated TCP header ({max(0, captured - transport)} of 20 bytes)")
         sport, dport, seq, ack, offset_flags, window = _TCP.unpack_from(frame, transport)
         tcp_length = (offset_flags >> 12) * 4
         if tcp_length < 20:
@@ -259,9 +290,13 @@ def _transport(frame: bytes, ip: _Network) -> Tcp | Other:
         if transport + tcp_length > end:
             return Other("TCP", format_ip(src), format_ip(dst), sport, dport,
                          f"TCP header length {tcp_length} runs past the end of the packet")
+        if transport + tcp_length > captured:
+            note = f"TCP options cut short: {captured - transport - 20} of {tcp_length - 20} bytes captured"
         payload_offset = transport + tcp_length
+        # The payload length is the IP header's: a snaplen-cut frame still carried all of it.
         return Tcp(version, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, window,
-                   transport, tcp_length, payload_offset, end - payload_offset, note)
+                   transport, tcp_length, payload_offset, end - payload_offset, note, ip_id)
+    end = captured
     if proto == IPPROTO_UDP and end >= transport + 8:
         sport, dport, _length = _UDP.unpack_from(frame, transport)
         return Other("UDP", format_ip(src), format_ip(dst), sport, dport, f"len={max(0, end - transport - 8)}")
@@ -309,7 +344,7 @@ class TcpOptions(NamedTuple):
 def tcp_options(frame: bytes, tcp: Tcp) -> TcpOptions:
     """Parse the options of ``tcp`` (bogus option lengths end the walk, never raise)."""
     start = tcp.tcp_offset + 20
-    end = tcp.tcp_offset + tcp.tcp_header_length
+    end = min(tcp.tcp_offset + tcp.tcp_header_length, len(frame))  # options may be cut by the snaplen
     mss = wscale = timestamp = None
     sack = False
     i = start
@@ -338,5 +373,5 @@ def tcp_options(frame: bytes, tcp: Tcp) -> TcpOptions:
 
 
 def payload(frame: bytes, tcp: Tcp) -> bytes:
-    """The TCP payload bytes of ``tcp`` within ``frame``."""
+    """The captured TCP payload bytes of ``tcp`` within ``frame`` (fewer than ``payload_length`` when cut)."""
     return frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]

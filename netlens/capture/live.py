@@ -174,7 +174,8 @@ class Capture:
         if self.expression is not None:
             if not use_libpcap:
                 raise CaptureError(
-                    f"the capture filter {self.expression!r} needs libpcap, which is not installed; "
+                    f"the capture filter {self.expression!r} needs libpcap, which is not installed or cannot be "
+                    f"loaded; "
                     f"install it (apt-get install libpcap0.8) or filter by port with --port."
                 )
             program = bpf.compile_expression(self.expression, linktype)
@@ -185,7 +186,7 @@ class Capture:
         if use_libpcap:
             return bpf.compile_expression(text, linktype), f"kernel BPF filter {text!r} compiled by libpcap"
         why = ("libpcap is switched off" if self.libpcap is False and bpf.libpcap_available()
-               else "libpcap is not installed, so only port filters work")
+               else "libpcap is not installed or cannot be loaded, so only port filters work")
         return bpf.tcp_port_program(self.port, linktype), f"kernel BPF filter {text!r} built by netlens ({why})"
 
     def start(self) -> Capture:

@@ -5,8 +5,8 @@ Wireshark): a 24-byte global header, then a 16-byte header per record. The
 nanosecond variant (magic ``a1b23c4d``) is the default, so the kernel's
 nanosecond timestamps survive the round trip; ``nanosecond=False`` writes the
 original microsecond format for very old readers.
-Reading accepts microsecond and nanosecond pcap in either byte order and, as a
-bonus, pcapng (the first interface's link type); it streams, so a pipe such as
+Reading accepts microsecond and nanosecond pcap in either byte order and
+pcapng (see :mod:`netlens.capture.pcapng`); it streams, so a pipe such as
 ``ssh host tcpdump -U -w - port 65432 | netlens read -`` shows packets as they
 arrive. A truncated last record is reported in one sentence
 (:attr:`PcapReader.warning`) and everything before it is kept.
@@ -24,14 +24,16 @@ from typing import BinaryIO
 
 from netlens.capture.errors import PcapError
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_NAMES, SUPPORTED_LINKTYPES
+from netlens.capture.pcapng import PcapngBlocks, plural
 from netlens.capture.ring import PacketRing
 
 MAGIC_MICRO = 0xA1B2C3D4
 MAGIC_NANO = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BYTE_ORDER = 0x1A2B3C4D
 #: Snapshot length written into headers; matches what the capture keeps (whole lo frames).
 SNAPLEN = 262144
+#: How much a read asks for at once.
+_PIECE = 1 << 18
 #: Records claiming more than this are corrupt (no link carries 16 MiB frames).
 MAX_RECORD = 16 * 1024 * 1024
 
@@ -135,11 +137,12 @@ class PcapReader:
         self._owns = False
         if isinstance(source, (str, os.PathLike)):
             if str(source) == "-":
-                self._file: BinaryIO = sys.stdin.buffer
+                self._file: BinaryIO = _unbuffered_stdin()
+                self._owns = self._file is not getattr(sys.stdin, "buffer", None)
                 self.name = "standard input"
             else:
                 try:
-                    self._file = open(source, "rb")  # noqa: SIM115 (closed in close())
+                    self._file = open(source, "rb", buffering=0)  # noqa: SIM115 (closed in close())
                 except OSError as exc:
                     raise PcapError(f"cannot open {os.fspath(source)}: {exc.strerror or exc}.") from None
                 self._owns = True
@@ -151,6 +154,9 @@ class PcapReader:
         self.packets = 0
         self.nanosecond = False
         self.pcapng = False
+        self._blocks: PcapngBlocks | None = None
+        self._buffer = b""
+        self._pos = 0
         head = self._read(24)
         if not head:
             raise PcapError(f"{self.name} is empty: there is no pcap header.")
@@ -160,7 +166,10 @@ class PcapReader:
         magic_be = struct.unpack_from(">I", head)[0]
         if magic_le == PCAPNG_SHB:
             self.pcapng = True
-            self._init_pcapng(head)
+            blocks = self._blocks = PcapngBlocks(self._read, self.name, head)
+            self.linktype = blocks.linktype
+            self.snaplen = SNAPLEN
+            _check_linktype(self.linktype, self.name)
             return
         if magic_le in (MAGIC_MICRO, MAGIC_NANO):
             self._order = "<"
@@ -182,131 +191,78 @@ class PcapReader:
         _check_linktype(self.linktype, self.name)
         self._record = struct.Struct(self._order + "IIII")
 
+    def _fill(self) -> bool:
+        """Append the next piece of input to the buffer (one read: a pipe gives what it has); False at the end."""
+        piece = self._file.read(_PIECE)
+        if not piece:
+            return False
+        self._buffer = self._buffer[self._pos:] + piece
+        self._pos = 0
+        return True
+
     def _read(self, size: int) -> bytes:
-        # A pipe may return short reads; keep reading until size or EOF.
-        data = self._file.read(size)
-        if data is None:
-            data = b""
-        while len(data) < size:
-            more = self._file.read(size - len(data))
-            if not more:
-                break
-            data += more
+        """Exactly ``size`` bytes, or fewer only at the end of the input."""
+        while len(self._buffer) - self._pos < size and self._fill():
+            pass
+        data = self._buffer[self._pos:self._pos + size]
+        self._pos += len(data)
         return data
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the input but not yet parsed (a pipe reader flushes output only when this is 0)."""
+        return len(self._buffer) - self._pos
+
     def __iter__(self) -> Iterator[tuple[int, bytes, int]]:
-        if self.pcapng:
-            yield from self._iter_pcapng()
+        if self._blocks is not None:
+            yield from self._pcapng(self._blocks)
             return
         multiplier = 1 if self.nanosecond else 1000
-        record = self._record
+        unpack = self._record.unpack_from
         while True:
-            header = self._read(16)
-            if not header:
-                return
-            if len(header) < 16:
-                self._truncated(f"a record header ({len(header)} of 16 bytes)")
-                return
-            seconds, fraction, size, orig_len = record.unpack(header)
-            if size > MAX_RECORD:
+            # Parse every whole record in the buffer, then read more: two slices per record, no copies of
+            # the buffer (a file is read 256 KiB at a time, a pipe as it comes).
+            buffer, pos = self._buffer, self._pos
+            end = len(buffer)
+            while pos + 16 <= end:
+                seconds, fraction, size, orig_len = unpack(buffer, pos)
+                if size > MAX_RECORD or pos + 16 + size > end:
+                    break
+                self.packets += 1
+                self._pos = pos = pos + 16 + size
+                yield seconds * 1_000_000_000 + fraction * multiplier, buffer[pos - size:pos], orig_len
+            if pos + 16 <= end and unpack(buffer, pos)[2] > MAX_RECORD:
+                size = unpack(buffer, pos)[2]
                 self.warning = (f"{self.name}: record {self.packets + 1} claims {size} bytes, which cannot be "
-                                f"right; kept the {self.packets} packets before it.")
+                                f"right; kept the {plural(self.packets, 'packet')} before it.")
                 return
-            frame = self._read(size)
-            if len(frame) < size:
-                self._truncated(f"packet {self.packets + 1} ({len(frame)} of {size} bytes)")
+            if not self._fill():
+                self._ended()
                 return
-            self.packets += 1
-            yield seconds * 1_000_000_000 + fraction * multiplier, frame, orig_len
+
+    def _ended(self) -> None:
+        """At the end of the input: say what a partial last record held, if any."""
+        left = len(self._buffer) - self._pos
+        if not left:
+            return
+        if left < 16:
+            self._truncated(f"a record header ({left} of 16 bytes)")
+        else:
+            size = self._record.unpack_from(self._buffer, self._pos)[2]
+            self._truncated(f"packet {self.packets + 1} ({left - 16} of {size} bytes)")
 
     def _truncated(self, where: str) -> None:
         self.warning = (f"{self.name} ends in the middle of {where}; "
-                        f"kept the {self.packets} complete packets before it.")
+                        f"kept the {plural(self.packets, 'complete packet')} before it.")
 
-    # --------------------------------------------------------------- pcapng
-
-    def _init_pcapng(self, head: bytes) -> None:
-        if len(head) < 12:
-            raise PcapError(f"{self.name} ends inside the pcapng section header.")
-        bom = head[8:12]
-        if bom == struct.pack("<I", PCAPNG_BYTE_ORDER):
-            self._order = "<"
-        elif bom == struct.pack(">I", PCAPNG_BYTE_ORDER):
-            self._order = ">"
-        else:
-            raise PcapError(f"{self.name} has a pcapng header with an unknown byte-order mark.")
-        (length,) = struct.unpack_from(self._order + "I", head, 4)
-        if length < 28 or length % 4:
-            raise PcapError(f"{self.name} has a bogus pcapng section header length {length}.")
-        rest = self._read(length - len(head))
-        if len(rest) < length - len(head):
-            raise PcapError(f"{self.name} ends inside the pcapng section header.")
-        # Interfaces: (linktype, ts units per second).
-        self._interfaces: list[tuple[int, int]] = []
-        self.linktype = -1
-        self.snaplen = SNAPLEN
-        # Read ahead to the first interface description so the link type is known up front.
-        self._pending: list[tuple[int, int, bytes]] = []
-        for record in self._ng_blocks():
-            self._pending.append(record)
-            if self._interfaces:
-                break
-        if not self._interfaces:
-            raise PcapError(f"{self.name} is a pcapng file without an interface description.")
-        self.linktype = self._interfaces[0][0]
-        _check_linktype(self.linktype, self.name)
-
-    def _ng_blocks(self) -> Iterator[tuple[int, int, bytes]]:
-        """Yield (ts_ns, orig_len, frame) of packet blocks; record interfaces as they come."""
-        order = self._order
-        while True:
-            head = self._read(8)
-            if not head:
-                return
-            if len(head) < 8:
-                self._truncated("a pcapng block header")
-                return
-            block_type, length = struct.unpack(order + "II", head)
-            if length < 12 or length % 4 or length > MAX_RECORD:
-                self.warning = (f"{self.name}: a pcapng block claims {length} bytes, which cannot be right; "
-                                f"kept the {self.packets} packets before it.")
-                return
-            body = self._read(length - 8)
-            if len(body) < length - 8:
-                self._truncated(f"a pcapng block ({len(body) + 8} of {length} bytes)")
-                return
-            body = body[:-4]  # trailing copy of the length
-            if block_type == PCAPNG_SHB:
-                if len(body) >= 4 and body[:4] == struct.pack(">I", PCAPNG_BYTE_ORDER):
-                    order = self._order = ">"
-                elif len(body) >= 4:
-                    order = self._order = "<"
-                self._interfaces = []  # a new section restarts interface numbering
-            elif block_type == 1 and len(body) >= 8:  # interface description
-                linktype = struct.unpack_from(order + "H", body)[0]
-                self._interfaces.append((linktype, _ng_resolution(body[8:], order)))
-            elif block_type == 6 and len(body) >= 20:  # enhanced packet
-                iface, high, low, caplen, orig_len = struct.unpack_from(order + "IIIII", body)
-                if iface >= len(self._interfaces):
-                    continue
-                linktype, units = self._interfaces[iface]
-                if linktype != self._interfaces[0][0]:
-                    self.warning = f"{self.name} mixes link types; packets from other interfaces were skipped."
-                    continue
-                ticks = (high << 32) | low
-                yield ticks * 1_000_000_000 // units, orig_len, bytes(body[20:20 + caplen])
-            elif block_type == 3 and len(body) >= 4 and self._interfaces:  # simple packet
-                (orig_len,) = struct.unpack_from(order + "I", body)
-                yield 0, orig_len, bytes(body[4:4 + orig_len])
-
-    def _iter_pcapng(self) -> Iterator[tuple[int, bytes, int]]:
-        pending, self._pending = self._pending, []
-        for ts_ns, orig_len, frame in pending:
-            self.packets += 1
-            yield ts_ns, frame, orig_len
-        for ts_ns, orig_len, frame in self._ng_blocks():
-            self.packets += 1
-            yield ts_ns, frame, orig_len
+    def _pcapng(self, blocks: PcapngBlocks) -> Iterator[tuple[int, bytes, int]]:
+        try:
+            for record in blocks:
+                self.packets = blocks.packets
+                yield record
+        finally:
+            self.packets = blocks.packets
+            self.warning = blocks.warning
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -320,20 +276,13 @@ class PcapReader:
         self.close()
 
 
-def _ng_resolution(options: bytes, order: str) -> int:
-    """Timestamp units per second from an interface's options (if_tsresol; default microseconds)."""
-    i = 0
-    while i + 4 <= len(options):
-        code, length = struct.unpack_from(order + "HH", options, i)
-        if code == 0:
-            break
-        if code == 9 and length >= 1:
-            value = options[i + 4]
-            if value & 0x80:
-                return 1 << min(value & 0x7F, 62)
-            return int(10 ** min(value, 18))
-        i += 4 + (length + 3) // 4 * 4
-    return 1_000_000
+def _unbuffered_stdin() -> BinaryIO:
+    """Standard input without Python's buffer: each read returns what the pipe holds, nothing waits hidden."""
+    try:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor (tests, IDEs)
+        stream: BinaryIO = sys.stdin.buffer
+        return stream
 
 
 def _check_linktype(linktype: int, name: str) -> None:

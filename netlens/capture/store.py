@@ -157,7 +157,7 @@ class PacketStore:
         stream, d = entry if entry is not None and not tcp.flags & SYN else self._table.place(tcp, no, ts_ns)
         self._sid.append(stream.id)
         note_segment(stream, d, tcp, frame, no, ts_ns)
-        marks = analyze(stream, d, tcp, ts_ns, no)
+        marks = analyze(stream, d, tcp, ts_ns, no, frame)
         if marks:
             self._marks[no] = tuple(marks)
         length = tcp.payload_length
@@ -355,8 +355,12 @@ class PacketStore:
 
     # ------------------------------------------------------------------ views
 
-    def segments(self, stream_id: int) -> list[tuple[int, int, int, bytes]]:
-        """``(no, direction, seq, payload)`` of the stream's data segments still stored, in capture order."""
+    def segments(self, stream_id: int) -> list[tuple[int, int, int, int, int, int, bytes]]:
+        """``(no, direction, seq, ack, flags, length, payload)`` of the stream's packets still stored, in order.
+
+        ``length`` is the payload's length by the IP header; ``payload`` is what
+        was captured of it (shorter when the snaplen cut the frame).
+        """
         stream = self.stream(stream_id)
         ring = self.ring
         out = []
@@ -366,10 +370,10 @@ class PacketStore:
             except IndexError:
                 continue
             tcp = decode(frame, ring.linktype)
-            if type(tcp) is not Tcp or not tcp.payload_length:
+            if type(tcp) is not Tcp:
                 continue
             data = frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
-            out.append((no, direction_of(stream, tcp), tcp.seq, data))
+            out.append((no, direction_of(stream, tcp), tcp.seq, tcp.ack, tcp.flags, tcp.payload_length, data))
         return out
 
     def follow(self, stream_id: int) -> Follow:

@@ -68,35 +68,51 @@ def _plain(address: tuple) -> tuple[str, int]:  # type: ignore[type-arg]
 
 
 class Direction:
-    """The analyzer's state for one direction of a stream (what one side has sent)."""
+    """The analyzer's state for one direction of a stream (what one side has sent).
+
+    The sequence-analysis fields follow Wireshark's (``tcp_analyze_seq_info``):
+    0 means "not seen yet", as there, so the rules read like Wireshark's.
+    """
 
     __slots__ = (
-        "base", "next_seq", "next_ts", "last_ack", "window", "window_bytes", "wscale", "syn_seen",
-        "dupacks", "dupack_of", "keepalive", "zwp", "holes", "fin_no", "rst_no", "payload_bytes",
-        "segments",
+        "base", "nextseq", "next_ts", "maxack", "lastack", "lastack_ts", "window", "wscale", "syn_seen",
+        "last_syn", "dupacks", "nondup_no", "unseen_told", "unseen_stale", "keepalive", "zwp", "dup_key",
+        "dup_ts", "fin_no", "rst_no", "payload_bytes", "segments",
     )
 
     def __init__(self) -> None:
         #: Sequence number that relative numbers count from (the ISN).
         self.base: int | None = None
-        #: One past the highest sequence number sent so far (SYN and FIN count one).
-        self.next_seq: int | None = None
+        #: One past the highest sequence number sent so far (SYN and FIN count one; 0: nothing yet),
+        #: and when it last moved.
+        self.nextseq = 0
         self.next_ts = 0
-        #: Highest acknowledgment number this side has sent.
-        self.last_ack: int | None = None
-        #: Last raw window field this side advertised, and the same in bytes (scaled).
-        self.window: int | None = None
-        self.window_bytes: int | None = None
+        #: The highest sequence number the peer may acknowledge without acking something unseen.
+        self.maxack = 0
+        #: The acknowledgment number of this side's *last* segment (not the highest), and its time.
+        self.lastack = 0
+        self.lastack_ts = 0
+        #: Last raw window field this side advertised (0: none yet).
+        self.window = 0
         #: Window-scale shift from this side's SYN option (None: no option seen).
         self.wscale: int | None = None
         self.syn_seen = False
+        #: This side's last segment was a SYN (its window field is never scaled).
+        self.last_syn = False
+        #: Duplicate ACKs in a row, and the packet they repeat.
         self.dupacks = 0
-        self.dupack_of = 0
-        #: The last segment was a keep-alive / zero-window probe awaiting its ACK.
+        self.nondup_no = 0
+        #: The peer was told this side's data went unseen; not again until this side sends more than dup ACKs.
+        self.unseen_told = False
+        #: The peer acknowledged unseen data of this side since this side's acknowledgment last moved
+        #: (Wireshark's duplicate-ACK count is wrong then: see the fast-retransmission rule).
+        self.unseen_stale = False
+        #: The last segment was a keep-alive / zero-window probe.
         self.keepalive = False
         self.zwp = False
-        #: Gaps in the sequence space: [start, end, ts_ns of the segment that skipped them].
-        self.holes: list[list[int]] = []
+        #: What identifies this side's last frame (IP id, TCP bytes) and when, to tell capture duplicates.
+        self.dup_key = b""
+        self.dup_ts = 0
         self.fin_no = 0
         self.rst_no = 0
         self.payload_bytes = 0
@@ -116,7 +132,7 @@ class Stream:
     __slots__ = (
         "id", "version", "client_ip", "client_port", "server_ip", "server_port", "client", "server", "key",
         "packets", "first_no", "last_no", "first_ts", "last_ts", "seen", "first_fin", "dirs", "scale",
-        "syn_seq", "message_count", "last_ack_no", "apps",
+        "syn_seq", "message_count", "apps", "syn_ts", "first_rtt",
     )
 
     def __init__(self, stream_id: int, version: int, client: tuple[bytes, int], server: tuple[bytes, int],
@@ -140,8 +156,10 @@ class Stream:
         self.scale: list[int | None] = [None, None]
         self.syn_seq: int | None = None
         self.message_count = 0
-        #: Packet that last advanced each direction's acknowledgment number (for "Dup ACK of").
-        self.last_ack_no = [0, 0]
+        #: When the latest SYN (without ACK) was seen, and the handshake's round trip (0: not known):
+        #: Wireshark's out-of-order threshold.
+        self.syn_ts = 0
+        self.first_rtt = 0
         #: Application data: reassembly and protocol sessions (created with the first payload byte).
         self.apps: StreamApps | None = None
 

@@ -64,7 +64,7 @@ class PacketSummary(NamedTuple):
         head = f"{self.no:>7} {when}"
         if self.src or self.dst:
             head += f" {self.source} → {self.destination}"
-        if self.proto == "TCP":
+        if self.seq is not None:  # a decoded segment (a frame too broken to decode has no numbers to show)
             body = f" {self.flags or '-':<3} seq={self.seq} ack={self.ack} win={self.win} len={self.len}"
         else:
             body = f" {self.proto}"

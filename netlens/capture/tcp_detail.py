@@ -77,7 +77,8 @@ def _window_fields(tcp: Tcp, context: TcpContext) -> list[tuple[str, str]]:
         out.append(("[Window size scaling factor]", "not used (a SYN's window is never scaled)"))
         out.append(("[Calculated window size]", f"{window} bytes"))
     elif context.scale is None:
-        out.append(("[Window size scaling factor]", "unknown (the handshake was not captured)"))
+        out.append(("[Window size scaling factor]",
+                    "unknown (the handshake was not captured, so Window Full is not checked)"))
     else:
         factor = 1 << context.scale
         out.append(("[Window size scaling factor]", str(factor)))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from netlens.commands import lasting
 from netlens.commands.options import add_endpoint, positive_float
 
-HELP = "Send one search, binary or echo request and print the answer, like the tutorial's clients."
+HELP = ("Send one search, binary or echo request and print the answer, like the tutorial's clients; "
+        "or hold a connection open, or stream to an echo server.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for sub in (search, binary):
         sub.add_argument("--byte-by-byte", action="store_true",
                          help="write the request one byte per segment (TCP_NODELAY, 5 ms apart)")
+    lasting.add_parsers(kinds)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the request; failures become one sentence and a non-zero exit (via UserError)."""
+    if args.kind in lasting.KINDS:
+        return lasting.run(args)
     from netlens.display import endpoint
     from netlens.server import clients
     from netlens.textsafe import safe_repr, safe_str

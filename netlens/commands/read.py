@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import stat
 import sys
+from typing import TYPE_CHECKING
 
 from netlens import DEFAULT_PORT
 from netlens.commands.options import port_number, positive_int
+
+if TYPE_CHECKING:
+    from netlens.capture import PacketRing, PacketStore
+    from netlens.capture.stats.report import StatsOutput
 
 #: The graphs ``--graph`` draws (netlens.capture.stats.series.GRAPHS, not imported here to keep --help light).
 GRAPH_KINDS = ("tsg", "throughput", "rtt", "window")
@@ -22,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--absolute", action="store_true", help="print epoch times instead of relative ones")
     parser.add_argument("--port", "-p", type=port_number, default=DEFAULT_PORT,
                         help=f"the search server's port, to tell clients from servers (default {DEFAULT_PORT})")
+    parser.add_argument("--write", "-w", metavar="OUT",
+                        help="also save the packets read: pcapng with netlens's analysis of each packet as "
+                             "packet comments (Wireshark's frame.comment), or plain pcap when OUT ends in .pcap")
     parser.add_argument("--protocol", action="append", default=[], metavar="MODULE",
                         help="also decode an application protocol: a module name or .py file defining PROTOCOL "
                              "(repeatable; NETLENS_PROTOCOLS lists more, comma-separated)")
@@ -49,26 +58,59 @@ def _is_stream(path: str) -> bool:
     return not stat.S_ISREG(mode)
 
 
+def _waiting(fd: int) -> bool:
+    """True when more input is ready to read at once (so a pipe is read in batches, as fast as a file)."""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+class _Evicted:
+    """What the ring let go while a file bigger than the ring was read: stream lines kept, packet range dropped."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, str] = {}
+        self.seen = 0
+
+    def before_flush(self, store: PacketStore) -> None:
+        """Keep the description of every stream before the store forgets those the ring evicted."""
+        if store.ring.evicted != self.seen:
+            self.seen = store.ring.evicted
+            for stream in store.streams():
+                self.streams[stream.id] = stream.describe()
+
+    def sentence(self, ring: PacketRing, name: str) -> str | None:
+        """Exactly what is no longer held (None when nothing was evicted)."""
+        if not ring.evicted:
+            return None
+        return (f"{name} holds more than the packet ring keeps ({ring.max_packets:,} packets or "
+                f"{ring.max_bytes // (1 << 20)} MiB): packets 1-{ring.first - 1:,} were read, analysed and listed "
+                f"but are no longer held, so --follow, --ladder and --dissect reach only packets "
+                f"{ring.first:,}-{ring.last:,} (cut the file with `editcap -r FILE OUT FIRST-LAST` to see others).")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the input into a ring, analyse it and print the chosen view."""
     from netlens.capture import PacketRing, PacketStore, PcapReader
     from netlens.capture.protocols import register_specs
     from netlens.capture.stats.report import StatsOutput
     from netlens.commands.capture import printer
-    from netlens.errors import UserError
 
     register_specs(args.protocol)
 
     stats = StatsOutput(args)  # --conversations, --graph, and the statistics fields of --json/--dissect
     listing = not (args.streams or args.follow or args.ladder or args.dissect or stats.view)
     streaming = _is_stream(args.file)
-    batch = 1 if streaming else 2048
     reader = PcapReader(args.file)  # PcapError -> one sentence (exit code 2)
     ring = PacketRing(linktype=reader.linktype)
     store = PacketStore(ring, server_ports=(args.port,))
     emit = printer(args, stats.follow(ring, store))
+    evicted = _Evicted()
+    fd = sys.stdin.fileno() if args.file == "-" else -1
 
     def flush() -> None:
+        evicted.before_flush(store)
         start = store.last + 1
         while store.update():
             if listing:
@@ -85,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
             for ts_ns, frame, orig_len in reader:
                 ring.append(ts_ns, frame, orig_len)
                 pending += 1
-                if pending >= batch:
+                # A file is analysed 2048 packets at a time; a pipe too while more is ready, and
+                # at once when it runs dry (so packets show as they arrive).
+                if pending >= 2048 or (streaming and not reader.buffered and not _waiting(fd)):
                     flush()
                     pending = 0
     except KeyboardInterrupt:
@@ -94,22 +138,40 @@ def run(args: argparse.Namespace) -> int:
     stats.catch_up()
     if reader.warning:
         print(f"netlens: {reader.warning}", file=sys.stderr)
+    dropped = evicted.sentence(ring, reader.name)
+    if dropped:
+        print(f"netlens: {dropped}", file=sys.stderr)
+    if args.write:
+        _save(args.write, ring, store)
+    _print_view(args, ring, store, stats, evicted, reader.name)
+    print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
+    return 0
+
+
+def _print_view(args: argparse.Namespace, ring: PacketRing, store: PacketStore, stats: StatsOutput,
+                evicted: _Evicted, name: str) -> None:
+    """Print the one view the options chose (streams, follow, ladder, dissection, statistics)."""
+    from netlens.errors import UserError
+
     out = sys.stdout
     if args.streams:
-        for stream in store.streams():
-            out.write(stream.describe() + "\n")
+        described = dict(evicted.streams)
+        described.update((stream.id, stream.describe()) for stream in store.streams())
+        for stream_id in sorted(described):
+            out.write(described[stream_id] + "\n")
     elif args.follow or args.ladder:
         stream_id = args.follow or args.ladder
         try:
             store.stream(stream_id)
         except KeyError:
-            raise UserError(f"there is no stream {stream_id} in {reader.name}; "
-                            f"list them with `netlens read {args.file} --streams`.") from None
+            where = ("it was among the packets no longer held (see above)" if stream_id in evicted.streams
+                     else f"list them with `netlens read {args.file} --streams`")
+            raise UserError(f"there is no stream {stream_id} in {name}; {where}.") from None
         lines = store.follow(stream_id).render() if args.follow else store.ladder(stream_id).render()
         out.write("\n".join(lines) + "\n")
     elif args.dissect:
         if args.dissect not in ring:
-            raise UserError(f"there is no packet {args.dissect} in {reader.name} (it has {ring.last}).")
+            raise UserError(f"there is no packet {args.dissect} in {name} (it has {ring.last}).")
         out.write(store.summary(args.dissect).line() + "\n")
         for layer in store.dissect(args.dissect):
             out.write("\n".join(layer.lines()) + "\n")
@@ -120,5 +182,16 @@ def run(args: argparse.Namespace) -> int:
         out.write("\n".join(store.hexdump(args.dissect)) + "\n")
     elif stats.view:
         stats.print_view(out)
-    print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
-    return 0
+
+
+def _save(path: str, ring: PacketRing, store: PacketStore) -> None:
+    """Write what the ring holds: pcapng with each packet's analysis as comments, or pcap for ``*.pcap``."""
+    from netlens.capture import write_pcap
+    from netlens.capture.annotate import packet_comments
+    from netlens.capture.pcapng import write_pcapng
+
+    if path.endswith(".pcap"):
+        count = write_pcap(path, ring)
+    else:
+        count = write_pcapng(path, ring, packet_comments(store))
+    print(f"netlens: wrote {count} packets to {path}.", file=sys.stderr)

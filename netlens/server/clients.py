@@ -26,6 +26,19 @@ class ClientError(UserError):
     """A client request that failed, explained in one sentence."""
 
 
+def not_an_echo_server(where: str, what_it_did: str,
+                       hint: str = "talk to it with `netlens client search`") -> ClientError:
+    """The sentence for an echo client that reached a server of another kind (``hint``: what to do instead)."""
+    return ClientError(f"{where} {what_it_did}: it is not an echo server (a search server closes on bytes that "
+                       f"are not its protocol); {hint}, or start an echo server with `netlens serve --mode echo`.")
+
+
+def is_an_echo_server(where: str, hint: str = "talk to it with `netlens client echo`") -> ClientError:
+    """The sentence for a search client whose request came back unchanged (``hint``: what to do instead)."""
+    return ClientError(f"{where} sent our request back unchanged: it is an echo server, not a search server; "
+                       f"{hint}, or start a search server with `netlens serve --mode search`.")
+
+
 @dataclass(frozen=True)
 class Reply:
     """A search-protocol exchange: what was sent and what came back."""
@@ -121,6 +134,9 @@ def request(
                 raise ClientError(f"the answer from {where} is not the search protocol: {exc}.") from None
             for event in events:
                 if isinstance(event, MessageComplete):
+                    if event.message.content == message.content and event.message.header == message.header:
+                        # No search server answers with the request itself: an echo server does.
+                        raise is_an_echo_server(where)
                     elapsed = time.perf_counter() - started
                     received += _await_close(sock)
                     return Reply(message, event.message, len(data), received, elapsed, (local[0], local[1]))
@@ -171,6 +187,7 @@ def echo(
             say(f"sending {message!r}")
             _send(sock, message, None, 0.0, where)
         received = bytearray()
+        sent = b"".join(messages)
         while len(received) < total:
             try:
                 chunk = sock.recv(65536)
@@ -182,7 +199,11 @@ def echo(
                     raise ClientError(f"{where} reset the connection.") from None
                 raise ClientError(f"reading from {where} failed: {exc.strerror or exc}.") from None
             if not chunk:
+                if not received:
+                    raise not_an_echo_server(where, "closed the connection without echoing a byte")
                 raise ClientError(f"{where} closed after echoing {len(received)} of {total} bytes.")
+            if not sent.startswith(bytes(received) + chunk):
+                raise not_an_echo_server(where, "answered with bytes that are not the ones we sent")
             received += chunk
             say(f"received {bytes(chunk)!r}")
         say("closing")

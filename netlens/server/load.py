@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from netlens.display import endpoint
 from netlens.proto import Decoder, MessageComplete, ProtocolError, encode_request
-from netlens.server.clients import ClientError
+from netlens.server.clients import ClientError, is_an_echo_server, not_an_echo_server
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -54,7 +54,8 @@ class LoadResult:
 
 
 class _Client:
-    __slots__ = ("index", "sock", "remaining", "outbox", "decoder", "expect", "got", "started", "answered")
+    __slots__ = ("index", "sock", "remaining", "outbox", "decoder", "expect", "got", "started", "answered",
+                 "request", "reply")
 
     def __init__(self, index: int, requests: int) -> None:
         self.index = index
@@ -66,6 +67,9 @@ class _Client:
         self.got = 0
         self.started = 0.0
         self.answered = False
+        #: The request in flight and the bytes of its answer so far (to recognise an echo of it).
+        self.request = b""
+        self.reply = bytearray()
 
 
 class LoadRunner:
@@ -93,14 +97,25 @@ class LoadRunner:
         self._active = 0
         self._stop_at = 0.0
         self._refused = False
+        #: Set when the server turns out to speak the other protocol: the run stops with it.
+        self._mismatch: ClientError | None = None
+
+    @property
+    def _where(self) -> str:
+        return endpoint(self.host, self.port)
 
     @property
     def total(self) -> int | None:
         """Requests the run will make in all (None when bounded by time only)."""
         return None if self.requests is None else self.requests * self.clients
 
-    def run(self, progress: Callable[[LoadResult], None] | None = None, interval: float = 0.1) -> LoadResult:
-        """Run to completion; ``progress`` is called about every ``interval`` seconds."""
+    def run(self, progress: Callable[[LoadResult], None] | None = None, interval: float = 0.1,
+            should_stop: Callable[[], bool] | None = None) -> LoadResult:
+        """Run to completion; ``progress`` is called about every ``interval`` seconds.
+
+        ``should_stop`` is asked every fifth of a second at most; once it says
+        True the run ends at once, its connections closed (a UI quitting).
+        """
         result = self.result
         started = time.perf_counter()
         self._stop_at = started + self.duration if self.duration else float("inf")
@@ -109,9 +124,13 @@ class LoadRunner:
             self._next(_Client(index, per_client))
         next_report = started + interval
         try:
-            while self._active:
+            while self._active and self._mismatch is None:
                 for key, events in self._sel.select(0.2):
                     self._service(key.data, events)
+                    if self._mismatch is not None:
+                        break
+                if should_stop is not None and should_stop():
+                    break
                 now = time.perf_counter()
                 if now >= next_report:
                     if progress is not None:
@@ -124,6 +143,8 @@ class LoadRunner:
                 key.fileobj.close()  # type: ignore[union-attr]
             self._sel.close()
         result.elapsed = time.perf_counter() - started
+        if self._mismatch is not None:
+            raise self._mismatch
         if self._refused:
             raise ClientError(
                 f"nothing is listening on {endpoint(self.host, self.port)}; start the server "
@@ -172,6 +193,8 @@ class LoadRunner:
             client.started = time.perf_counter()
             self._sel.modify(client.sock, WRITE, client)  # type: ignore[arg-type]
         client.outbox = data
+        client.request = data
+        client.reply.clear()
         client.expect = len(data)
         client.got = 0
         client.answered = False
@@ -196,16 +219,25 @@ class LoadRunner:
             if client.answered:
                 # The server's FIN after its answer: now it is our turn to close.
                 self._next(client)
+            elif self.mode == "echo" and not client.got and not self.result.completed:
+                self._mismatch = not_an_echo_server(self._where, "closed the connection without echoing a byte",
+                                                    "use `netlens load --mode search`")
             else:
                 self._error(client, "closed before answering")
             return
         if client.answered:
             return  # bytes after the answer: ignored until the server closes
         if self.mode == "echo":
+            if not client.request.startswith(chunk, client.got):
+                self._mismatch = not_an_echo_server(self._where, "answered with bytes that are not the ones we sent",
+                                                    "use `netlens load --mode search`")
+                return
             client.got += len(chunk)
             if client.got >= client.expect:
                 self._done(client)
             return
+        if len(client.reply) <= len(client.request):
+            client.reply += chunk
         assert client.decoder is not None
         try:
             events_ = client.decoder.feed(chunk)
@@ -213,6 +245,10 @@ class LoadRunner:
             self._error(client, "bad response")
             return
         if any(isinstance(e, MessageComplete) for e in events_):
+            if client.reply == client.request:
+                # No search server answers with the request itself: an echo server does.
+                self._mismatch = is_an_echo_server(self._where, "use `netlens load --mode echo`")
+                return
             # Latency ends with the answer, but the connection is finished only when the
             # server closes it (it closes first), so TIME_WAIT stays on the server's side.
             client.answered = True

@@ -59,6 +59,9 @@ ACCEPT_BURST = 64
 #: How long the listener rests after running out of file descriptors.
 EMFILE_PAUSE = 0.1
 
+#: A control's future and what it came to: the one-sentence result, or the error.
+Completion = tuple[Future[str], "str | ctl.ControlError"]
+
 _LISTENER = object()
 _WAKER = object()
 
@@ -169,13 +172,18 @@ class Server:
             return future
         self._controls.put((control, future))
         self._wake()
+        if not self.running:
+            # The loop ended between the check and the put: nobody else will answer it.
+            self._fail_pending()
         return future
 
     def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]:
         """The server's view of every live connection (or just ``conn``), oldest first (thread-safe).
 
         The loop waits while this copies, so a caller that shows many
-        connections asks for them without ``buffers``.
+        connections asks for them without ``buffers``. It also waits for the
+        loop's current iteration to end: call it from a worker thread, never
+        from a UI's event loop.
         """
         now = time.time()
         with self._lock:
@@ -250,6 +258,7 @@ class Server:
 
     def _run(self) -> None:
         select = self._sel.select
+        finished: list[Completion] = []
         try:
             while not self._stopping:
                 ready = select(self._select_timeout())
@@ -259,13 +268,21 @@ class Server:
                         if data is _LISTENER:
                             self._accept()
                         elif data is _WAKER:
-                            self._drain_wake()
+                            self._drain_wake(finished)
                         else:
                             self._service(data, events)
                     self._timers()
+                if finished:
+                    # Outside the lock: a future's callbacks run right here, on this thread,
+                    # and one that waits for a UI which itself waits for this lock would
+                    # freeze both.
+                    _complete(finished)
+                    finished.clear()
         finally:
             with self._lock:
                 self._close_all_resources()
+            _complete(finished)
+            self._fail_pending()
 
     def _service(self, conn: Connection, events: int) -> None:
         try:
@@ -600,30 +617,41 @@ class Server:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or we are shutting down
 
-    def _drain_wake(self) -> None:
+    def _drain_wake(self, finished: list[Completion]) -> None:
+        """Run the queued controls (under the lock); their outcomes go to ``finished``.
+
+        The futures are completed later, by :meth:`_run`, once the lock is released.
+        """
         try:
             while self._wake_r.recv(4096):
                 pass
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, OSError):
             pass
         while True:
             try:
                 control, future = self._controls.get_nowait()
             except queue.Empty:
                 return
-            if not future.set_running_or_notify_cancel():
-                continue
+            if future.cancelled():
+                continue  # its caller gave up on it: do not act on the connection
             try:
-                result = self._run_control(control)
+                result: str | ctl.ControlError = self._run_control(control)
             except ctl.ControlError as exc:
                 self._emit(ErrorEvent, getattr(control, "conn", 0), "control", str(exc))
-                future.set_exception(exc)
+                result = exc
             except OSError as exc:
-                error = ctl.ControlError(f"{type(control).__name__} failed: {exc.strerror or exc}")
-                self._emit(ErrorEvent, getattr(control, "conn", 0), "control", str(error))
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+                result = ctl.ControlError(f"{type(control).__name__} failed: {exc.strerror or exc}")
+                self._emit(ErrorEvent, getattr(control, "conn", 0), "control", str(result))
+            finished.append((future, result))
+
+    def _fail_pending(self) -> None:
+        """Answer every control still queued: the loop that would run them has ended."""
+        while True:
+            try:
+                _, future = self._controls.get_nowait()
+            except queue.Empty:
+                return
+            _complete([(future, ctl.ControlError("the server has stopped"))])
 
     def _run_control(self, control: ctl.Control) -> str:
         conn = self._conns.get(control.conn)
@@ -707,3 +735,14 @@ class Server:
         self._sel.close()
         if self.started:
             self._emit(Stopped, 0)
+
+
+def _complete(finished: list[Completion]) -> None:
+    """Complete each future with its result or error (a future cancelled meanwhile is skipped)."""
+    for future, outcome in finished:
+        if not future.set_running_or_notify_cancel():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from netlens.probe import ConnectionTracker, Snapshot, SocketInfo, TrackerUpdate
+from netlens.server import ConnectionSnapshot
 
 #: TIME_WAIT sockets shown at most (the newest: the most time left on their timer).
 MAX_TIME_WAIT = 100
@@ -31,6 +32,12 @@ class KernelUpdate:
     hidden_time_wait: int
     #: Seconds the kernel took to answer (the poller uses it to pace itself).
     cost: float
+    #: The server's view of its connections (no buffers), read right after the kernel's.
+    server: tuple[ConnectionSnapshot, ...] = ()
+    #: The connection the inspector shows, in full (buffers too), read at the same moment.
+    inspected: ConnectionSnapshot | None = None
+    #: Which connection ``inspected`` was asked for (None: none was).
+    inspected_conn: int | None = None
 
 
 class KernelView:

@@ -21,10 +21,10 @@ from hostile_helpers import (
     netlens,
     search_frame,
 )
+from support.synth import Conversation
 from waiting import wait_for
 
 from netlens.capture import write_pcap
-from netlens.capture.synth import Conversation
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

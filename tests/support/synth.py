@@ -118,6 +118,8 @@ class Conversation:
         self.now = start_ns
         self.step = step_ns
         self.linktype = linktype
+        # Each side numbers its IP packets, as real stacks do (so no two frames are byte-identical).
+        self.ip_ids = [0x100, 0x200]
 
     def send(self, side: int, payload: bytes = b"", flags: str | int = "PA", window: int = 512,
              seq: int | None = None, ack: int | None = None, options: bytes = b"", advance: bool = True,
@@ -127,8 +129,9 @@ class Conversation:
         src, dst = self.ends[side], self.ends[1 - side]
         this_seq = self.next[side] if seq is None else seq
         this_ack = self.next[1 - side] if ack is None else ack
+        self.ip_ids[side] += 1
         frame = tcp_frame(src[0], dst[0], src[1], dst[1], this_seq, this_ack if bits & 0x10 else 0, bits,
-                          window, payload, options, self.linktype)
+                          window, payload, options, self.linktype, ip_id=self.ip_ids[side])
         if seq is None and advance:
             self.next[side] = (this_seq + len(payload) + (1 if bits & 0x03 else 0)) & 0xFFFFFFFF
         self.now += self.step if delay_ns is None else delay_ns

@@ -20,7 +20,7 @@ async def test_inspector_says_what_is_missing_and_the_rest_works() -> None:
     feeds = RecordedFeeds(recording._server(), recording._events(), recording._kernel(), recording.NOW,
                           packets=recording._packets(), trace=RecordedTraceFeed([], unavailable=SENTENCE))
     app = NetlensApp(feeds, animate=False)
-    async with app.run_test(size=(120, 60)) as pilot:
+    async with app.run_test(size=(180, 60)) as pilot:
         await select_connection_2(pilot)
         text = text_of(app.screen.query_one(SocketInspector).query_one("Static"), 200)
         assert SENTENCE in text

@@ -110,11 +110,22 @@ def test_broken_frames_say_what_is_wrong(mutate, expected: str) -> None:  # type
     assert expected in result.info
 
 
-def test_frame_cut_short_keeps_what_was_captured() -> None:
+def test_frame_cut_short_counts_what_was_sent_and_keeps_what_was_captured() -> None:
     frame = tcp_frame(payload=b"0123456789")[:-4]
     tcp = decode(frame)
     assert isinstance(tcp, Tcp)
-    assert tcp.payload_length == 6 and "cut short" in tcp.note
+    # The length is the IP header's (what was sent); the bytes are what the snaplen kept.
+    assert tcp.payload_length == 10 and "cut short" in tcp.note
+    assert payload(frame, tcp) == b"012345"
+
+
+def test_syn_with_cut_options_is_still_decoded() -> None:
+    syn = tcp_frame(flags="S", options=build_options(65495, 7, True))
+    cut = syn[:14 + 20 + 20 + 4]  # the MSS option only
+    tcp = decode(cut)
+    assert isinstance(tcp, Tcp) and tcp.flags == 2 and tcp.payload_length == 0
+    assert tcp.note.startswith("TCP options cut short: 4 of")
+    assert tcp_options(cut, tcp).mss == 65495 and tcp_options(cut, tcp).wscale is None
 
 
 def test_other_protocols_are_described() -> None:

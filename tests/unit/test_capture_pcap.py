@@ -67,7 +67,7 @@ def test_truncated_last_record_keeps_what_was_read() -> None:
         result = read_pcap(data[:cut])
         assert result.packets == 1 and len(result.ring) == 1
         assert result.warning is not None and where in result.warning
-        assert result.warning == f"the input ends in the middle of {where}; kept the 1 complete packets before it."
+        assert result.warning == f"the input ends in the middle of {where}; kept the 1 complete packet before it."
 
 
 def test_bogus_record_length_stops_reading() -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from netlens.capture.analysis import rules as _rules  # registers every rule, in order
 from netlens.capture.analysis.marks import RULES, Mark, Rule, Severity, worst
-from netlens.capture.analysis.rules import MAX_HOLES, OUT_OF_ORDER_NS
-from netlens.capture.analysis.segment import KINDS, Segment, after
-from netlens.capture.frames import ACK, Tcp
+from netlens.capture.analysis.rules import FAST_RETRANSMISSION_NS, OUT_OF_ORDER_NS
+from netlens.capture.analysis.segment import DUPLICATE_NS, KINDS, Segment, after
+from netlens.capture.frames import ACK, FIN, SYN, Tcp
 from netlens.capture.streams import Stream
 
 __all__ = [
-    "MAX_HOLES",
+    "DUPLICATE_NS",
+    "FAST_RETRANSMISSION_NS",
     "OUT_OF_ORDER_NS",
     "RULES",
     "Mark",
@@ -40,54 +41,62 @@ _PLAIN = {name: Mark(name) for name in RULES}
 del _rules
 
 
-def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int) -> list[Mark]:
+def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> list[Mark]:
     """Flags for one segment travelling in direction ``d`` of ``stream``; updates the stream's state.
 
     Returns the marks (usually none). Callers must feed each stream's packets
-    in capture order.
+    in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
     """
-    seg = Segment(stream, d, tcp, ts_ns, no)
+    seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
+    marked = seg.marked
     for check, name in _CHECKS[seg.kind]:
         detail = check(seg)
         if detail is not None:
             marks.append(Mark(name, detail) if detail else _PLAIN[name])
+            marked.append(name)
+            if seg.stop:
+                return marks
     advance(seg)
     return marks
 
 
 def advance(seg: Segment) -> None:
-    """What the segment leaves for the next one: next sequence number, last ACK, window, probe state."""
-    f, r = seg.f, seg.r
-    if seg.goes_back:
-        hole = seg.hole
-        if hole is not None:
-            _fill(f.holes, hole, seg.seq, seg.end)
-    end, nxt = seg.end, seg.nxt
-    if nxt is None or after(end, nxt):
-        f.next_seq = end
-        f.next_ts = seg.ts_ns
-    ack = seg.ack
-    if seg.flags & ACK and (f.last_ack is None or after(ack, f.last_ack)):
-        f.last_ack = ack
+    """What the segment leaves for the next one: next sequence number, last ACK, window, probe state.
+
+    Wireshark's bookkeeping, in its order: the run of duplicate ACKs ends when
+    the acknowledgment number changes; a gap the peer acknowledged may be marked
+    again once this side sent anything but a duplicate ACK; the next expected sequence number only
+    moves forward (a zero-window probe does not move it); the highest byte the
+    peer may acknowledge follows contiguous data; the last ACK, its time and the
+    window are this segment's, whatever they are.
+    """
+    f, stream = seg.f, seg.stream
+    flags, ts_ns, ack = seg.flags, seg.ts_ns, seg.ack
+    if ack != f.lastack:
+        f.nondup_no = seg.no
         f.dupacks = 0
-        seg.stream.last_ack_no[seg.d] = seg.no
+        f.unseen_stale = False
+    if "dup-ack" not in seg.marked:
+        f.unseen_told = False
+    probe = "zero-window-probe" in seg.marked
+    nextseq = seg.end if seg.seglen or flags & (SYN | FIN) else seg.seq
+    if (not f.nextseq or after(nextseq, f.nextseq)) and not probe:
+        f.nextseq = nextseq
+        f.next_ts = ts_ns
+    if (not f.maxack or seg.seq == f.maxack) and not probe:
+        f.maxack = f.nextseq
     f.window = seg.window
-    f.window_bytes = seg.window_bytes
-    if seg.probe:
-        f.zwp = True
-    elif seg.seglen or seg.control:
-        f.zwp = False
-    f.keepalive = seg.keepalive
-    if seg.seglen == 0 and not seg.control and (r.keepalive or r.zwp) and seg.flags & ACK:
-        r.keepalive = False
-        r.zwp = False
-
-
-def _fill(holes: list[list[int]], hole: list[int], seq: int, end: int) -> None:
-    """Remove the filled part of ``hole``; keep what is still missing on either side."""
-    holes.remove(hole)
-    if after(seq, hole[0]):
-        holes.append([hole[0], seq, hole[2]])
-    if after(hole[1], end):
-        holes.append([end, hole[1], hole[2]])
+    f.lastack = ack
+    f.lastack_ts = ts_ns
+    f.last_syn = bool(flags & SYN)
+    f.keepalive = "keep-alive" in seg.marked
+    f.zwp = probe
+    f.dup_key = seg.dup_key
+    f.dup_ts = ts_ns
+    if flags & SYN:
+        if not flags & ACK:
+            stream.syn_ts = ts_ns
+    elif flags & ACK and not stream.first_rtt and stream.syn_ts:
+        # The handshake's round trip, from the latest SYN to the first plain ACK (Wireshark's initial RTT).
+        stream.first_rtt = ts_ns - stream.syn_ts

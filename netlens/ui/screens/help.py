@@ -13,10 +13,11 @@ HELP = """\
 
 | key | what it does |
 |---|---|
-| `tab` / `shift+tab` | move between panels (connections, socket, packets, events) |
-| `m` | maximize the focused panel (again, or `escape`, to restore) |
+| `tab` / `shift+tab` | move between panels (connections, socket, events, packets) |
+| `m` | maximize the focused panel to the whole screen (again, or `escape`, to restore) |
 | `s` | send a request (search, binary or echo; optionally one byte per segment) |
 | `n` | start N clients |
+| `o` | open a connection that stays: idle, half a request, or a stream (with or without reading) |
 | `r` | pause / resume **reading** the selected connection — watch Recv-Q grow and the window close |
 | `w` | `shutdown(SHUT_WR)` the selected connection: the server sends FIN, keeps reading |
 | `x` | close the selected connection (FIN; RST if unread bytes wait) |
@@ -27,12 +28,23 @@ HELP = """\
 | `e` | events: show only the selected connection's (again: all) |
 | `enter` | on a packet: details, hex, follow stream, ladder diagram, analysis |
 | `g` | on a packet: select its connection |
-| `end` | packets/events: jump to the newest and follow again |
+| `home` / `end` | first / last row; packets and events: `end` jumps to the newest and follows again |
 | `c` / `C` | pause / clear the capture |
 | `ctrl+s` | save the capture as a pcap file (opens in Wireshark, tshark, tcpdump) |
 | `F12` | save a screenshot (SVG) |
 | `ctrl+p` | command palette: every action by name |
 | `?` | this help · `q` quit |
+
+**Reading the connections table.** Rows come in this order: the listening socket,
+open connections (newest first), closing ones, then TIME_WAIT; the two ends of a
+loopback connection sit together, the server's end first. *State* is the kernel's
+(`ss`), except for the moment between the server's own event and the kernel's next
+snapshot (once a second): then it says what the server just did — `RST sent`,
+`RST received`, `CLOSED by server`, `FIN received`, `FIN sent` — and the
+inspector says it was the server's event. `CLOSED`: the kernel no longer lists the
+socket. *Age*: `12s` since the server accepted it (exact); `42s left` a TIME_WAIT
+socket's remaining timer (the kernel's); `≥12s` since netlens first saw it (it may be
+older). New rows are green and changed ones yellow for two seconds; closed ones red.
 
 # TCP in one page
 

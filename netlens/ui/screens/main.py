@@ -1,31 +1,44 @@
-"""The main screen: connections, socket inspector, packets and events, side by side."""
+"""The main screen: connections, socket inspector, events and packets, side by side.
+
+Nothing here waits for the server loop: the server's view of its
+connections comes with each kernel snapshot (read in the probe worker),
+the inspected connection's buffers are read by a worker of their own, the
+status line's counters by the app's watcher thread. The server's events are
+drained ten times a second; those that end or half-close a connection
+restyle its rows at once (:class:`~netlens.ui.facts.FactBook`).
+"""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from netlens.display import endpoint
-from netlens.probe import Snapshot, SocketInfo
-from netlens.server import ConnectionSnapshot
+from netlens.probe import RowStatus, Snapshot, SocketInfo
+from netlens.server import ConnectionSnapshot, ServerStats
 from netlens.server.bus import EventRecord
+from netlens.ui.facts import Ends, FactBook
 from netlens.ui.feeds import Feeds
+from netlens.ui.fit import fit_line
 from netlens.ui.format import count
 from netlens.ui.kernel_events import interleave
 from netlens.ui.kernel_jump import kernel_to_packet, packet_to_kernel
 from netlens.ui.kernel_trace import KernelTraceView, connection_packets
 from netlens.ui.kernel_view import KernelUpdate
+from netlens.ui.messages import ServerView
 from netlens.ui.screens.packet import PacketScreen
 from netlens.ui.status_figures import memory_text, overflow_text, work_text
-from netlens.ui.widgets.connections import ConnectionsTable, Selection, row_key, server_key
+from netlens.ui.widgets.connections import ConnectionsTable, Selection, peer_key, row_key, server_key
 from netlens.ui.widgets.events import EventLog
-from netlens.ui.widgets.inspector import SocketInspector
+from netlens.ui.widgets.inspector import Inspected, SocketInspector
 from netlens.ui.widgets.packets import PacketList, PacketsView
 from netlens.ui.widgets.virtual_list import VirtualList
 
@@ -35,6 +48,12 @@ FLOOD_ROWS = 50
 FLOOD_PAINT = 0.25
 #: Longest a key press may hold back a data repaint (seconds).
 MAX_DEFER = 5.0
+#: Seconds the server's facts are kept (the kernel has caught up long before).
+FACT_MEMORY = 120.0
+#: Seconds a connection opened from the UI is looked for, to select it.
+SELECT_WAIT = 5.0
+#: Seconds the cursor rests on a connection before its buffers are read from the server.
+FETCH_DELAY = 0.1
 
 
 class Panel(Vertical):
@@ -46,24 +65,28 @@ class Panel(Vertical):
 class MainScreen(Screen[None]):
     """All four views of the server's sockets at once."""
 
+    # Quit and Help first: at 80 columns the footer shows the first few keys only.
     BINDINGS = [
+        Binding("q", "app.quit", "Quit"),
+        Binding("question_mark,f1", "app.help", "Help", key_display="?"),
         Binding("s", "app.send", "Send"),
-        Binding("n", "app.clients", "N clients"),
+        Binding("o", "app.open_client", "Open conn"),
         Binding("r", "app.toggle_read", "Pause read"),
+        Binding("X", "app.abort_conn", "RST"),
+        Binding("m", "app.maximize", "Maximize"),
+        Binding("n", "app.clients", "N clients"),
+        Binding("f", "app.filter_packets", "Filter pkts"),
+        Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("w", "app.shutdown", "SHUT_WR", show=False),
         Binding("x", "app.close_conn", "Close", show=False),
-        Binding("X", "app.abort_conn", "RST"),
         Binding("d", "app.nodelay", "NODELAY", show=False),
         Binding("b", "app.rcvbuf", "SO_RCVBUF", show=False),
-        Binding("f", "app.filter_packets", "Filter pkts"),
         Binding("e", "app.filter_events", "Filter events", show=False),
-        Binding("m", "app.maximize", "Maximize"),
         Binding("c", "app.toggle_capture", "Capture", show=False),
         Binding("C", "app.clear_capture", "Clear capture", show=False),
-        Binding("ctrl+s", "app.save_pcap", "Save pcap"),
         Binding("g", "goto_connection", "Packet's connection", show=False),
-        Binding("k", "kernel_jump", "Packet ⇄ kernel events", show=False),
         Binding("G", "graph", "Graphs", show=False),
+        Binding("k", "kernel_jump", "Packet ⇄ kernel events", show=False),
         Binding("v", "conversations", "Conversations", show=False),
     ]
 
@@ -71,11 +94,21 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.feeds = feeds
         self.server_conns: dict[tuple[str, int, str, int], ConnectionSnapshot] = {}
+        #: The server's latest word on each connection end (from its events).
+        self.facts = FactBook()
+        #: The server's counters, refreshed by the app's watcher (None until the first reading).
+        self.stats: ServerStats | None = None
         self.probe_note: str | None = None
         self.last_snapshot: Snapshot | None = None
+        #: The full server view (buffers too) of the connection the inspector shows, and which was asked for.
+        self.inspected: ConnectionSnapshot | None = None
+        self.inspect_conn: int | None = None
+        self._kernel_ts = 0.0
         self._pending: list[EventRecord] = []
         #: Kernel tracing of the server's port (started once the server is bound).
         self.kernel_trace = KernelTraceView(None)
+        self._select_later: tuple[Ends, float] | None = None
+        self._fetch_timer: Timer | None = None
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
 
@@ -118,18 +151,26 @@ class MainScreen(Screen[None]):
         """The packets panel."""
         return self.query_one(PacketsView)
 
+    @property
+    def server_port(self) -> int:
+        """The port the server listens on."""
+        return self.feeds.server.address[1]
+
     def tick(self) -> None:
         """10 Hz: take the new socket events; repaint the lists and the status line.
 
-        Under a flood (hundreds of new rows a second) the repaint runs at 4 Hz
-        instead: nobody reads rows scrolling that fast, and each repaint takes
-        time from key presses and from the server sharing the process. While
-        keys are being pressed the repaints wait (the key's frame comes
-        first), and when they are overdue they come one panel per tick, so no
-        single frame carries them all.
+        The server's news about a connection's end reaches its rows on every
+        tick, whatever else waits. Under a flood (hundreds of new rows a
+        second) the lists repaint at 4 Hz instead: nobody reads rows
+        scrolling that fast, and each repaint takes time from key presses
+        and from the server sharing the process. While keys are being pressed
+        the repaints wait (the key's frame comes first), and when they are
+        overdue they come one panel per tick, so no single frame carries them all.
         """
         records = self.feeds.events.drain_records()
-        self._pending.extend(records)
+        if records:
+            self._pending.extend(records)
+            self._apply_facts(records)
         kernel = self.kernel_trace.drain(records)
         if kernel:
             self._pending = interleave(self._pending, kernel)
@@ -152,51 +193,106 @@ class MainScreen(Screen[None]):
             else:
                 self.refresh_status()
 
+    def _apply_facts(self, records: list[EventRecord]) -> None:
+        touched = self.facts.ingest(records)
+        if not touched:
+            return
+        redrawn = self.table.apply_facts(touched, self.feeds.now())
+        selection = self.table.selection
+        if selection is not None and selection.key in redrawn:
+            self.refresh_inspector()
+
     def apply_snapshot(self, view: KernelUpdate) -> None:
-        """A kernel snapshot arrived (rows already tracked): merge it with the server's view."""
+        """A kernel snapshot (with the server's view of that moment) arrived: show both, and the facts since."""
         self.probe_note = view.snapshot.note
         #: The newest kernel snapshot, for the graph screen's srtt/cwnd lines.
         self.last_snapshot = view.snapshot
         now = self.feeds.now()
-        self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s
-                             for s in self.feeds.server.snapshot(buffers=False)}
-        self.table.apply(view.update, self.server_conns, now)
+        self._kernel_ts = view.update.ts
+        self.server_conns = {(s.local[0], s.local[1], s.peer[0], s.peer[1]): s for s in view.server}
+        for snap in view.server:
+            self.facts.learn(snap.conn, snap.local, snap.peer)
+        if view.inspected_conn is not None and view.inspected_conn == self.inspect_conn:
+            self.inspected = view.inspected
+        self.facts.forget_before(now - FACT_MEMORY)
+        listening_since = self.stats.started if self.stats is not None else None
+        self.table.apply(view.update, self.server_conns, now, self.facts, listening_since, self.server_port)
         subtitle = f"+ {view.hidden_time_wait:,} older TIME_WAIT not shown" if view.hidden_time_wait else ""
         panel = self.query_one("#connections-panel")
         if panel.border_subtitle != subtitle:
             panel.border_subtitle = subtitle
+        self._select_pending()
         self.kernel_trace.fold(view.snapshot.sockets, view.snapshot.ts)
         self.refresh_inspector()
 
+    # ------------------------------------------------------------------ the inspector
+
     def refresh_inspector(self) -> None:
-        """Show the selected connection in the inspector."""
+        """Show the selected socket in the inspector (the server's view of it read off the UI thread)."""
         selection = self.table.selection
         inspector = self.query_one(SocketInspector)
+        now = self.feeds.now()
         if selection is None:
-            inspector.show(None, None, self.feeds.now())
+            inspector.show(None, now)
             return
-        snap = self.server_snapshot_of(selection)
-        if snap is not None:
-            # The table's copy has no buffers; the inspector shows this one connection's.
-            snap = next(iter(self.feeds.server.snapshot(conn=snap.conn)), snap)
-        sock, now = selection.socket, self.feeds.now()
+        sock = selection.socket
+        gone = selection.status is RowStatus.CLOSED
+        snap = None if gone else self.server_snapshot_of(selection)
+        if snap is not None and snap.conn != self.inspect_conn:
+            self._fetch_server_view(snap.conn)
+        full = self.inspected if snap is not None and self.inspected is not None \
+            and self.inspected.conn == snap.conn else snap
+        row = self.table.row(selection.key)
+        fact = self.facts.fact(server_key(sock), row.first_seen if row is not None else 0.0)
+        if sock.state == "LISTEN":
+            side = ""
+        else:
+            side = "server" if sock.local_port == self.server_port else \
+                "client" if sock.remote_port == self.server_port else ""
 
         def kernel() -> list[Text]:
             stream = self.packets.stream_for(sock)
             packets = connection_packets(self.packets.feed, stream.id if stream is not None else None)
             return self.kernel_trace.sections(sock, packets, now, inspector.size.width)
 
-        inspector.show(sock, snap, now, closed=selection.status.value == "closed", kernel=kernel,
-                       kernel_sig=self.kernel_trace.signature(sock))
+        inspector.show(Inspected(sock, full, side, gone, fact, self._kernel_ts, kernel,
+                                 self.kernel_trace.signature(sock)), now)
+
+    def _fetch_server_view(self, conn: int) -> None:
+        """Read the server's full view of ``conn`` (buffers too): in a worker when live (it waits for the loop).
+
+        While the cursor keeps moving only the connection it rests on is read
+        (a moment after the last move), not every one it passes.
+        """
+        self.inspect_conn = conn
+        self.inspected = None
+        if not self.feeds.live:
+            self.inspected = next(iter(self.feeds.server.snapshot(conn=conn)), None)
+            return
+        if self._fetch_timer is not None:
+            self._fetch_timer.stop()
+        self._fetch_timer = self.set_timer(FETCH_DELAY, partial(self._start_fetch, conn))
+
+    def _start_fetch(self, conn: int) -> None:
+        self._fetch_timer = None
+        if conn == self.inspect_conn:
+            self.app.run_worker(partial(self._read_server_view, conn), thread=True, exclusive=True,
+                                group="inspect", name="server view", exit_on_error=False)
+
+    def _read_server_view(self, conn: int) -> None:
+        snapshot = next(iter(self.feeds.server.snapshot(conn=conn)), None)
+        self.post_message(ServerView(conn, snapshot))
+
+    def on_server_view(self, message: ServerView) -> None:
+        """The inspected connection's full view arrived."""
+        if message.conn == self.inspect_conn:
+            self.inspected = message.snapshot
+            self.refresh_inspector()
 
     def server_snapshot_of(self, selection: Selection) -> ConnectionSnapshot | None:
         """The server's view of the selected connection (its own row, or its peer's for a client socket)."""
         sock = selection.socket
-        snap = self.server_conns.get(server_key(sock))
-        if snap is None:
-            # A client-side socket: the server's connection is the one whose peer it is.
-            snap = self.server_conns.get((sock.remote_addr, sock.remote_port, sock.local_addr, sock.local_port))
-        return snap
+        return self.server_conns.get(server_key(sock)) or self.server_conns.get(peer_key(sock))
 
     def selected_conn(self) -> int | None:
         """The server connection id the selection stands for, if any."""
@@ -219,6 +315,22 @@ class MainScreen(Screen[None]):
             if conn is not None and conn != self.events.conn_filter:
                 self.events.set_filter(conn)
         self.packets.follow_selection(self.selected_socket())
+
+    def select_when_seen(self, client: tuple[str, int], server: tuple[str, int]) -> None:
+        """Select the server's end of this new connection as soon as the kernel lists it."""
+        self._select_later = ((server[0], server[1], client[0], client[1]), time.monotonic() + SELECT_WAIT)
+        self._select_pending()
+
+    def _select_pending(self) -> None:
+        if self._select_later is None:
+            return
+        end, until = self._select_later
+        key = self.table.key_of_end(end)
+        if key is not None and self.table.select_key(key):
+            self.table.focus()
+            self._select_later = None
+        elif time.monotonic() > until:
+            self._select_later = None
 
     # ------------------------------------------------------------------ packets
 
@@ -286,32 +398,41 @@ class MainScreen(Screen[None]):
     # ---------------------------------------------------------------- status line
 
     def refresh_status(self) -> None:
-        """The one-line summary at the top."""
-        server = self.feeds.server
-        stats = server.stats()
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" netlens ", style="bold reverse")
-        text.append(f" {stats.mode} server ", style="bold")
-        text.append(endpoint(*stats.address), style="bold cyan")
-        text.append(f"  conns {stats.active}  accepted {count(stats.accepted)}  "
-                    f"{work_text(stats)}  errors {count(stats.protocol_errors)}  ")
+        """The one-line summary at the top: whole parts are left out when it is too narrow, never cut."""
+        stats = self.stats
+        mode = stats.mode if stats is not None else self.feeds.config.mode
+        address = stats.address if stats is not None else self.feeds.server.address
+        parts: list[tuple[Text, int]] = [
+            (Text(" netlens ", style="bold reverse"), 10),
+            (Text(f" {mode} server ", style="bold"), 9),
+            (Text(endpoint(*address), style="bold cyan"), 10),
+        ]
+        if stats is not None:
+            parts += [(Text(f"  conns {stats.active}"), 8), (Text(f"  accepted {count(stats.accepted)}"), 6)]
+            # An echo server answers no requests: what it echoed is its figure.
+            parts.append((Text(f"  {work_text(stats)}"), 7))
+            parts.append((Text(f"  errors {count(stats.protocol_errors)}"), 5))
+        events = Text(f"  events {count(self.events.total)}")
         dropped = self.feeds.events.dropped
-        text.append(f"events {count(self.events.total)}")
         if dropped:
-            text.append(f" ({count(dropped)} dropped)", style="bold red")
-        text.append("  ")
-        text.append_text(self.packets.status_text())
-        if self.feeds.live:  # the kernel's counter says nothing about a recording
-            text.append_text(overflow_text(stats))
-        # The memory each budget holds goes under the events panel, whose history it mostly is.
-        panel = self.query_one("#events-panel")
-        panel.border_subtitle = memory_text(stats, self.events.bytes, self.events.budget)
+            events.append(f" ({count(dropped)} dropped)", style="bold red")
+        parts.append((events, 4))
+        parts.append((Text("  ").append_text(self.packets.status_text()), 6))
         kernel = self.kernel_trace.status()
         if kernel:
-            text.append("  ")
-            text.append_text(kernel)
+            parts.append((Text("  ").append_text(kernel), 3))  # the first to go on a narrow line
+        if stats is not None and self.feeds.live:  # the kernel's counter says nothing about a recording
+            overflows = overflow_text(stats)
+            if overflows.plain:
+                parts.append((overflows, 9))
+        if stats is not None:
+            # The memory each budget holds goes under the events panel, whose history it mostly is.
+            panel = self.query_one("#events-panel")
+            subtitle = memory_text(stats, self.events.bytes, self.events.budget)
+            if panel.border_subtitle != subtitle:
+                panel.border_subtitle = subtitle
         if self.probe_note:
-            text.append("  kernel: " + self.probe_note, style="yellow")
-        text.append("   ? help", style="dim")
+            parts.append((Text("  kernel: " + self.probe_note, style="yellow"), 8))
+        line = fit_line(parts, self.size.width or 200, Text("  ? help ", style="dim"))
         # The status line is one fixed row: no layout pass for its updates.
-        self.query_one("#status", Static).update(text, layout=False)
+        self.query_one("#status", Static).update(line, layout=False)

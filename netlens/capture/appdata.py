@@ -16,6 +16,8 @@ from netlens.capture.reassembly import InOrder
 #: Out-of-order segments held per direction before reassembly gives up.
 MAX_PENDING_SEGMENTS = 256
 MAX_PENDING_BYTES = 1 << 20
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
 
 
 class StreamApps:
@@ -48,17 +50,31 @@ class StreamApps:
     def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
         """One segment's payload; returns the message events the now in-order bytes completed."""
         side = self.sides[direction]
+        owner = self.owner
+        if (owner is not None and seq == side.next_seq and not side.pending and not side.overflowed
+                and len(self.candidates) == 1):
+            # The usual case, once a protocol recognised the stream: the next bytes in order, nothing
+            # waiting; straight to the owner's session (what push() would return, without building it).
+            side.next_seq = (seq + len(data)) & _MASK
+            session = owner[1]
+            found: list[MessageEvent] = session.feed(direction, seq, data, no, ts_ns)
+            self.unfinished[direction] = session.in_message(direction)
+            if not session.alive:
+                self.candidates = []
+            return found
+        behind = (side.next_seq - seq) & _MASK if side.next_seq is not None else 0
+        if len(data) <= behind < _HALF:
+            return []  # bytes already delivered (a retransmission): what push() would say, cheaper
         pieces = side.push(seq, data, no)
         if side.overflowed:
             self._overflow(direction)
             return []
         if not pieces:
             return []
-        owner = self.owner
         if owner is not None and len(self.candidates) == 1:
-            # The usual case once a protocol recognised the stream: straight to its session.
+            # Recognised stream, pieces released by a filled gap: straight to the owner's session.
             session = owner[1]
-            found: list[MessageEvent] = []
+            found = []
             for piece_seq, piece, piece_no in pieces:
                 found += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)

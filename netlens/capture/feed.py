@@ -76,6 +76,9 @@ class FeedStatus:
     #: Packets forgotten by clears so far; bumps of ``generation`` say numbering restarted at 1.
     cleared: int = 0
     generation: int = 0
+    #: Bytes of frames the ring holds, and its budget (the oldest frames go first beyond it).
+    ring_bytes: int = 0
+    ring_budget: int = 0
     #: One sentence: why the capture failed, or which kernel filter it uses.
     sentence: str = ""
     #: Finished background work since the previous advance().
@@ -221,7 +224,8 @@ class StoreFeed:
         store = self.store
         return replace(self._status, first=store.first, last=store.last, pending=store.pending,
                        skipped=store.skipped, captured=self.ring.last, cleared=self._cleared,
-                       generation=self._generation)
+                       generation=self._generation, ring_bytes=self.ring.bytes_stored,
+                       ring_budget=self.ring.max_bytes)
 
     def status(self) -> FeedStatus:
         """The newest status (notices stay for advance())."""

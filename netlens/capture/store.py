@@ -165,7 +165,15 @@ class PacketStore:
             f = stream.dirs[d]
             f.payload_bytes += length
             f.segments += 1
-            self._feed_apps(stream, d, tcp, frame, no, ts_ns)
+            apps = stream.apps
+            if apps is None or apps.sides[d].next_seq is None:
+                self._feed_apps(stream, d, tcp, frame, no, ts_ns)
+            elif apps.candidates:  # streams no protocol reads any more cost nothing here
+                # The direction's byte stream is under way (the usual case): feed it here, one call less.
+                start = tcp.payload_offset
+                events = apps.feed(d, tcp.seq, frame[start:start + length], no, ts_ns)
+                if events or apps.abandoned or apps.unfinished[d]:
+                    self._took_apps(stream, d, no, events)
         if tcp.flags & (FIN | RST) and stream.apps is not None:
             stream.apps.close(d)
 
@@ -183,11 +191,12 @@ class PacketStore:
             # first data segment captured is not the first one sent.
             apps.start_at(d, (f.base + 1) & _MASK)
         start = tcp.payload_offset
-        events = apps.feed(d, tcp.seq, frame[start:start + tcp.payload_length], no, ts_ns)
-        if not events and not apps.abandoned:
-            if apps.unfinished[d] and no not in self._messages:
-                self._segment_of[no] = 0
-            return
+        self._took_apps(stream, d, no, apps.feed(d, tcp.seq, frame[start:start + tcp.payload_length], no, ts_ns))
+
+    def _took_apps(self, stream: Stream, d: int, no: int, events: list[MessageEvent]) -> None:
+        """Record what the protocol sessions made of packet ``no``: messages, given-up and unfinished ones."""
+        apps = stream.apps
+        assert apps is not None
         if events:
             self._record_messages(stream, d, no, events)
         if apps.abandoned:

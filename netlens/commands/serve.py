@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="memory for cached search replies, e.g. 8M; 0 turns it off (default 4M)")
     parser.add_argument("--event-log", type=byte_size, default=None, metavar="SIZE",
                         help="TUI: memory for the Events panel's history, e.g. 128M (default 64M)")
+    parser.add_argument("--capture-buffer", type=byte_size, default=None, metavar="SIZE",
+                        help="TUI: memory for captured frames, oldest dropped first, e.g. 256M (default 64M)")
     parser.add_argument("--headless", action="store_true",
                         help="no TUI: print one line per socket event until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="with --headless: one JSON object per event")
@@ -67,4 +69,5 @@ def run(args: argparse.Namespace) -> int:
         return serve_headless(config, as_json=args.json, kernel=args.kernel)
     from netlens.ui.launch import launch
 
-    return launch(config, iface=args.iface, capture=not args.no_capture, event_log_bytes=args.event_log)
+    return launch(config, iface=args.iface, capture=not args.no_capture, event_log_bytes=args.event_log,
+                  capture_bytes=args.capture_buffer)

@@ -27,8 +27,12 @@ from netlens.server import (
     Subscription,
 )
 from netlens.server.bus import EventRecord
+from netlens.ui.kernel_view import MAX_TIME_WAIT
 from netlens.ui.trace_feed import KernelTraceFeed, LiveTraceFeed
 
+#: Default memory for captured frames (``--capture-buffer``): a workshop's traffic fits many times over,
+#: and a 1 GiB transfer does not leave the TUI holding a quarter of a gigabyte after it ended.
+CAPTURE_BUDGET = 64 << 20
 
 class ServerLike(Protocol):
     """What the UI needs of a server (``netlens.server.Server`` has it all)."""
@@ -68,11 +72,13 @@ class LiveFeeds:
     live = True
 
     def __init__(self, config: ServerConfig, iface: str = "lo", capture: bool = True,
-                 kernel_trace: bool = True) -> None:
+                 capture_budget: int = CAPTURE_BUDGET, kernel_trace: bool = True) -> None:
         self.config = config
         self.iface = iface
         self.capture_wanted = capture
         self.kernel_trace = kernel_trace
+        #: Bytes of frames the packet ring keeps (the oldest go first): the capture's memory budget.
+        self.capture_budget = capture_budget
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
         self._prober = Prober()
@@ -101,7 +107,9 @@ class LiveFeeds:
 
     def probe(self) -> Snapshot:
         """The kernel's sockets on the server's port (blocking, from a worker thread)."""
-        return self._prober.snapshot(port=self._server.address[1])
+        # The newest TIME_WAIT sockets only (the table shows no more): the rest are counted, never built,
+        # so a flood of finished requests costs the probe (and the GIL it shares) nothing more.
+        return self._prober.snapshot(port=self._server.address[1], time_wait_limit=MAX_TIME_WAIT)
 
     def now(self) -> float:
         """Wall clock."""
@@ -112,9 +120,11 @@ class LiveFeeds:
         if not self.capture_wanted:
             return None
         if self._packets is None:
+            from netlens.capture import PacketRing
             from netlens.capture.live_feed import LivePacketFeed
 
-            self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to)
+            ring = PacketRing(max_bytes=self.capture_budget)
+            self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to, ring=ring)
         return self._packets
 
     def trace_feed(self) -> KernelTraceFeed | None:

@@ -51,7 +51,8 @@ class KernelView:
         """Track ``snapshot`` with the TIME_WAIT sockets beyond the cap left out."""
         shown, hidden = self._cap_time_wait(snapshot.sockets)
         update = self.tracker.update(dataclasses.replace(snapshot, sockets=tuple(shown)) if hidden else snapshot)
-        return KernelUpdate(snapshot, update, hidden, cost)
+        # The probe itself may have left TIME_WAIT sockets out (counted, not built): they are hidden too.
+        return KernelUpdate(snapshot, update, hidden + snapshot.hidden_time_wait, cost)
 
     def _cap_time_wait(self, sockets: tuple[SocketInfo, ...]) -> tuple[list[SocketInfo], int]:
         """The sockets to show and how many TIME_WAIT ones are left out.

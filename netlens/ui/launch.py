@@ -34,7 +34,8 @@ def check_terminal() -> int:
     return 0
 
 
-def launch(config: ServerConfig, iface: str = "lo", capture: bool = True, event_log_bytes: int | None = None) -> int:
+def launch(config: ServerConfig, iface: str = "lo", capture: bool = True, event_log_bytes: int | None = None,
+           capture_bytes: int | None = None) -> int:
     """Run the app until the user quits; returns the app's exit code (2 when the server could not start)."""
     refused = check_terminal()
     if refused:
@@ -45,7 +46,10 @@ def launch(config: ServerConfig, iface: str = "lo", capture: bool = True, event_
 
     if event_log_bytes:
         EventLog.default_budget = event_log_bytes
-    app = NetlensApp(LiveFeeds(config, iface=iface, capture=capture))
+    feeds = LiveFeeds(config, iface=iface, capture=capture)
+    if capture_bytes:
+        feeds.capture_budget = capture_bytes
+    app = NetlensApp(feeds)
     try:
         app.run()
     finally:

@@ -34,7 +34,11 @@ def test_probe_times_follow_the_kernels_receive_timestamps() -> None:
     server_listener = listener()
     port = server_listener.getsockname()[1]
     client = server = None
-    stamps: list[int] = []
+    stamps: list[int | None] = []
+    # Set on the listener (the accepted socket inherits it) before any traffic: the kernel turns
+    # receive timestamps on through a deferred static key, and a segment that arrives before the
+    # switch has flipped carries no stamp (seen under load); such samples are left out below.
+    server_listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     try:
         with tracing([port], kinds=[Kind.PROBE]) as trace:
             server_listener.listen()
@@ -46,6 +50,9 @@ def test_probe_times_follow_the_kernels_receive_timestamps() -> None:
                 client.send(b"m%02d" % index)
                 data, ancillary, _flags, _addr = server.recvmsg(16, socket.CMSG_SPACE(16))
                 assert len(data) == 3
+                if not ancillary:
+                    stamps.append(None)
+                    continue
                 (level, kind, raw), = ancillary
                 assert (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)
                 seconds, nanoseconds = struct.unpack("=qq", raw)
@@ -59,7 +66,9 @@ def test_probe_times_follow_the_kernels_receive_timestamps() -> None:
             trace.wait_for(lambda events: len(arrivals(events)) >= 20)
     finally:
         abort(client, server, server_listener)
-    deltas = [probe.ts_ns - stamp for probe, stamp in zip(arrivals(trace.events), stamps, strict=True)]
+    deltas = [probe.ts_ns - stamp for probe, stamp in zip(arrivals(trace.events), stamps, strict=True)
+              if stamp is not None]
+    assert len(deltas) >= 15, f"only {len(deltas)} of 20 segments carried a receive timestamp"
     print("tcp_probe - SO_TIMESTAMPNS (µs):", sorted(d / 1000 for d in deltas))
     assert all(0 <= d < BOUND_NS for d in deltas), deltas
     assert sorted(deltas)[len(deltas) // 2] < 1_000_000  # the median: well under a millisecond

@@ -293,6 +293,9 @@ class PacketsView(Vertical):
             text.append(f" ({count(status.skipped)} skipped by the analysis)", style="yellow")
         if status.state is FeedState.PAUSED:
             text.append(" paused", style="bold yellow")
+        if status.ring_budget:
+            # The capture's memory budget (--capture-buffer): beyond it the oldest frames go.
+            text.append(f" {status.ring_bytes / 2**20:.1f}/{status.ring_budget / 2**20:.0f}M", style="dim")
         return text
 
     # ------------------------------------------------------------------ commands

@@ -1,0 +1,286 @@
+"""TUI under a search flood, measured from outside through tmux (issue 15, goals 2, 3 and 5).
+
+Run as root: ``python tests/benchmarks/bench_tui_flood.py [--seconds 20] [--presses 20] [--rss-minutes 0]``
+
+For each of two apps, in the same run, under the same flood:
+
+* ``netlens serve`` (the TUI: server in its worker, capture on lo, probe), and
+* the lightest Textual app we can write (a 100-row ``DataTable``; the flood then goes
+  to ``netlens serve --headless`` so the machine carries the same server work),
+
+the app runs in a detached tmux session (``nlf-<pid>-<name>``, 200x50: the status line fits). The flood:
+``--idle`` (200) idle connections held open, and ``netlens load --mode search
+--clients 8`` looping requests for the whole measurement. Then:
+
+1. ``ctrl+p`` is sent ``--presses`` times (25-75 ms apart after the previous answer);
+   latency is from ``tmux send-keys`` until ``tmux capture-pane`` shows the command
+   palette's prompt (polled every ms or so; each poll costs a tmux client run, so
+   figures carry ~2-5 ms of measurement overhead, the same for both apps);
+   ``escape`` closes it again (also waited for).
+2. Throughput: the load's requests per second inside the TUI vs against the
+   headless server (goal 3: >= 0.5x).
+3. Capture: tcpdump on the same port in the same run counts the packets; the TUI's
+   status line ("lo: N pkts") is read once the flood stopped and the count settled
+   (goal 3: equal).
+4. ``--rss-minutes M``: the TUI's RSS (``/proc/<pid>/status``) every ``--rss-every``
+   seconds (60) under the flood for M minutes (goal 5: plateaus).
+
+Arrow-key latency in the packet list and connection table is not measured here yet
+(goal 2's second half); ``bench_ui.py`` measures it inside the process.
+
+Not a pytest test: it prints figures side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NETLENS = [sys.executable, "-m", "netlens"]
+PALETTE_PROMPT = "Search for commands"
+PKTS = re.compile(r"lo: ([\d,]+) pkts")
+
+LIGHT_APP = '''
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+
+class Light(App[None]):
+    def compose(self) -> ComposeResult:
+        yield DataTable()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("no", "text")
+        table.add_rows([(str(i), f"row {i}") for i in range(100)])
+
+
+Light().run()
+'''
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Tmux:
+    """One detached tmux session running one command."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50",
+                        "exec " + " ".join(command)], check=True, cwd=ROOT)
+        out = subprocess.run(["tmux", "display-message", "-p", "-t", name, "#{pane_pid}"], check=True,
+                             capture_output=True, text=True)
+        self.pid = int(out.stdout.strip())
+
+    def screen(self) -> str:
+        """The pane's text now."""
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        """Send keys as typed."""
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, present: bool, text: str, timeout: float = 10.0) -> float:
+        """Seconds until ``text`` is (or is no longer) on screen; raises on timeout."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if (text in self.screen()) == present:
+                return time.perf_counter() - started
+            time.sleep(0.001)
+        raise TimeoutError(f"{self.name}: {text!r} {'never appeared' if present else 'stayed'}")
+
+    def rss_kib(self) -> int:
+        """Resident set size of the pane's process."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def close(self) -> None:
+        """Stop the app (SIGTERM) and the session."""
+        with suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@contextmanager
+def session(name: str, command: list[str], ready: str) -> Iterator[Tmux]:
+    """A tmux session whose screen showed ``ready``; closed whatever happens."""
+    tmux = Tmux(name, command)
+    try:
+        tmux.wait_for(True, ready, timeout=30)
+        yield tmux
+    finally:
+        tmux.close()
+
+
+@contextmanager
+def flood(port: int, idle: int, clients: int, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """``idle`` idle connections and ``clients`` looping search clients for ``seconds`` at most."""
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(idle)]
+    load = subprocess.Popen([*NETLENS, "load", "--mode", "search", "--port", str(port), "--clients", str(clients),
+                             "--requests", "100000000", "--duration", str(seconds), "--json"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        yield load
+    finally:
+        if load.poll() is None:
+            load.terminate()
+        load.wait(30)
+        for sock in held:
+            sock.close()
+
+
+def load_rate(load: subprocess.Popen[str]) -> float:
+    """Requests per second the load reported (waits for it to end)."""
+    out, _ = load.communicate(timeout=600)
+    try:
+        figures = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return 0.0
+    for key in ("req_per_s", "requests_per_second", "rate", "rps"):
+        if key in figures:
+            return float(figures[key])
+    return 0.0
+
+
+def palette_latencies(tmux: Tmux, presses: int) -> list[float]:
+    """``ctrl+p`` until the palette is on screen, ``presses`` times (ms)."""
+    out = []
+    for _ in range(presses):
+        time.sleep(random.uniform(0.025, 0.075))
+        started = time.perf_counter()
+        tmux.keys("C-p")
+        tmux.wait_for(True, PALETTE_PROMPT)
+        out.append((time.perf_counter() - started) * 1e3)
+        tmux.keys("Escape")
+        tmux.wait_for(False, PALETTE_PROMPT)
+    return out
+
+
+def captured(tmux: Tmux) -> int | None:
+    """The TUI's capture count once it stopped moving (None if not on screen)."""
+    last = None
+    for _ in range(40):
+        found = PKTS.search(tmux.screen())
+        now = int(found.group(1).replace(",", "")) if found else None
+        if now is not None and now == last:
+            return now
+        last = now
+        time.sleep(0.5)
+    return last
+
+
+def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> dict[str, object]:
+    """Palette latency and the load's rate while the flood runs."""
+    with flood(port, args.idle, args.clients, args.seconds) as load:
+        time.sleep(args.warmup)
+        latencies = palette_latencies(tmux, args.presses)
+        rss = []
+        if args.rss_minutes and name == "netlens":
+            started = time.monotonic()
+            while time.monotonic() - started < args.rss_minutes * 60:
+                rss.append(tmux.rss_kib())
+                print(f"  TUI RSS {rss[-1] / 1024:7.1f} MiB after {(time.monotonic() - started) / 60:5.1f} min "
+                      f"of flood", flush=True)
+                time.sleep(args.rss_every)
+        rate = load_rate(load)
+    return {"latencies": latencies, "rate": rate, "rss": rss}
+
+
+def report(name: str, figures: dict[str, object]) -> None:
+    """One line per app."""
+    lat = figures["latencies"]
+    assert isinstance(lat, list)
+    print(f"  {name:9s} ctrl+p -> palette  p50 {statistics.median(lat):6.1f} ms  worst {max(lat):6.1f} ms  "
+          f"(n={len(lat)})   server under the flood: {figures['rate']:,.0f} req/s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20, help="flood length per app")
+    parser.add_argument("--warmup", type=float, default=3, help="flood seconds before the first key")
+    parser.add_argument("--presses", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--idle", type=int, default=200)
+    parser.add_argument("--rss-minutes", type=float, default=0, help="sample the TUI's RSS under the flood")
+    parser.add_argument("--rss-every", type=float, default=60)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("tmux") or not shutil.which("tcpdump"):
+        print("needs root (capture), tmux and tcpdump", file=sys.stderr)
+        return 2
+    if args.rss_minutes:
+        args.seconds = max(args.seconds, args.rss_minutes * 60 + args.warmup + 60)
+    tag = f"nlf-{os.getpid()}"
+    results = {}
+    with tempfile.TemporaryDirectory(prefix=tag) as tmp:
+        light = Path(tmp) / "light_app.py"
+        light.write_text(LIGHT_APP)
+        pcap = Path(tmp) / "flood.pcap"
+        # netlens TUI: server, capture and probe in one app; tcpdump counts the same port.
+        port = free_port()
+        command = [*NETLENS, "serve", "--port", str(port), "--idle-timeout", "0"]
+        with session(f"{tag}-netlens", command, "pkts") as tmux:
+            dump = subprocess.Popen(["tcpdump", "-i", "lo", "-w", str(pcap), "-U", "-B", "65536",
+                                     f"tcp port {port}"], stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(1)
+                results["netlens"] = measure_app("netlens", tmux, port, args)
+                time.sleep(1)
+                tui_count = captured(tmux)
+            finally:
+                dump.send_signal(signal.SIGTERM)
+                dump.wait(10)
+            dumped = subprocess.run(["tcpdump", "-r", str(pcap), "-nn", "-q"], capture_output=True, text=True)
+            tcpdump_count = len(dumped.stdout.splitlines())
+        # The lightest Textual app, the same flood against the headless server.
+        port = free_port()
+        server = subprocess.Popen([*NETLENS, "serve", "--headless", "--port", str(port), "--idle-timeout", "0"],
+                                  stdout=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            time.sleep(1.5)
+            with session(f"{tag}-light", [sys.executable, str(light)], "row 1") as tmux:
+                results["light"] = measure_app("light", tmux, port, args)
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(f"TUI under a search flood ({args.clients} clients looping, {args.idle} idle connections, "
+          f"capture on), {args.presses} presses each:")
+    report("netlens", results["netlens"])
+    report("light", results["light"])
+    net_lat, light_lat = results["netlens"]["latencies"], results["light"]["latencies"]
+    assert isinstance(net_lat, list) and isinstance(light_lat, list)
+    print(f"  palette p50 ratio netlens/light: {statistics.median(net_lat) / statistics.median(light_lat):.2f}x "
+          f"(goal <= 1.5x), worst {max(net_lat):.0f} ms (goal < 250 ms)")
+    net_rate, head_rate = results["netlens"]["rate"], results["light"]["rate"]
+    assert isinstance(net_rate, float) and isinstance(head_rate, float)
+    print(f"  server in the TUI / headless: {net_rate / max(head_rate, 1e-9):.2f}x (goal >= 0.5x)")
+    print(f"  capture: TUI {tui_count if tui_count is not None else '?'} packets, tcpdump {tcpdump_count} "
+          f"on the same port (goal: equal)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from netlens.commands.kernel_printing import KernelPrinter
 from netlens.display import plural
 from netlens.errors import UserError
 from netlens.probe.counters import CounterWatch
@@ -180,9 +181,17 @@ class EventPrinter:
     def _emit(self, text: str, lines: int) -> None:
         self.writer.put(text.encode(self.encoding, "backslashreplace"), lines)
 
+    def emit(self, text: str, lines: int) -> None:
+        """Hand already formatted lines (the kernel's, from another thread) to the writer."""
+        self._emit(text, lines)
 
-def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
-    """Run until SIGINT/SIGTERM, printing one line (or JSON object) per socket event."""
+
+def serve_headless(config: ServerConfig, as_json: bool = False, kernel: bool = False) -> int:
+    """Run until SIGINT/SIGTERM, printing one line (or JSON object) per socket event.
+
+    ``kernel``: also the port's kernel events (:mod:`netlens.commands.kernel_printing`),
+    printed from this thread every :data:`WATCH_INTERVAL`, each with its time.
+    """
     fd = stdout_fd()
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     stop = threading.Event()
@@ -197,15 +206,26 @@ def serve_headless(config: ServerConfig, as_json: bool = False) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.after_wake = printer.pump
     server.after_wake_interval = PRINT_INTERVAL
+    tracer: KernelPrinter | None = None
     try:
         server.start()
         printer.pump()  # "listening", published before the loop ran
         _say(budget_line(server.stats()))
+        if kernel:
+            tracer = KernelPrinter(server.address[1], printer.emit, as_json)
+            missing = tracer.start()
+            if missing:
+                _say(missing)
         while not stop.wait(WATCH_INTERVAL):
+            if tracer is not None:
+                tracer.pump()
             if not server.running or writer.failed or printer.error is not None:
                 break
     finally:
         server.stop()
+        lost = tracer.stop() if tracer is not None else None
+        if lost:
+            _say(lost)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     server.after_wake = None

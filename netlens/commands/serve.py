@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true",
                         help="no TUI: print one line per socket event until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="with --headless: one JSON object per event")
+    parser.add_argument("--kernel", action="store_true",
+                        help="with --headless: also the kernel's TCP events of the port (state changes, "
+                             "retransmissions, resets with reasons; needs root)")
     parser.add_argument("--iface", default="lo", help="TUI: interface to capture on (default lo)")
     parser.add_argument("--no-capture", action="store_true", help="TUI: do not capture packets")
     parser.add_argument("--capture-port", type=port_number, default=None, help=argparse.SUPPRESS)
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.headless:
         from netlens.commands.headless import serve_headless
 
-        return serve_headless(config, as_json=args.json)
+        return serve_headless(config, as_json=args.json, kernel=args.kernel)
     from netlens.ui.launch import launch
 
     return launch(config, iface=args.iface, capture=not args.no_capture, event_log_bytes=args.event_log,

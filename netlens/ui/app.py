@@ -116,6 +116,7 @@ class NetlensApp(NetlensActions):
     def _server_started(self) -> None:
         assert self.main is not None
         self.main.packets.start()
+        self.main.start_kernel_trace()
         if self.feeds.live:
             self.set_interval(TICK, self._tick)
             self.probe_loop()
@@ -155,6 +156,8 @@ class NetlensApp(NetlensActions):
     def on_unmount(self) -> None:
         # Workers first (they end within a fifth of a second), then the server they read.
         self.workers.cancel_all()
+        if self.main is not None:
+            self.main.kernel_trace.stop()
         self.feeds.stop()
         self._policy.restore()
 

@@ -28,6 +28,7 @@ from netlens.server import (
 )
 from netlens.server.bus import EventRecord
 from netlens.ui.kernel_view import MAX_TIME_WAIT
+from netlens.ui.trace_feed import KernelTraceFeed, LiveTraceFeed
 
 #: Default memory for captured frames (``--capture-buffer``): a workshop's traffic fits many times over,
 #: and a 1 GiB transfer does not leave the TUI holding a quarter of a gigabyte after it ended.
@@ -62,6 +63,7 @@ class Feeds(Protocol):
     def now(self) -> float: ...
     def stop(self) -> None: ...
     def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None: ...
+    def trace_feed(self) -> KernelTraceFeed | None: ...
 
 
 class LiveFeeds:
@@ -70,10 +72,11 @@ class LiveFeeds:
     live = True
 
     def __init__(self, config: ServerConfig, iface: str = "lo", capture: bool = True,
-                 capture_budget: int = CAPTURE_BUDGET) -> None:
+                 capture_budget: int = CAPTURE_BUDGET, kernel_trace: bool = True) -> None:
         self.config = config
         self.iface = iface
         self.capture_wanted = capture
+        self.kernel_trace = kernel_trace
         #: Bytes of frames the packet ring keeps (the oldest go first): the capture's memory budget.
         self.capture_budget = capture_budget
         self._server = Server(config)
@@ -124,6 +127,10 @@ class LiveFeeds:
             self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to, ring=ring)
         return self._packets
 
+    def trace_feed(self) -> KernelTraceFeed | None:
+        """The kernel's events of the server's port (call once the server is bound; not started yet)."""
+        return LiveTraceFeed(self._server.address[1]) if self.kernel_trace else None
+
     def stop(self) -> None:
         """Stop the capture and the server (within a second or two)."""
         if self._packets is not None:
@@ -163,7 +170,8 @@ class RecordedFeeds:
     live = False
 
     def __init__(self, server: RecordedServer, records: list[EventRecord], kernel: Snapshot,
-                 now: float, iface: str = "lo", packets: PacketFeed | None = None) -> None:
+                 now: float, iface: str = "lo", packets: PacketFeed | None = None,
+                 trace: KernelTraceFeed | None = None) -> None:
         self.config = server.config
         self.iface = iface
         self._server = server
@@ -175,6 +183,7 @@ class RecordedFeeds:
         self._now = now
         #: Recorded packets (None: the packets panel has none).
         self.packets = packets
+        self._trace = trace
 
     @property
     def server(self) -> RecordedServer:
@@ -200,6 +209,10 @@ class RecordedFeeds:
     def packet_feed(self, yield_to: Callable[[], bool] | None = None) -> PacketFeed | None:
         """The recorded packets."""
         return self.packets
+
+    def trace_feed(self) -> KernelTraceFeed | None:
+        """The recorded kernel events (None: the recording has none)."""
+        return self._trace
 
     def stop(self) -> None:
         """Nothing to stop."""

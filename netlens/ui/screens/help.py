@@ -28,6 +28,7 @@ HELP = """\
 | `e` | events: show only the selected connection's (again: all) |
 | `enter` | on a packet: details, hex, follow stream, ladder diagram, analysis |
 | `g` | on a packet: select its connection |
+| `k` | on a packet: the kernel's events at its time; on an event: back to the packet at its time |
 | `home` / `end` | first / last row; packets and events: `end` jumps to the newest and follows again |
 | `c` / `C` | pause / clear the capture |
 | `ctrl+s` | save the capture as a pcap file (opens in Wireshark, tshark, tcpdump) |

@@ -29,6 +29,9 @@ from netlens.ui.facts import Ends, FactBook
 from netlens.ui.feeds import Feeds
 from netlens.ui.fit import fit_line
 from netlens.ui.format import count
+from netlens.ui.kernel_events import interleave
+from netlens.ui.kernel_jump import kernel_to_packet, packet_to_kernel
+from netlens.ui.kernel_trace import KernelTraceView, connection_packets
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.messages import ServerView
 from netlens.ui.screens.packet import PacketScreen
@@ -83,6 +86,7 @@ class MainScreen(Screen[None]):
         Binding("C", "app.clear_capture", "Clear capture", show=False),
         Binding("g", "goto_connection", "Packet's connection", show=False),
         Binding("G", "graph", "Graphs", show=False),
+        Binding("k", "kernel_jump", "Packet ⇄ kernel events", show=False),
         Binding("v", "conversations", "Conversations", show=False),
     ]
 
@@ -101,6 +105,8 @@ class MainScreen(Screen[None]):
         self.inspect_conn: int | None = None
         self._kernel_ts = 0.0
         self._pending: list[EventRecord] = []
+        #: Kernel tracing of the server's port (started once the server is bound).
+        self.kernel_trace = KernelTraceView(None)
         self._select_later: tuple[Ends, float] | None = None
         self._fetch_timer: Timer | None = None
         #: When each part of the screen was last repainted by the tick.
@@ -165,6 +171,9 @@ class MainScreen(Screen[None]):
         if records:
             self._pending.extend(records)
             self._apply_facts(records)
+        kernel = self.kernel_trace.drain(records)
+        if kernel:
+            self._pending = interleave(self._pending, kernel)
         now = time.monotonic()
         flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
         interval = FLOOD_PAINT if flooding else 0.0
@@ -213,6 +222,7 @@ class MainScreen(Screen[None]):
         if panel.border_subtitle != subtitle:
             panel.border_subtitle = subtitle
         self._select_pending()
+        self.kernel_trace.fold(view.snapshot.sockets, view.snapshot.ts)
         self.refresh_inspector()
 
     # ------------------------------------------------------------------ the inspector
@@ -239,7 +249,14 @@ class MainScreen(Screen[None]):
         else:
             side = "server" if sock.local_port == self.server_port else \
                 "client" if sock.remote_port == self.server_port else ""
-        inspector.show(Inspected(sock, full, side, gone, fact, self._kernel_ts), now)
+
+        def kernel() -> list[Text]:
+            stream = self.packets.stream_for(sock)
+            packets = connection_packets(self.packets.feed, stream.id if stream is not None else None)
+            return self.kernel_trace.sections(sock, packets, now, inspector.size.width)
+
+        inspector.show(Inspected(sock, full, side, gone, fact, self._kernel_ts, kernel,
+                                 self.kernel_trace.signature(sock)), now)
 
     def _fetch_server_view(self, conn: int) -> None:
         """Read the server's full view of ``conn`` (buffers too): in a worker when live (it waits for the loop).
@@ -332,6 +349,18 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(PacketScreen(feed, no), back)
 
+    def start_kernel_trace(self) -> None:
+        """Trace the server's port from now on (once it is bound)."""
+        self.kernel_trace = KernelTraceView(self.feeds.trace_feed())
+        self.kernel_trace.start(self.app, self.feeds.live)
+
+    def action_kernel_jump(self) -> None:
+        """k: from a packet to the kernel's events at its time; from an event back to the packet."""
+        jump = kernel_to_packet if self.focused is self.events else packet_to_kernel
+        sentence = jump(self.events, self.packets)
+        if sentence:
+            self.app.notify(sentence, severity="warning", markup=False)
+
     def action_graph(self) -> None:
         """Graphs of the selected connection (or of the packet under the cursor's connection)."""
         from netlens.ui.screens.graph_hook import open_graph
@@ -389,6 +418,9 @@ class MainScreen(Screen[None]):
             events.append(f" ({count(dropped)} dropped)", style="bold red")
         parts.append((events, 4))
         parts.append((Text("  ").append_text(self.packets.status_text()), 6))
+        kernel = self.kernel_trace.status()
+        if kernel:
+            parts.append((Text("  ").append_text(kernel), 3))  # the first to go on a narrow line
         if stats is not None and self.feeds.live:  # the kernel's counter says nothing about a recording
             overflows = overflow_text(stats)
             if overflows.plain:

@@ -8,11 +8,14 @@ from textual.cache import LRUCache
 from netlens.display import clock
 from netlens.server.bus import EventRecord, materialize, record_size
 from netlens.server.events import CloseCause, Closed, SocketEvent
+from netlens.ui.kernel_events import index_at_time, interleave, is_kernel, kernel_row
 from netlens.ui.widgets.virtual_list import VirtualList
 
 #: Default bytes of records kept (estimated, see record_size); past the budget the
 #: oldest are forgotten until half of it is used (the newest always stay).
 DEFAULT_BUDGET = 64 * 1024 * 1024
+#: Newest rows a late batch (kernel events come a tick after the server's) may be merged among.
+MERGE_TAIL = 2_000
 
 _KIND_STYLES = {
     "listening": "bold green",
@@ -57,15 +60,43 @@ class EventLog(VirtualList):
         if not records:
             return
         self.total += len(records)
-        start = len(self._records)
-        self._records.extend(records)
         self.bytes += sum(map(record_size, records))
+        start = self._merge_point(records[0][1])
+        if start < len(self._records):
+            # Kernel events reach the panel a tick after the server's: put each in its place in time.
+            records = interleave(self._records[start:], records)
+            del self._records[start:]
+            self._events.clear()
+            if self._view is not None:
+                self._view = [i for i in self._view if i < start]
+        self._records.extend(records)
         if self._view is not None:
             wanted = self.conn_filter
             self._view.extend(i for i in range(start, len(self._records)) if self._records[i][2] == wanted)
         if self.bytes > self.budget:
             self._forget(self._oldest_over(self.budget // 2))
         self.rows_changed()
+
+    def _merge_point(self, oldest: float) -> int:
+        """Where a batch starting at time ``oldest`` goes: after every kept row not newer than it."""
+        records, index = self._records, len(self._records)
+        floor = max(0, index - MERGE_TAIL)
+        while index > floor and records[index - 1][1] > oldest:
+            index -= 1
+        return index
+
+    def record_at(self, row: int) -> tuple[object, ...]:
+        """The raw record on display row ``row``."""
+        return self._records[self._view[row] if self._view is not None else row]
+
+    def row_at_time(self, when: float) -> int | None:
+        """The first display row at or after ``when`` (the last row if none; None when empty)."""
+        rows = self.row_count()
+        if not rows:
+            return None
+        if self._view is not None:
+            return index_at_time([self._records[i][1] for i in self._view], when)
+        return index_at_time([record[1] for record in self._records], when)
 
     def _oldest_over(self, keep: int) -> int:
         """How many of the oldest records to forget so that at most ``keep`` bytes remain."""
@@ -118,6 +149,9 @@ class EventLog(VirtualList):
         return event
 
     def render_row(self, index: int) -> Text:
+        record = self.record_at(index)
+        if is_kernel(record):
+            return kernel_row(record)
         event = self.event_at(index)
         text = Text(no_wrap=True)
         text.append(clock(event.ts) + " ", style="dim")

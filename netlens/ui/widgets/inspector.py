@@ -9,6 +9,7 @@ the state says so. Lines wrap between words; none is cut.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -51,6 +52,9 @@ class Inspected:
     fact: Fact | None
     #: Time of the kernel snapshot the socket record comes from.
     kernel_ts: float
+    #: Builds the kernel trace's parts (state timeline, diagram, sparklines), and what changes when they do.
+    trace: Callable[[], list[Text]] | None = None
+    trace_sig: object = None
 
 
 def state_text(item: Inspected) -> Text:
@@ -195,6 +199,8 @@ def inspector_body(item: Inspected, now: float, width: int) -> Text:
         parts.append(pairs(server_rows(snap, now), width, KEY_WIDTH))
     parts.append(Text("more from the kernel", style="bold cyan"))
     parts.append(pairs(detail_rows(item.socket), width, KEY_WIDTH))
+    if item.trace is not None:
+        parts += item.trace()
     if snap is not None:
         # 16 bytes a line need ~74 columns; a narrow panel gets 8.
         parts += buffer_dumps(snap, 16 if width >= 74 else 8)
@@ -226,7 +232,7 @@ class SocketInspector(VerticalScroll):
         self._args = (item, now)
         snap = item.server if item is not None else None
         width = max(20, self.scrollable_content_region.width)
-        signature = (width, item and (item.socket, item.side, item.gone, item.fact, item.kernel_ts),
+        signature = (width, item and (item.socket, item.side, item.gone, item.fact, item.kernel_ts, item.trace_sig),
                      snap and (snap.stage, snap.mask, snap.bytes_in, snap.bytes_out, snap.recv_buffered,
                                snap.send_buffered, snap.paused, snap.options, snap.write_shut),
                      int(now))

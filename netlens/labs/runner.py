@@ -81,6 +81,8 @@ class LabSession:
         self.want_trace = trace
         self.evidence = Evidence()
         self.ring = PacketRing(max_packets=RING_PACKETS, max_bytes=RING_BYTES)
+        #: The analysis of the ring, once the lab's packets were read (for the pcapng comments).
+        self.store: PacketStore | None = None
         self.net: HermeticNet | None = None
         self.client_net: HermeticNet | None = None
         self.impaired: Any = None
@@ -221,7 +223,7 @@ class LabSession:
         self.capture.stop()
         self.capture = None
         ports = (self.ctx.port,) if self.ctx is not None and self.ctx.port else ()
-        store = PacketStore(self.ring, server_ports=ports)
+        store = self.store = PacketStore(self.ring, server_ports=ports)
         while store.update():
             pass
         self.evidence.ring = self.ring
@@ -229,8 +231,17 @@ class LabSession:
             self.evidence.packets = store.summaries(self.ring.first, self.ring.last)
 
     def write_pcap(self, path: str | os.PathLike[str]) -> int:
-        """Save the lab's capture as pcap; returns the number of packets written."""
-        return write_pcap(Path(path), self.ring)
+        """Save the lab's capture as pcapng, each packet's analysis as its comment; returns the count.
+
+        Wireshark and tshark read it whatever the file is called (``frame.comment`` holds the
+        sentences); without a store (nothing captured) the frames are written as they are.
+        """
+        from netlens.capture.annotate import packet_comments
+        from netlens.capture.pcapng import write_pcapng
+
+        if self.store is None:
+            return write_pcap(Path(path), self.ring)
+        return write_pcapng(Path(path), self.ring, packet_comments(self.store))
 
     # ------------------------------------------------------------------ close
 

@@ -32,6 +32,10 @@ def test_lab_run_check_json_and_write(netlens_cli, tmp_path: Path) -> None:  # t
     assert result["lab"] == "refused" and result["passed"] is True
     assert all({"name", "expected", "observed", "ok"} <= set(c) for c in result["checks"])
     assert len(tshark(pcap, "tcp.flags.reset == 1")) == 1
+    # pcapng with netlens's analysis as packet comments: the RST carries its rule's sentence.
+    assert pcap.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    comments = tshark(pcap, "tcp.flags.reset == 1 && frame.comment", ("frame.comment",))
+    assert comments and "Reset" in comments[0][0], comments
 
 
 def test_lab_run_narrates_and_check_fails_without_the_key_step(netlens_cli) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     running.add_argument("--check", action="store_true",
                          help="exit 0 only if every expectation was observed (1 otherwise)")
     running.add_argument("--json", action="store_true", help="print one JSON object with the checks")
-    running.add_argument("--write", metavar="FILE", help="save the lab's capture to FILE (pcapng, each packet's analysis as a comment)")
+    running.add_argument("--write", metavar="FILE",
+        help="save the lab's capture to FILE (pcapng, each packet's analysis as a comment)")
     running.add_argument("--variant", metavar="NAME",
                          help="run a variant (e.g. the lab without its key step) to see what changes")
     running.add_argument("--no-trace", action="store_true", help="do not start the kernel-trace engine")

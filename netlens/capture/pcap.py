@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from netlens.capture.errors import PcapError
+from netlens.capture.filewriter import CaptureFileWriter
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_NAMES, SUPPORTED_LINKTYPES
 from netlens.capture.pcapng import PcapngBlocks, plural
 from netlens.capture.ring import PacketRing
@@ -41,7 +42,7 @@ _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD_LE = struct.Struct("<IIII")
 
 
-class PcapWriter:
+class PcapWriter(CaptureFileWriter):
     """Write frames to a classic pcap file (path, ``-`` for stdout, or a binary file object).
 
     Buffered: :meth:`flush` (or :meth:`close`) before another program reads
@@ -56,20 +57,7 @@ class PcapWriter:
         snaplen: int = SNAPLEN,
         nanosecond: bool = True,
     ) -> None:
-        self._owns = False
-        if isinstance(target, (str, os.PathLike)):
-            if str(target) == "-":
-                self._file: BinaryIO = sys.stdout.buffer
-            else:
-                try:
-                    self._file = open(target, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-                except OSError as exc:
-                    raise PcapError(f"cannot write {os.fspath(target)}: {exc.strerror or exc}.") from None
-                self._owns = True
-            self.name = os.fspath(target)
-        else:
-            self._file = target
-            self.name = getattr(target, "name", "<stream>")
+        super().__init__(target)
         self.nanosecond = nanosecond
         self.linktype = linktype
         self.packets = 0
@@ -85,23 +73,6 @@ class PcapWriter:
         self._file.write(frame)
         self.packets += 1
 
-    def flush(self) -> None:
-        """Push buffered records to the file."""
-        self._file.flush()
-
-    def close(self) -> None:
-        """Flush and close (closes only files this writer opened)."""
-        try:
-            self._file.flush()
-        finally:
-            if self._owns:
-                self._file.close()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def write_pcap(

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from netlens.capture.errors import PcapError
+from netlens.capture.filewriter import CaptureFileWriter
 from netlens.capture.frames import (
     ETH_P_IP,
     ETH_P_IPV6,
@@ -264,7 +264,7 @@ def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + bytes(-len(value) % 4)
 
 
-class PcapngWriter:
+class PcapngWriter(CaptureFileWriter):
     """Write frames to a pcapng file (path, ``-`` for stdout, or a binary file object), with comments.
 
     One section, one interface (``linktype``), nanosecond timestamps. Comments
@@ -273,19 +273,7 @@ class PcapngWriter:
 
     def __init__(self, target: str | os.PathLike[str] | BinaryIO, linktype: int = LINKTYPE_ETHERNET,
                  snaplen: int = 262144) -> None:
-        self._owns = False
-        if isinstance(target, (str, os.PathLike)):
-            if str(target) == "-":
-                self._file: BinaryIO = sys.stdout.buffer
-            else:
-                try:
-                    self._file = open(target, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-                except OSError as exc:
-                    raise PcapError(f"cannot write {os.fspath(target)}: {exc.strerror or exc}.") from None
-                self._owns = True
-        else:
-            self._file = target
-        self.packets = 0
+        super().__init__(target)
         self._file.write(_block(SHB, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1)
                                 + _option(_SHB_USERAPPL, b"netlens") + _option(_OPT_END, b"")))
         self._file.write(_block(IDB, struct.pack("<HHI", linktype, 0, snaplen)
@@ -302,19 +290,6 @@ class PcapngWriter:
         self._file.write(_block(ENHANCED_PACKET, head + bytes(frame) + bytes(-size % 4) + options))
         self.packets += 1
 
-    def close(self) -> None:
-        """Flush and close (closes only files this writer opened)."""
-        try:
-            self._file.flush()
-        finally:
-            if self._owns:
-                self._file.close()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def write_pcapng(target: str | os.PathLike[str] | BinaryIO, ring: PacketRing,

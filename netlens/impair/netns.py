@@ -24,9 +24,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from netlens.impair.counters import read_counters
 from netlens.impair.errors import ImpairError
 from netlens.impair.tools import TOOL_TIMEOUT, run_tool
+from netlens.probe.counters import flat, read_counters
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -188,7 +188,7 @@ class Namespace:
         """The namespace's SNMP and TcpExt counters, nstat-style (``"TcpExt:ListenOverflows": 3``)."""
         with self.entered():
             # /proc/net is /proc/self/net, the *main* thread's namespace: ask for this thread's.
-            return read_counters("/proc/thread-self/net")
+            return flat(read_counters("/proc/thread-self/net"), ":")
 
 
 def create_namespace(name: str) -> None:

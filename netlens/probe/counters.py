@@ -37,15 +37,22 @@ class CounterError(Exception):
 
 
 def parse_counters(text: str) -> Counters:
-    """Parse one ``/proc/net/snmp``-style text: header/value line pairs with a ``Prefix:`` each."""
+    """Parse one ``/proc/net/snmp``-style text: header/value line pairs with a ``Prefix:`` each.
+
+    A pair whose prefixes or lengths disagree, or a value that is not a number,
+    is skipped rather than misread: a newer kernel's table must not stop the rest.
+    """
     counters: Counters = {}
     lines = [line.split() for line in text.splitlines() if line.strip()]
     for names, values in zip(lines[::2], lines[1::2], strict=False):
-        if not names or names[0] != values[0] or not names[0].endswith(":"):
-            raise CounterError(f"unexpected counter lines starting {names[:1]} / {values[:1]}")
+        if names[0] != values[0] or not names[0].endswith(":") or len(names) != len(values):
+            continue
         group = counters.setdefault(names[0][:-1], {})
-        for name, value in zip(names[1:], values[1:], strict=False):
-            group[name] = int(value)
+        for name, value in zip(names[1:], values[1:], strict=True):
+            try:
+                group[name] = int(value)
+            except ValueError:
+                continue
     return counters
 
 
@@ -63,9 +70,9 @@ def read_counters(net_dir: str | os.PathLike[str] = "/proc/self/net") -> Counter
     return counters
 
 
-def flat(counters: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """The counters under ``nstat``'s names: ``TcpExtListenOverflows``, ``TcpActiveOpens``..."""
-    return {group + name: value for group, values in counters.items() for name, value in values.items()}
+def flat(counters: Mapping[str, Mapping[str, int]], sep: str = "") -> dict[str, int]:
+    """The counters by ``nstat``'s names (``TcpExtListenOverflows``); ``sep=":"`` gives ``TcpExt:ListenOverflows``."""
+    return {group + sep + name: value for group, values in counters.items() for name, value in values.items()}
 
 
 def read_counters_in_netns(name: str) -> Counters:

@@ -12,13 +12,14 @@ from contextlib import contextmanager
 import pytest
 
 from netlens.impair import ImpairError, LabSpec
-from netlens.impair.counters import parse_counter_table
 from netlens.impair.links import subnet_addresses
 from netlens.impair.netns import Owner, check_prefix, namespace_name, parse_owner, process_start_ticks
 from netlens.impair.relayloop import relay
 from netlens.impair.rules import IngressPolicy, ingress_script, loss_threshold, parse_counters
 from netlens.impair.shaping import RateLimit, tbf_command
 from netlens.impair.tools import NEEDS_ROOT, missing_privileges
+from netlens.probe.counters import flat
+from netlens.probe.counters import parse_counters as parse_counter_lines
 
 
 def test_namespace_names_carry_their_owner_and_only_our_prefix_parses() -> None:
@@ -82,8 +83,8 @@ def test_counter_tables_parse_like_nstat_and_mismatched_lines_are_skipped() -> N
     text = ("TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 4 12\n"
             "Tcp: RtoAlgorithm MaxConn\nTcp: 1 -1\n"
             "Udp: InDatagrams\nUdpLite: 5\n")
-    assert parse_counter_table(text) == {"TcpExt:SyncookiesSent": 4, "TcpExt:ListenOverflows": 12,
-                                         "Tcp:RtoAlgorithm": 1, "Tcp:MaxConn": -1}
+    assert flat(parse_counter_lines(text), ":") == {"TcpExt:SyncookiesSent": 4, "TcpExt:ListenOverflows": 12,
+                                               "Tcp:RtoAlgorithm": 1, "Tcp:MaxConn": -1}
 
 
 def test_privileges_are_read_from_the_effective_capability_set() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlens import DEFAULT_PORT
@@ -371,19 +371,20 @@ class PacketStore:
         was captured of it (shorter when the snaplen cut the frame).
         """
         stream = self.stream(stream_id)
+        return [(no, direction_of(stream, tcp), tcp.seq, tcp.ack, tcp.flags, tcp.payload_length, data)
+                for no, tcp, data in self._tcp_payloads(self.stream_packets(stream_id))]
+
+    def _tcp_payloads(self, numbers: Iterable[int]) -> Iterator[tuple[int, Tcp, bytes]]:
+        """Each still-stored TCP packet of ``numbers`` with its decoded header and captured payload."""
         ring = self.ring
-        out = []
-        for no in self.stream_packets(stream_id):
+        for no in numbers:
             try:
                 frame = ring.frame(no)
             except IndexError:
                 continue
             tcp = decode(frame, ring.linktype)
-            if type(tcp) is not Tcp:
-                continue
-            data = frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
-            out.append((no, direction_of(stream, tcp), tcp.seq, tcp.ack, tcp.flags, tcp.payload_length, data))
-        return out
+            if type(tcp) is Tcp:
+                yield no, tcp, frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
 
     def follow(self, stream_id: int) -> Follow:
         """Both directions of a stream reassembled in order (see :mod:`netlens.capture.follow`)."""
@@ -431,16 +432,7 @@ class PacketStore:
     def _reassemble(self, record: MessageRecord) -> bytes:
         """The bytes of one (possibly multi-segment) message, rebuilt from its packets' payloads."""
         out = bytearray(record.length)
-        ring = self.ring
-        for no in record.packets:
-            try:
-                frame = ring.frame(no)
-            except IndexError:
-                continue
-            tcp = decode(frame, ring.linktype)
-            if type(tcp) is not Tcp:
-                continue
-            data = frame[tcp.payload_offset:tcp.payload_offset + tcp.payload_length]
+        for _no, tcp, data in self._tcp_payloads(record.packets):
             offset = (tcp.seq - record.start_seq) & _MASK
             if offset >= 0x80000000:  # the segment starts before the message
                 skip = (record.start_seq - tcp.seq) & _MASK

@@ -50,7 +50,7 @@ class KernelTraceView:
         else:
             feed.start()
 
-    def drain(self, server_records: Sequence[tuple[Any, ...]]) -> list[KernelRecord]:
+    def drain(self, server_records: Sequence[tuple[Any, ...]], poll: bool = True) -> list[KernelRecord]:
         """New kernel events as events-panel records (folded into the timelines too).
 
         ``server_records``: the socket events drained in the same tick, whose
@@ -65,6 +65,8 @@ class KernelTraceView:
                 conns[(local[0], local[1], peer[0], peer[1])] = record[2]
         while len(conns) > MAX_CONNS:
             del conns[next(iter(conns))]  # the oldest
+        if not poll:
+            return []  # a key was just pressed: its frame first, the kernel's events next tick
         return kernel_records(self.feed.poll(), conns, self.feed.tuple_of)
 
     def fold(self, sockets: Sequence[SocketLike], ts: float) -> None:

@@ -171,7 +171,7 @@ class MainScreen(Screen[None]):
         if records:
             self._pending.extend(records)
             self._apply_facts(records)
-        kernel = self.kernel_trace.drain(records)
+        kernel = self.kernel_trace.drain(records, poll=not getattr(self.app, "user_active", False))
         if kernel:
             self._pending = interleave(self._pending, kernel)
         now = time.monotonic()

@@ -1,6 +1,6 @@
 """TUI under a search flood, measured from outside through tmux (issue 15, goals 2, 3 and 5).
 
-Run as root: ``python tests/benchmarks/bench_tui_flood.py [--seconds 20] [--presses 20] [--rss-minutes 0]``
+Run as root: ``python tests/benchmarks/bench_tui_flood.py [--seconds 40] [--presses 20] [--rss-minutes 0]``
 
 For each of two apps, in the same run, under the same flood:
 
@@ -25,8 +25,13 @@ the app runs in a detached tmux session (``nlf-<pid>-<name>``, 200x50: the statu
 4. ``--rss-minutes M``: the TUI's RSS (``/proc/<pid>/status``) every ``--rss-every``
    seconds (60) under the flood for M minutes (goal 5: plateaus).
 
-Arrow-key latency in the packet list and connection table is not measured here yet
-(goal 2's second half); ``bench_ui.py`` measures it inside the process.
+Arrow keys (goal 2's second half): in the packet list and in the connection table
+(the light app: its DataTable), ``--presses`` presses of down/up alternately; latency
+is from ``send-keys`` until ``capture-pane -e`` shows the cursor (the row drawn in the
+focused cursor's background) on another row: another packet number, another
+connection (the table's cursor stays on its connection while rows come and go), or
+the light app's next row. The packet list first gets one ``up`` (it stops following
+the newest packet, so only keys move its cursor).
 
 Not a pytest test: it prints figures side by side.
 """
@@ -54,6 +59,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NETLENS = [sys.executable, "-m", "netlens"]
 PALETTE_PROMPT = "Search for commands"
 PKTS = re.compile(r"lo: ([\d,]+) pkts")
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+#: Background of a focused cursor row in Textual's default theme: DataTable's, and the packet list's.
+TABLE_CURSOR = "48;5;32"
+LIST_CURSOR = "48;5;130"
 
 LIGHT_APP = '''
 from textual.app import App, ComposeResult
@@ -109,6 +118,11 @@ class Tmux:
                 return time.perf_counter() - started
             time.sleep(0.001)
         raise TimeoutError(f"{self.name}: {text!r} {'never appeared' if present else 'stayed'}")
+
+    def styled_lines(self) -> list[str]:
+        """The pane's lines with their colours (SGR escapes)."""
+        return subprocess.run(["tmux", "capture-pane", "-e", "-p", "-t", self.name], capture_output=True,
+                              text=True).stdout.splitlines()
 
     def rss_kib(self) -> int:
         """Resident set size of the pane's process."""
@@ -180,6 +194,89 @@ def palette_latencies(tmux: Tmux, presses: int) -> list[float]:
     return out
 
 
+class CursorRow:
+    """Where a list's cursor is, read from the screen: the text of the row drawn in the cursor's background.
+
+    ``panel`` is the title on the panel's top border ("" for the whole screen), ``columns``
+    how many leading words identify a row (a packet's number; a connection's state and ends).
+    """
+
+    def __init__(self, tmux: Tmux, panel: str, background: str, columns: int) -> None:
+        self.tmux, self.panel, self.background, self.columns = tmux, panel, background, columns
+
+    def now(self) -> str | None:
+        """The identifying words of the cursor's row, or None if no row shows the cursor."""
+        lines = self.tmux.styled_lines()
+        start, stop = 0, len(lines)
+        if self.panel:
+            plain = [SGR.sub("", line) for line in lines]
+            start = next((i for i, line in enumerate(plain) if f"─ {self.panel} ─" in line), -1) + 1
+            if not start:
+                return None
+            stop = next((i for i in range(start, len(lines)) if plain[i].startswith("╰")), len(lines))
+        for line in lines[start:stop]:
+            # The first colour change after the border decides: the row's own background.
+            first = next((codes for codes in SGR.findall(line[:80]) if "48;" in codes or codes == "49"), "")
+            if first.endswith(self.background):
+                words = SGR.sub("", line).strip("│ ").split()
+                return " ".join(words[: self.columns])
+        return None
+
+    def wait_moved(self, before: str | None, timeout: float = 10.0) -> float:
+        """Seconds until the cursor is on a row other than ``before``; raises on timeout."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            row = self.now()
+            if row is not None and row != before:
+                return time.perf_counter() - started
+            time.sleep(0.001)
+        raise TimeoutError(f"{self.tmux.name}: the {self.panel or 'list'} cursor stayed on {before!r}")
+
+
+def focus(tmux: Tmux, cursor: CursorRow, tries: int = 8) -> None:
+    """Press tab until ``cursor``'s list has the focus (its cursor row shows the focused colour)."""
+    for _ in range(tries):
+        if cursor.now() is not None:
+            return
+        tmux.keys("Tab")
+        time.sleep(0.3)
+    raise TimeoutError(f"{tmux.name}: the {cursor.panel} list never got the focus")
+
+
+def arrow_latencies(tmux: Tmux, cursor: CursorRow, presses: int) -> list[float]:
+    """Down, up, down, ... ``presses`` times; each until the cursor is seen on another row (ms)."""
+    out = []
+    for press in range(presses):
+        time.sleep(random.uniform(0.025, 0.075))
+        before = cursor.now()
+        started = time.perf_counter()
+        tmux.keys("Down" if press % 2 == 0 else "Up")
+        cursor.wait_moved(before)
+        out.append((time.perf_counter() - started) * 1e3)
+    return out
+
+
+def arrow_targets(name: str, tmux: Tmux) -> dict[str, CursorRow]:
+    """The lists whose arrow keys are timed: the netlens TUI's two, or the light app's table."""
+    if name != "netlens":
+        return {"table": CursorRow(tmux, "", TABLE_CURSOR, 2)}
+    return {"packets": CursorRow(tmux, "Packets", LIST_CURSOR, 1),
+            "connections": CursorRow(tmux, "Connections", TABLE_CURSOR, 3)}
+
+
+def arrow_keys(name: str, tmux: Tmux, presses: int) -> dict[str, list[float]]:
+    """Arrow-key latencies per list (the packet list is measured first, then the connection table)."""
+    out = {}
+    targets = arrow_targets(name, tmux)
+    for label, cursor in targets.items():
+        focus(tmux, cursor)
+        if label == "packets":
+            tmux.keys("Up")  # stop following the newest packet: from now on only keys move the cursor
+            time.sleep(0.3)
+        out[label] = arrow_latencies(tmux, cursor, presses)
+    return out
+
+
 def captured(tmux: Tmux) -> int | None:
     """The TUI's capture count once it stopped moving (None if not on screen)."""
     last = None
@@ -198,6 +295,9 @@ def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> d
     with flood(port, args.idle, args.clients, args.seconds) as load:
         time.sleep(args.warmup)
         latencies = palette_latencies(tmux, args.presses)
+        arrows = arrow_keys(name, tmux, args.presses)
+        if load.poll() is not None:
+            print(f"  warning: the flood ended before {name}'s keys were timed: raise --seconds", flush=True)
         rss = []
         if args.rss_minutes and name == "netlens":
             started = time.monotonic()
@@ -207,7 +307,7 @@ def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> d
                       f"of flood", flush=True)
                 time.sleep(args.rss_every)
         rate = load_rate(load)
-    return {"latencies": latencies, "rate": rate, "rss": rss}
+    return {"latencies": latencies, "rate": rate, "rss": rss, "arrows": arrows}
 
 
 def report(name: str, figures: dict[str, object]) -> None:
@@ -216,11 +316,17 @@ def report(name: str, figures: dict[str, object]) -> None:
     assert isinstance(lat, list)
     print(f"  {name:9s} ctrl+p -> palette  p50 {statistics.median(lat):6.1f} ms  worst {max(lat):6.1f} ms  "
           f"(n={len(lat)})   server under the flood: {figures['rate']:,.0f} req/s")
+    arrows = figures["arrows"]
+    assert isinstance(arrows, dict)
+    for label, times in arrows.items():
+        print(f"  {name:9s} arrow key in the {label:11s}  p50 {statistics.median(times):6.1f} ms  "
+              f"worst {max(times):6.1f} ms  (n={len(times)})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20, help="flood length per app")
+    parser.add_argument("--seconds", type=float, default=40,
+                        help="flood length per app (the keys take about 30 s of it)")
     parser.add_argument("--warmup", type=float, default=3, help="flood seconds before the first key")
     parser.add_argument("--presses", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8)
@@ -274,6 +380,11 @@ def main() -> int:
     assert isinstance(net_lat, list) and isinstance(light_lat, list)
     print(f"  palette p50 ratio netlens/light: {statistics.median(net_lat) / statistics.median(light_lat):.2f}x "
           f"(goal <= 1.5x), worst {max(net_lat):.0f} ms (goal < 250 ms)")
+    light_arrow = results["light"]["arrows"]["table"]  # type: ignore[index]
+    for label, times in results["netlens"]["arrows"].items():  # type: ignore[attr-defined]
+        print(f"  arrow key p50 ratio netlens {label}/light table: "
+              f"{statistics.median(times) / statistics.median(light_arrow):.2f}x (goal <= 1.5x), "
+              f"worst {max(times):.0f} ms (goal < 250 ms)")
     net_rate, head_rate = results["netlens"]["rate"], results["light"]["rate"]
     assert isinstance(net_rate, float) and isinstance(head_rate, float)
     print(f"  server in the TUI / headless: {net_rate / max(head_rate, 1e-9):.2f}x (goal >= 0.5x)")

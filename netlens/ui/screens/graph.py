@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Click, Resize
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from netlens.capture.ring import PacketRing
@@ -79,6 +80,9 @@ class GraphScreen(Screen[int | None]):
         self._draw_lock = threading.Lock()
         self._draw_wanted = 0
         self._drawn_at = (-1, -1)
+        #: What the last drawing was built from, and its graph and thinned traces: a cursor move reuses them.
+        self._built_from: tuple[object, ...] = ()
+        self._built: tuple[Graph, list[Thinned]] | None = None
         self._thread = threading.Thread(target=self._follow, name="netlens-graph", daemon=True)
 
     def compose(self) -> ComposeResult:
@@ -150,21 +154,28 @@ class GraphScreen(Screen[int | None]):
         stats = self.follower.stats
         origin = self.ring.first_ts_ns or stats.first_ts
         direction = stats.data_direction() if self.direction is None else self.direction
-        with self.follower.lock:
-            if self.view is None:
-                start_ns, stop_ns = self._live_start_ns(direction), None
-            else:
-                start_ns, stop_ns = origin + int(self.view[0] * 1e9), origin + int(self.view[1] * 1e9)
-            graph = build_graph(self.kind, stats, direction, origin, start_ns, stop_ns)
-            packets = sum(stats.packets)
         plot = self.query_one(StreamGraph)
-        text, shown = plot.prepare(graph, self.view or x_extent(graph), self.cursor)
-        self.app.call_from_thread(self._install, graph, text, shown, packets)
+        view = self.view
+        with self.follower.lock:
+            packets = sum(stats.packets)
+            built_from = (self.kind, direction, view, packets, len(stats.kernel), plot.size)
+            if built_from != self._built_from or self._built is None:
+                if view is None:
+                    start_ns, stop_ns = self._live_start_ns(direction), None
+                else:
+                    start_ns, stop_ns = origin + int(view[0] * 1e9), origin + int(view[1] * 1e9)
+                self._built = (build_graph(self.kind, stats, direction, origin, start_ns, stop_ns), [])
+        graph, thinned = self._built
+        # Only the cursor moved since the last drawing: same graph, same points, only plotext runs again.
+        shown = thinned if built_from == self._built_from else None
+        strips, shown = plot.prepare(graph, view or x_extent(graph), self.cursor, shown)
+        self._built_from, self._built = built_from, (graph, shown)
+        self.app.call_from_thread(self._install, graph, strips, shown, packets)
 
-    def _install(self, graph: Graph, text: Text, shown: list[Thinned], packets: int) -> None:
+    def _install(self, graph: Graph, strips: list[Strip], shown: list[Thinned], packets: int) -> None:
         self.graph = graph
         self.drawn_packets = packets
-        self.query_one(StreamGraph).install(text, shown)
+        self.query_one(StreamGraph).install(strips, shown)
         self.query_one("#graph-note", Static).update(Text(graph.note), layout=False)
         self._show_status()
 

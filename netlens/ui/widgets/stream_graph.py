@@ -4,7 +4,10 @@ plotext (through textual-plotext's widget) draws braille points and lines with
 axes, ticks and a legend. It draws every point it is given, so traces are
 first thinned to at most two points (the lowest and the highest) per braille
 column of the visible range: what a terminal can show of them anyway, at a
-cost that does not grow with the stream.
+cost that does not grow with the stream. The drawing is turned into screen
+lines (strips) off the UI thread too, so showing a new graph costs the UI
+thread nothing but a repaint of lines it already has: a key press is never
+queued behind a graph's rendering.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
 from rich.text import Text
-from textual.app import RenderResult
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from netlens.capture.stats.series import Graph, Trace
@@ -77,18 +80,28 @@ def x_extent(graph: Graph) -> tuple[float, float]:
 class StreamGraph(PlotextPlot):
     """Draws one graph; remembers the thinned points so a column can be mapped back to a packet.
 
-    Drawing (plotext's build, ~10-40 ms) is done by :meth:`prepare`, which the
-    screen calls from a worker thread; :meth:`install` puts the result on screen.
-    Until the next one, every repaint reuses that text instead of building again.
+    Drawing (plotext's build and turning its text into strips, ~10-40 ms) is
+    done by :meth:`prepare`, which the screen calls from a worker thread;
+    :meth:`install` puts the result on screen. Every repaint until the next
+    one reuses those strips (Textual's line API) instead of rendering again.
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.shown: list[Thinned] = []
-        self._text: Text | None = None
+        self._strips: list[Strip] | None = None
 
-    def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None) -> tuple[Text, list[Thinned]]:
-        """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns text and points."""
+    def thin_all(self, graph: Graph, view: tuple[float, float]) -> list[Thinned]:
+        """Every trace of ``graph`` thinned to what the plot's width can show of ``view``."""
+        columns = max(20, self.size.width - 12)  # one column per character cell: what a reader can tell apart
+        return [thin(trace, view[0], view[1], columns) for trace in graph.traces]
+
+    def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None,
+                shown: list[Thinned] | None = None) -> tuple[list[Strip], list[Thinned]]:
+        """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns lines and points.
+
+        ``shown``: the traces already thinned for this graph and view (a cursor move reuses them).
+        """
         plt = self.plt
         width, height = self.size.width, self.size.height
         plt.clear_figure()
@@ -97,17 +110,25 @@ class StreamGraph(PlotextPlot):
         plt.title(graph.title)
         plt.xlabel(graph.x_label)
         plt.ylabel(graph.y_label)
-        columns = max(20, width - 12)  # one column per character cell: what a reader can tell apart
-        shown = []
-        for trace in graph.traces:
-            points = thin(trace, view[0], view[1], columns)
-            shown.append(points)
+        if shown is None:
+            shown = self.thin_all(graph, view)
+        for trace, points in zip(graph.traces, shown, strict=True):
             if points.xs:
                 self._draw(trace, points, view)
         plt.xlim(view[0], view[1])
         if cursor is not None:
             plt.vline(cursor, "white")
-        return Text.from_ansi(plt.build()), shown
+        return self._strips_of(Text.from_ansi(plt.build()), width), shown
+
+    def _strips_of(self, text: Text, width: int) -> list[Strip]:
+        """The drawing as screen lines (what the compositor would otherwise render on the UI thread)."""
+        console = self.app.console
+        strips = []
+        for line in text.split("\n", allow_blank=True):
+            line.no_wrap = True
+            line.end = ""
+            strips.append(Strip(list(line.render(console))).crop_extend(0, width, None))
+        return strips
 
     def _draw(self, trace: Trace, points: Thinned, view: tuple[float, float]) -> None:
         plt = self.plt
@@ -121,17 +142,23 @@ class StreamGraph(PlotextPlot):
         else:
             plt.plot(points.xs, points.ys, color=color, marker="braille", label=trace.name)
 
-    def install(self, text: Text, shown: list[Thinned]) -> None:
+    def install(self, strips: list[Strip], shown: list[Thinned]) -> None:
         """Show what :meth:`prepare` drew."""
-        self._text = text
+        self._strips = strips
         self.shown = shown
         self.refresh()
 
-    def render(self) -> RenderResult:
-        """The last drawn graph. plotext is never called here: a worker may be drawing with it right now."""
-        if self._text is None:
-            return Text("drawing…", style="dim")
-        return self._text
+    def render_line(self, y: int) -> Strip:
+        """A line of the last drawn graph. plotext is never called here: a worker may be drawing with it now."""
+        width = self.size.width
+        if self._strips is None:
+            if y == 0:
+                return Strip(list(Text("drawing…", style="dim").render(self.app.console))).crop_extend(0, width, None)
+            return Strip.blank(width, self.rich_style)
+        if y < len(self._strips):
+            # Under plotext's colours, the widget's own (what Textual does to a rendered Text).
+            return self._strips[y].apply_style(self.rich_style).crop_extend(0, width, self.rich_style)
+        return Strip.blank(width, self.rich_style)
 
     def nearest_packet(self, x: float) -> int | None:
         """The packet of the shown point closest to ``x`` (first trace that has one)."""

@@ -153,8 +153,9 @@ class TimedGraphScreen(GraphScreen):
         super().action_cursor(steps)
         self.app.call_after_refresh(lambda: self.painted.append(time.perf_counter()))
 
-    def _install(self, *args: Any) -> None:
-        super()._install(*args)
+    def _show_cursor(self) -> None:
+        # The plot's cursor line (drawn over the last drawing; before that, a whole new drawing was needed).
+        super()._show_cursor()
         self.app.call_after_refresh(lambda: self.plotted.append(time.perf_counter()))
 
 
@@ -236,7 +237,7 @@ async def live(args: argparse.Namespace, screen_class: type[Screen[Any]]) -> Non
               f"packet list (README) p99 {PACKET_LIST_P99_MS:.0f} ms")
     if plot_latencies:
         p99 = plot_latencies[min(len(plot_latencies) - 1, int(len(plot_latencies) * 0.99))]
-        print(f"key press -> plot redrawn with the new cursor (worker thread): "
+        print(f"key press -> plot painted with the new cursor: "
               f"p50 {statistics.median(plot_latencies):.1f} ms, p99 {p99:.1f} ms")
     if follower:
         per_packet(ring)

@@ -9,7 +9,7 @@ from textual.app import App
 from netlens.capture import PacketRing, PacketStore, PcapReader
 from netlens.capture.streams import Stream
 from netlens.ui.screens.graph import GraphScreen
-from netlens.ui.widgets.stream_graph import StreamGraph
+from netlens.ui.widgets.stream_graph import StreamGraph, canvas_of, cursor_column, x_extent
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "graphs"
 LOSSY = DATA / "bulk-25ms-20mbit-loss3pc.pcap"
@@ -61,6 +61,15 @@ async def settled(pilot) -> GraphScreen:  # type: ignore[no-untyped-def]
     raise AssertionError("the graph never caught up")
 
 
+async def redrawn(pilot, screen: GraphScreen, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the drawing thread delivered a ``kind`` graph."""
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if screen.graph is not None and screen.graph.kind == kind:
+            return
+    raise AssertionError(f"no {kind} graph was drawn")
+
+
 async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
     ring, store = loaded()
     app = GraphApp(ring, store.stream(1))
@@ -71,14 +80,13 @@ async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
         status = str(screen.query_one("#graph-status").render())
         assert f"{store.stream(1).packets.__len__():,} packets graphed" in status
         await pilot.press("r")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        assert screen.graph.kind == "rtt" and "EstimatedRTT" in screen.graph.note
+        await redrawn(pilot, screen, "rtt")
+        assert "EstimatedRTT" in screen.graph.note
         await pilot.press("w", "plus", "plus")
         assert screen.view is not None
         lo, hi = screen.view
+        await redrawn(pilot, screen, "window")
         await pilot.press("comma", "comma")
-        await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.cursor is not None and lo <= screen.cursor <= hi
         cursor = screen.cursor
@@ -87,6 +95,30 @@ async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
     assert app.result is not None and app.result in set(store.stream(1).packets)
     origin = ring.first_ts_ns or 0
     assert abs((ring.ts_ns(app.result) - origin) / 1e9 - cursor) < (hi - lo) / 10
+
+
+async def test_the_cursor_is_drawn_over_the_graph_without_a_new_drawing() -> None:
+    ring, store = loaded()
+    app = GraphApp(ring, store.stream(1))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        plot = screen.query_one(StreamGraph)
+        graph = screen.graph
+
+        def lines() -> list[str]:
+            return [plot.render_line(y).text for y in range(plot.size.height)]
+
+        canvas = canvas_of(lines())
+        assert canvas is not None and canvas.width > 50 and canvas.height > 10
+        await pilot.press("full_stop", "full_stop")
+        await pilot.pause()
+        assert screen.graph is graph  # the same drawing: only the cursor line was added
+        assert screen.cursor is not None
+        column = cursor_column(canvas, x_extent(graph), screen.cursor)
+        assert column is not None and canvas.column < column < canvas.column + canvas.width
+        shown = lines()
+        assert all(shown[row][column] == "│" for row in range(canvas.row, canvas.row + canvas.height))
+        assert "cursor" in str(screen.query_one("#graph-status").render())
 
 
 async def test_graph_redraws_as_packets_arrive() -> None:

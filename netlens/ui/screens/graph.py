@@ -6,6 +6,12 @@ time, skipping ahead under a flood), and the screen redraws twice a second
 when something changed. Keys zoom and pan the time axis; a cursor picks a
 moment, and Enter (or a click) leaves with the nearest packet's number, which
 the caller opens.
+
+Key latency: a graph is built, drawn by plotext and turned into screen lines
+on a drawing thread (one drawing at a time; requests made meanwhile collapse
+into one, for the newest state), which posts the result; the UI thread only
+swaps the lines in. The cursor is drawn over the lines on the UI thread (well
+under a millisecond), so moving it never waits for a drawing.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.events import Click, Resize
+from textual.message import Message
 from textual.screen import Screen
-from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from netlens.capture.ring import PacketRing
@@ -28,7 +34,8 @@ from netlens.capture.stats import KernelSample
 from netlens.capture.stats.series import GRAPHS, Graph, build_graph
 from netlens.capture.stats.tracker import StreamFollower
 from netlens.capture.streams import Stream
-from netlens.ui.widgets.stream_graph import StreamGraph, Thinned, x_extent
+from netlens.textsafe import safe_str
+from netlens.ui.widgets.stream_graph import Drawing, StreamGraph, x_extent
 
 #: Packets the follower reads per batch, and the share of time it may work.
 BATCH = 200
@@ -38,6 +45,24 @@ MAX_BEHIND = 50_000
 #: Segments a live view shows at most (older ones are a zoom-out away).
 LIVE_POINTS = 20_000
 REDRAW_EVERY = 0.5
+
+
+class Drawn(Message):
+    """The drawing thread finished a drawing of ``graph`` (from ``packets`` packets of the stream)."""
+
+    def __init__(self, graph: Graph, drawing: Drawing, packets: int) -> None:
+        super().__init__()
+        self.graph = graph
+        self.drawing = drawing
+        self.packets = packets
+
+
+class DrawFailed(Message):
+    """A drawing failed; ``sentence`` says why."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__()
+        self.sentence = sentence
 
 
 class GraphScreen(Screen[int | None]):
@@ -76,14 +101,11 @@ class GraphScreen(Screen[int | None]):
         #: Packets of the stream the graph on screen was built from.
         self.drawn_packets = 0
         self._stop = threading.Event()
-        #: One drawing at a time (they share plotext's figure); a request newer than a waiting one wins.
-        self._draw_lock = threading.Lock()
-        self._draw_wanted = 0
+        #: Set when a new drawing is wanted; the drawing thread draws the newest state once per wake-up.
+        self._draw_wanted = threading.Event()
         self._drawn_at = (-1, -1)
-        #: What the last drawing was built from, and its graph and thinned traces: a cursor move reuses them.
-        self._built_from: tuple[object, ...] = ()
-        self._built: tuple[Graph, list[Thinned]] | None = None
         self._thread = threading.Thread(target=self._follow, name="netlens-graph", daemon=True)
+        self._drawer = threading.Thread(target=self._draw_loop, name="netlens-graph-draw", daemon=True)
 
     def compose(self) -> ComposeResult:
         yield Static(id="graph-status")
@@ -93,12 +115,15 @@ class GraphScreen(Screen[int | None]):
 
     def on_mount(self) -> None:
         self._thread.start()
+        self._drawer.start()
         self.set_interval(REDRAW_EVERY, self._tick)
         self._tick()
 
     def on_unmount(self) -> None:
         self._stop.set()
+        self._draw_wanted.set()
         self._thread.join(timeout=2)
+        self._drawer.join(timeout=2)
 
     # ------------------------------------------------------------------ data
 
@@ -134,48 +159,57 @@ class GraphScreen(Screen[int | None]):
         return segments.flat[(len(segments) - LIVE_POINTS) * segments.width]
 
     def redraw(self) -> None:
-        """Rebuild and redraw the graph off the UI thread; the status line changes at once."""
+        """Have the graph rebuilt and drawn off the UI thread; the status line changes at once."""
         self._show_status()
-        self._draw_wanted += 1
-        self._draw(self._draw_wanted)
+        self._draw_wanted.set()
 
     def on_resize(self, event: Resize) -> None:
         """A new size needs a new drawing."""
         self.redraw()
 
-    @work(thread=True, group="graph-draw", exit_on_error=False)
-    def _draw(self, request: int) -> None:
-        """Build the graph from the statistics and let plotext draw it (a worker: 10-40 ms of work)."""
-        with self._draw_lock:
-            if request == self._draw_wanted:
+    def _draw_loop(self) -> None:
+        """The drawing thread: one drawing per request, of the state at the time it starts (10-40 ms each)."""
+        while True:
+            self._draw_wanted.wait()
+            if self._stop.is_set():
+                return
+            self._draw_wanted.clear()
+            try:
                 self._draw_now()
+            except NoMatches:
+                return  # the screen is closing
+            except Exception as exc:
+                # One sentence, never a traceback; the next request draws again.
+                self.post_message(DrawFailed(f"Could not draw the graph: {type(exc).__name__}: {safe_str(str(exc))}"))
 
     def _draw_now(self) -> None:
         stats = self.follower.stats
         origin = self.ring.first_ts_ns or stats.first_ts
         direction = stats.data_direction() if self.direction is None else self.direction
         plot = self.query_one(StreamGraph)
-        view = self.view
+        view, kind, size = self.view, self.kind, (plot.size.width, plot.size.height)
         with self.follower.lock:
+            if view is None:
+                start_ns, stop_ns = self._live_start_ns(direction), None
+            else:
+                start_ns, stop_ns = origin + int(view[0] * 1e9), origin + int(view[1] * 1e9)
+            graph = build_graph(kind, stats, direction, origin, start_ns, stop_ns)
             packets = sum(stats.packets)
-            built_from = (self.kind, direction, view, packets, len(stats.kernel), plot.size)
-            if built_from != self._built_from or self._built is None:
-                if view is None:
-                    start_ns, stop_ns = self._live_start_ns(direction), None
-                else:
-                    start_ns, stop_ns = origin + int(view[0] * 1e9), origin + int(view[1] * 1e9)
-                self._built = (build_graph(self.kind, stats, direction, origin, start_ns, stop_ns), [])
-        graph, thinned = self._built
-        # Only the cursor moved since the last drawing: same graph, same points, only plotext runs again.
-        shown = thinned if built_from == self._built_from else None
-        strips, shown = plot.prepare(graph, view or x_extent(graph), self.cursor, shown)
-        self._built_from, self._built = built_from, (graph, shown)
-        self.app.call_from_thread(self._install, graph, strips, shown, packets)
+        drawing = plot.prepare(graph, view or x_extent(graph), size)
+        self.post_message(Drawn(graph, drawing, packets))
 
-    def _install(self, graph: Graph, strips: list[Strip], shown: list[Thinned], packets: int) -> None:
+    def on_draw_failed(self, message: DrawFailed) -> None:
+        """Say why a drawing failed."""
+        self.notify(message.sentence, severity="error", markup=False)
+
+    def on_drawn(self, message: Drawn) -> None:
+        """A drawing is ready: show it (with the cursor where it is now)."""
+        self._install(message.graph, message.drawing, message.packets)
+
+    def _install(self, graph: Graph, drawing: Drawing, packets: int) -> None:
         self.graph = graph
         self.drawn_packets = packets
-        self.query_one(StreamGraph).install(strips, shown)
+        self.query_one(StreamGraph).install(drawing, self.cursor)
         self.query_one("#graph-note", Static).update(Text(graph.note), layout=False)
         self._show_status()
 
@@ -234,15 +268,20 @@ class GraphScreen(Screen[int | None]):
         self.redraw()
 
     def action_cursor(self, steps: int) -> None:
-        """Move the cursor a fortieth of the view; it appears in the middle first."""
+        """Move the cursor a fortieth of the view; it appears in the middle first (drawn at once, no rebuild)."""
         lo, hi = self._current_view()
         self.cursor = (lo + hi) / 2 if self.cursor is None else min(hi, max(lo, self.cursor + steps * (hi - lo) / 40))
-        self.redraw()
+        self._show_cursor()
+
+    def _show_cursor(self) -> None:
+        self.query_one(StreamGraph).set_cursor(self.cursor)
+        self._show_status()
 
     def action_reset(self) -> None:
         """Back to the live view: all of the stream (its newest part when long), no cursor."""
         self.view = None
         self.cursor = None
+        self._show_cursor()
         self.redraw()
 
     def action_jump(self) -> None:

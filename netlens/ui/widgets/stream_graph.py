@@ -12,9 +12,12 @@ queued behind a graph's rendering.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
@@ -77,54 +80,112 @@ def x_extent(graph: Graph) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+class Canvas(NamedTuple):
+    """Where plotext put the data area: first column and row on screen, and its width and height in cells."""
+
+    column: int
+    row: int
+    width: int
+    height: int
+
+
+def canvas_of(lines: list[str]) -> Canvas | None:
+    """The data area of a plotext drawing, from its frame (``┌...┐`` above it, ``└...┘`` below)."""
+    top = next((i for i, line in enumerate(lines) if "┌" in line and "┐" in line), None)
+    if top is None:
+        return None
+    bottom = next((i for i in range(top + 1, len(lines)) if "└" in lines[i]), None)
+    left, right = lines[top].index("┌") + 1, lines[top].index("┐")
+    if bottom is None or right <= left:
+        return None
+    return Canvas(left, top + 1, right - left, bottom - top - 1)
+
+
+class Drawing(NamedTuple):
+    """One drawing of a graph without its cursor: its lines, the points shown, the x range and the data area."""
+
+    strips: list[Strip]
+    shown: list[Thinned]
+    view: tuple[float, float]
+    canvas: Canvas | None
+
+
+def cursor_column(canvas: Canvas, view: tuple[float, float], x: float) -> int | None:
+    """The screen column of ``x`` (plotext's own mapping of a value to a cell), or None outside the view."""
+    x0, x1 = view
+    if not x0 <= x <= x1 or x1 <= x0:
+        return None
+    return canvas.column + math.floor(round(0.5 + (canvas.width - 1) * (x - x0) / (x1 - x0), 8))
+
+
+def with_cursor(drawing: Drawing, x: float | None) -> list[Strip]:
+    """The drawing's lines with a vertical cursor line at ``x`` drawn over the data area."""
+    canvas = drawing.canvas
+    column = cursor_column(canvas, drawing.view, x) if canvas is not None and x is not None else None
+    if canvas is None or column is None:
+        return drawing.strips
+    strips = list(drawing.strips)
+    for row in range(canvas.row, min(len(strips), canvas.row + canvas.height)):
+        strip = strips[row]
+        if column >= strip.cell_length:
+            continue
+        before, cell, after = strip.divide([column, column + 1, strip.cell_length])
+        under = next(iter(cell), None)
+        style = (under.style if under is not None and under.style else Style()) + _CURSOR
+        strips[row] = Strip.join([before, Strip([Segment("│", style)], 1), after])
+    return strips
+
+
+#: The cursor line's colour.
+_CURSOR = Style(color="bright_white", bold=True)
+
+
 class StreamGraph(PlotextPlot):
     """Draws one graph; remembers the thinned points so a column can be mapped back to a packet.
 
     Drawing (plotext's build and turning its text into strips, ~10-40 ms) is
-    done by :meth:`prepare`, which the screen calls from a worker thread;
+    done by :meth:`prepare`, which the screen calls from a thread of its own;
     :meth:`install` puts the result on screen. Every repaint until the next
-    one reuses those strips (Textual's line API) instead of rendering again.
+    one reuses those strips (Textual's line API) instead of rendering again,
+    and the cursor is drawn over them (:meth:`set_cursor`, well under a
+    millisecond): moving it never waits for plotext.
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.shown: list[Thinned] = []
+        self._drawing: Drawing | None = None
         self._strips: list[Strip] | None = None
 
-    def thin_all(self, graph: Graph, view: tuple[float, float]) -> list[Thinned]:
-        """Every trace of ``graph`` thinned to what the plot's width can show of ``view``."""
-        columns = max(20, self.size.width - 12)  # one column per character cell: what a reader can tell apart
+    @staticmethod
+    def thin_all(graph: Graph, view: tuple[float, float], width: int) -> list[Thinned]:
+        """Every trace of ``graph`` thinned to what a plot ``width`` cells wide can show of ``view``."""
+        columns = max(20, width - 12)  # one column per character cell: what a reader can tell apart
         return [thin(trace, view[0], view[1], columns) for trace in graph.traces]
 
-    def prepare(self, graph: Graph, view: tuple[float, float], cursor: float | None,
-                shown: list[Thinned] | None = None) -> tuple[list[Strip], list[Thinned]]:
-        """Draw ``graph`` over the x range ``view`` with a cursor line at ``cursor``; returns lines and points.
-
-        ``shown``: the traces already thinned for this graph and view (a cursor move reuses them).
-        """
+    def prepare(self, graph: Graph, view: tuple[float, float], size: tuple[int, int]) -> Drawing:
+        """Draw ``graph`` over the x range ``view`` at ``size`` (width, height), without a cursor."""
         plt = self.plt
-        width, height = self.size.width, self.size.height
+        width, height = size
         plt.clear_figure()
         plt.plotsize(width, height)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         plt.title(graph.title)
         plt.xlabel(graph.x_label)
         plt.ylabel(graph.y_label)
-        if shown is None:
-            shown = self.thin_all(graph, view)
+        shown = self.thin_all(graph, view, width)
         for trace, points in zip(graph.traces, shown, strict=True):
             if points.xs:
                 self._draw(trace, points, view)
         plt.xlim(view[0], view[1])
-        if cursor is not None:
-            plt.vline(cursor, "white")
-        return self._strips_of(Text.from_ansi(plt.build()), width), shown
+        lines = list(Text.from_ansi(plt.build()).split("\n", allow_blank=True))
+        return Drawing(self._strips_of(lines, width), shown, view, canvas_of([line.plain for line in lines]))
 
-    def _strips_of(self, text: Text, width: int) -> list[Strip]:
+    def _strips_of(self, lines: list[Text], width: int) -> list[Strip]:
         """The drawing as screen lines (what the compositor would otherwise render on the UI thread)."""
         console = self.app.console
         strips = []
-        for line in text.split("\n", allow_blank=True):
+        for line in lines:
             line.no_wrap = True
             line.end = ""
             strips.append(Strip(list(line.render(console))).crop_extend(0, width, None))
@@ -142,14 +203,20 @@ class StreamGraph(PlotextPlot):
         else:
             plt.plot(points.xs, points.ys, color=color, marker="braille", label=trace.name)
 
-    def install(self, strips: list[Strip], shown: list[Thinned]) -> None:
-        """Show what :meth:`prepare` drew."""
-        self._strips = strips
-        self.shown = shown
-        self.refresh()
+    def install(self, drawing: Drawing, cursor: float | None) -> None:
+        """Show what :meth:`prepare` drew, with the cursor at ``cursor``."""
+        self._drawing = drawing
+        self.shown = drawing.shown
+        self.set_cursor(cursor)
+
+    def set_cursor(self, cursor: float | None) -> None:
+        """Draw the cursor line at ``cursor`` (None: none) over the current drawing."""
+        if self._drawing is not None:
+            self._strips = with_cursor(self._drawing, cursor)
+            self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        """A line of the last drawn graph. plotext is never called here: a worker may be drawing with it now."""
+        """A line of the last drawn graph. plotext is never called here: a thread may be drawing with it now."""
         width = self.size.width
         if self._strips is None:
             if y == 0:

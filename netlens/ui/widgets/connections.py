@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from netlens.display import endpoint
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
@@ -185,8 +186,7 @@ class ConnectionsTable(DataTable[Text]):
         self._listening_since, self._server_port = listening_since, server_port
         reorder = bool(update.added or update.removed or update.closed or self._facts_since_order)
         with self.app.batch_update():
-            for key in update.removed:
-                self._remove(self._skey(key))
+            self._remove_all([self._skey(key) for key in update.removed])
             if update.removed:
                 self._order = [key for key in self._order if key in self._rows]
             for row in update.rows:
@@ -230,15 +230,46 @@ class ConnectionsTable(DataTable[Text]):
             skey = self._skeys[key] = row_key(key)
         return skey
 
-    def _remove(self, skey: str) -> None:
-        if skey not in self._rows:
+    def _remove_all(self, skeys: list[str]) -> None:
+        """Remove these rows (those shown)."""
+        gone = [skey for skey in skeys if skey in self._rows]
+        if not gone:
             return
-        self.remove_row(skey)
-        row = self._rows.pop(skey)
-        self._by_end.pop(server_key(row.socket), None)
-        self._skeys.pop(row.key, None)
-        for table in (self._cells, self._signatures, self._conns, self._moved, self._states, self._created):
-            table.pop(skey, None)
+        self._remove_rows(gone)
+        for skey in gone:
+            row = self._rows.pop(skey)
+            self._by_end.pop(server_key(row.socket), None)
+            self._skeys.pop(row.key, None)
+            for table in (self._cells, self._signatures, self._conns, self._moved, self._states, self._created):
+                table.pop(skey, None)
+
+    def _remove_rows(self, skeys: list[str]) -> None:
+        """``DataTable.remove_row`` for many rows at once: one pass over the row index, not one per row.
+
+        Under a flood a snapshot removes hundreds of rows of a table of
+        hundreds, and each ``remove_row`` rebuilds the whole row index: 60 ms
+        of the UI thread per snapshot, in the way of key presses. This does
+        what ``remove_row`` does (pinned Textual 8.2.8) with one rebuild.
+        """
+        if len(skeys) == 1:
+            self.remove_row(skeys[0])
+            return
+        gone = {RowKey(skey) for skey in skeys}
+        locations = self._row_locations
+        kept = sorted(((locations.get(key) or 0, key) for key in locations if key not in gone),
+                      key=lambda pair: pair[0])
+        self._require_update_dimensions = True
+        self.check_idle()
+        self._row_locations = TwoWayDict({key: index for index, (_, key) in enumerate(kept)})
+        for key in gone:
+            for column_key in self._data.get(key, {}):
+                self._updated_cells.discard(CellKey(key, column_key))
+            del self.rows[key]
+            del self._data[key]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
 
     def _visible_keys(self) -> list[str]:
         top = int(self.scroll_y)

@@ -187,7 +187,7 @@ class GraphScreen(Screen[int | None]):
         origin = self.ring.first_ts_ns or stats.first_ts
         direction = stats.data_direction() if self.direction is None else self.direction
         plot = self.query_one(StreamGraph)
-        view, kind, size = self.view, self.kind, (plot.size.width, plot.size.height)
+        view, kind, size, base = self.view, self.kind, (plot.size.width, plot.size.height), plot.rich_style
         with self.follower.lock:
             if view is None:
                 start_ns, stop_ns = self._live_start_ns(direction), None
@@ -195,7 +195,7 @@ class GraphScreen(Screen[int | None]):
                 start_ns, stop_ns = origin + int(view[0] * 1e9), origin + int(view[1] * 1e9)
             graph = build_graph(kind, stats, direction, origin, start_ns, stop_ns)
             packets = sum(stats.packets)
-        drawing = plot.prepare(graph, view or x_extent(graph), size)
+        drawing = plot.prepare(graph, view or x_extent(graph), size, base)
         self.post_message(Drawn(graph, drawing, packets))
 
     def on_draw_failed(self, message: DrawFailed) -> None:

@@ -163,8 +163,11 @@ class StreamGraph(PlotextPlot):
         columns = max(20, width - 12)  # one column per character cell: what a reader can tell apart
         return [thin(trace, view[0], view[1], columns) for trace in graph.traces]
 
-    def prepare(self, graph: Graph, view: tuple[float, float], size: tuple[int, int]) -> Drawing:
-        """Draw ``graph`` over the x range ``view`` at ``size`` (width, height), without a cursor."""
+    def prepare(self, graph: Graph, view: tuple[float, float], size: tuple[int, int], base: Style) -> Drawing:
+        """Draw ``graph`` over the x range ``view`` at ``size`` (width, height), without a cursor.
+
+        ``base`` is the widget's own style, under plotext's colours (what Textual does to a rendered Text).
+        """
         plt = self.plt
         width, height = size
         plt.clear_figure()
@@ -179,16 +182,16 @@ class StreamGraph(PlotextPlot):
                 self._draw(trace, points, view)
         plt.xlim(view[0], view[1])
         lines = list(Text.from_ansi(plt.build()).split("\n", allow_blank=True))
-        return Drawing(self._strips_of(lines, width), shown, view, canvas_of([line.plain for line in lines]))
+        return Drawing(self._strips_of(lines, width, base), shown, view, canvas_of([line.plain for line in lines]))
 
-    def _strips_of(self, lines: list[Text], width: int) -> list[Strip]:
+    def _strips_of(self, lines: list[Text], width: int, base: Style) -> list[Strip]:
         """The drawing as screen lines (what the compositor would otherwise render on the UI thread)."""
         console = self.app.console
         strips = []
         for line in lines:
             line.no_wrap = True
             line.end = ""
-            strips.append(Strip(list(line.render(console))).crop_extend(0, width, None))
+            strips.append(Strip(list(line.render(console))).apply_style(base).crop_extend(0, width, base))
         return strips
 
     def _draw(self, trace: Trace, points: Thinned, view: tuple[float, float]) -> None:
@@ -223,8 +226,8 @@ class StreamGraph(PlotextPlot):
                 return Strip(list(Text("drawing…", style="dim").render(self.app.console))).crop_extend(0, width, None)
             return Strip.blank(width, self.rich_style)
         if y < len(self._strips):
-            # Under plotext's colours, the widget's own (what Textual does to a rendered Text).
-            return self._strips[y].apply_style(self.rich_style).crop_extend(0, width, self.rich_style)
+            strip = self._strips[y]
+            return strip if strip.cell_length == width else strip.crop_extend(0, width, self.rich_style)
         return Strip.blank(width, self.rich_style)
 
     def nearest_packet(self, x: float) -> int | None:

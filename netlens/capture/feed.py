@@ -37,6 +37,9 @@ from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
 
+#: Socket ends whose stream find_stream remembers (forgotten all at once beyond).
+FOUND_CACHE = 4096
+
 
 class FeedState(str, Enum):
     """Where a feed is in its life."""
@@ -216,6 +219,8 @@ class StoreFeed:
         self._notices: list[Notice] = []
         self._cleared = 0
         self._generation = 0
+        #: find_stream's answers: (local, remote) -> (stream id or None, newest stream id looked at then).
+        self._found: dict[tuple[tuple[str, int], tuple[str, int]], tuple[int | None, int]] = {}
 
     # ------------------------------------------------------------------ status
 
@@ -277,12 +282,34 @@ class StoreFeed:
             return StreamView.of(stream) if stream is not None else None
 
     def find_stream(self, local: tuple[str, int], remote: tuple[str, int]) -> StreamView | None:
-        """The newest stream whose two ends are ``local`` and ``remote``."""
+        """The newest stream whose two ends are ``local`` and ``remote``.
+
+        Asked on every move of the connections cursor: under a flood the
+        store knows a hundred thousand streams, so only those newer than the
+        last answer for the same ends are looked at (the answer stays unless
+        a newer stream has the same ends).
+        """
+        ends = (local, remote)
         with self.lock:
+            known, newest_seen = self._found.get(ends, (None, 0))
+            found = None
+            newest = 0
             for stream in reversed(self.store.streams()):
+                newest = max(newest, stream.id)
+                if stream.id <= newest_seen:
+                    break
                 if stream.key.matches(local, remote):
-                    return StreamView.of(stream)
-        return None
+                    found = stream
+                    break
+            if found is None and known is not None:
+                try:
+                    found = self.store.stream(known)
+                except KeyError:  # evicted
+                    found = None
+            if len(self._found) >= FOUND_CACHE:
+                self._found.clear()
+            self._found[ends] = (found.id if found is not None else None, max(newest, newest_seen))
+            return StreamView.of(found) if found is not None else None
 
     def stream_packets(self, stream_id: int) -> tuple[int, ...]:
         """Packet numbers of one stream."""

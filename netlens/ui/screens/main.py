@@ -109,6 +109,8 @@ class MainScreen(Screen[None]):
         self.kernel_trace = KernelTraceView(None)
         self._select_later: tuple[Ends, float] | None = None
         self._fetch_timer: Timer | None = None
+        #: A cursor move's inspector update is waiting for the move's frame.
+        self._selection_due = False
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
 
@@ -308,7 +310,18 @@ class MainScreen(Screen[None]):
         return selection.socket if selection is not None else None
 
     def on_data_table_row_highlighted(self, event: ConnectionsTable.RowHighlighted) -> None:
-        """Moving the cursor shows that connection in the inspector (and filters, if on)."""
+        """Moving the cursor shows that connection in the inspector (and filters, if on), after its frame.
+
+        The table's cursor row is painted first; the inspector (tens of
+        milliseconds under a flood) follows once, for wherever the cursor is
+        by then, however many moves came in between.
+        """
+        if not self._selection_due:
+            self._selection_due = True
+            self.call_after_refresh(self._show_selection)
+
+    def _show_selection(self) -> None:
+        self._selection_due = False
         self.refresh_inspector()
         if self.events.conn_filter is not None:
             conn = self.selected_conn()

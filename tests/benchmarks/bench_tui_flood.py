@@ -278,8 +278,12 @@ def focus(tmux: Tmux, cursor: CursorRow, tries: int = 8) -> None:
         if cursor.now() is not None:
             return
         tmux.keys("Tab")
-        time.sleep(0.3)
-    raise TimeoutError(f"{tmux.name}: the {cursor.panel} list never got the focus")
+        # Each tab's frame may take a while under the flood: a second tab before it would skip a widget.
+        waited = time.monotonic()
+        while time.monotonic() - waited < 1.5 and cursor.now() is None:
+            time.sleep(0.05)
+    if cursor.now() is None:
+        raise TimeoutError(f"{tmux.name}: the {cursor.panel} list never got the focus")
 
 
 def arrow_latencies(tmux: Tmux, cursor: CursorRow, presses: int, load: Flood) -> list[float]:

@@ -37,8 +37,16 @@ from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
 
-#: Socket ends whose stream find_stream remembers (forgotten all at once beyond).
+#: Slack of find_stream's index over the streams stored before it is rebuilt.
 FOUND_CACHE = 4096
+
+
+def _plain(address: tuple[str, int]) -> tuple[str, int]:
+    """``(host, port)`` as a stream's key spells it: an IPv4-mapped IPv6 address as IPv4, extra items dropped."""
+    host = str(address[0])
+    if host.lower().startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, int(address[1])
 
 
 class FeedState(str, Enum):
@@ -219,8 +227,10 @@ class StoreFeed:
         self._notices: list[Notice] = []
         self._cleared = 0
         self._generation = 0
-        #: find_stream's answers: (local, remote) -> (stream id or None, newest stream id looked at then).
-        self._found: dict[tuple[tuple[str, int], tuple[str, int]], tuple[int | None, int]] = {}
+        #: find_stream's index: (one end, the other end) -> the newest stream between them, and the newest
+        #: stream id indexed.
+        self._ends: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        self._indexed = 0
 
     # ------------------------------------------------------------------ status
 
@@ -284,32 +294,34 @@ class StoreFeed:
     def find_stream(self, local: tuple[str, int], remote: tuple[str, int]) -> StreamView | None:
         """The newest stream whose two ends are ``local`` and ``remote``.
 
-        Asked on every move of the connections cursor: under a flood the
-        store knows a hundred thousand streams, so only those newer than the
-        last answer for the same ends are looked at (the answer stays unless
-        a newer stream has the same ends).
+        Asked on every move of the connections cursor, and under a flood the
+        store knows a hundred thousand streams: an index of their ends, kept
+        up to date with the streams added since the last question, answers
+        without a walk over all of them.
         """
-        ends = (local, remote)
         with self.lock:
-            known, newest_seen = self._found.get(ends, (None, 0))
-            found = None
-            newest = 0
-            for stream in reversed(self.store.streams()):
-                newest = max(newest, stream.id)
-                if stream.id <= newest_seen:
+            store = self.store
+            streams = store.streams()
+            if len(self._ends) > 4 * len(streams) + FOUND_CACHE:
+                # Evicted streams' ends pile up under a flood: start over from those still stored.
+                self._ends, self._indexed = {}, 0
+            fresh = []
+            for stream in reversed(streams):
+                if stream.id <= self._indexed:
                     break
-                if stream.key.matches(local, remote):
-                    found = stream
-                    break
-            if found is None and known is not None:
-                try:
-                    found = self.store.stream(known)
-                except KeyError:  # evicted
-                    found = None
-            if len(self._found) >= FOUND_CACHE:
-                self._found.clear()
-            self._found[ends] = (found.id if found is not None else None, max(newest, newest_seen))
-            return StreamView.of(found) if found is not None else None
+                fresh.append(stream)
+            for stream in reversed(fresh):  # oldest first: the newest stream with the same ends wins
+                self._ends[(stream.key.client, stream.key.server)] = stream.id
+                self._ends[(stream.key.server, stream.key.client)] = stream.id
+            if fresh:
+                self._indexed = fresh[0].id
+            stream_id = self._ends.get((_plain(local), _plain(remote)))
+            if stream_id is None:
+                return None
+            try:
+                return StreamView.of(store.stream(stream_id))
+            except KeyError:  # evicted since
+                return None
 
     def stream_packets(self, stream_id: int) -> tuple[int, ...]:
         """Packet numbers of one stream."""

@@ -170,7 +170,7 @@ class LivePacketFeed(StoreFeed):
         with self.lock:
             forgotten = self.ring.clear(renumber=True)
             self.store = PacketStore(self.ring, server_ports=(self.port,), protocols=self.store.protocols)
-            self._found.clear()  # stream ids start again at 1
+            self._ends, self._indexed = {}, 0  # stream ids start again at 1
             self._cleared += forgotten
             self._generation += 1
             self._captured_before = self._drops_before = 0

@@ -30,6 +30,7 @@ def test_find_stream_answers_the_newest_stream_and_sees_new_ones() -> None:
     # Asked from the server's end too, and again (remembered): the same stream.
     assert feed.find_stream(SERVER, ("127.0.0.1", 40005)) == first
     assert feed.find_stream(("127.0.0.1", 40005), SERVER) == first
+    assert feed.find_stream(("::ffff:127.0.0.1", 40005), SERVER) == first  # a v4-mapped socket address
     assert feed.find_stream(("127.0.0.1", 39999), SERVER) is None
     # The same ends reused by a new connection (a new SYN): the newer stream is the answer from now on.
     _connect(ring, 10**10, 40005, isn=77_000)

@@ -31,9 +31,10 @@ SHOWN_KINDS = frozenset({Kind.STATE, Kind.RETRANSMIT, Kind.RETRANSMIT_SYNACK, Ki
 MAX_KEPT = 50_000
 #: Events built per poll at most (10 polls a second). Building one costs the UI thread tens of
 #: microseconds; a search flood brings ~25 per connection, 20,000 a second, which took the keyboard's
-#: time (palette p50 1.1 s against 0.24 s without tracing). Beyond it the newest are kept, the rest
-#: counted as skipped and said in the status line.
-POLL_LIMIT = 1_000
+#: time (palette p50 1.1 s against 0.24 s without tracing; at 1,000 a poll still a sixth of the UI
+#: thread's time under the flood). Beyond it the newest are kept, the rest counted as skipped and
+#: said in the status line.
+POLL_LIMIT = 300
 #: Records taken from the reader per poll (raw tuples: cheap), so a backlog never grows behind us.
 DRAIN_LIMIT = 200_000
 #: tcp_probe samples kept per socket per poll (10 polls a second): a sparkline needs no more, and under a

@@ -109,6 +109,8 @@ class MainScreen(Screen[None]):
         self.kernel_trace = KernelTraceView(None)
         self._select_later: tuple[Ends, float] | None = None
         self._fetch_timer: Timer | None = None
+        #: Connection ends the server said something about that the table has not shown yet.
+        self._touched: set[Ends] = set()
         #: A cursor move's inspector update is waiting for the move's frame.
         self._selection_due = False
         #: When each part of the screen was last repainted by the tick.
@@ -170,10 +172,14 @@ class MainScreen(Screen[None]):
         overdue they come one panel per tick, so no single frame carries them all.
         """
         records = self.feeds.events.drain_records()
+        active = getattr(self.app, "user_active", False)
         if records:
             self._pending.extend(records)
-            self._apply_facts(records)
-        kernel = self.kernel_trace.drain(records, poll=not getattr(self.app, "user_active", False))
+            self._touched |= self.facts.ingest(records)
+        if self._touched and not active:
+            # While keys come, their frames first: the rows follow on the next quiet tick (a tenth of a second).
+            self._apply_facts()
+        kernel = self.kernel_trace.drain(records, poll=not active)
         if kernel:
             self._pending = interleave(self._pending, kernel)
         now = time.monotonic()
@@ -195,10 +201,8 @@ class MainScreen(Screen[None]):
             else:
                 self.refresh_status()
 
-    def _apply_facts(self, records: list[EventRecord]) -> None:
-        touched = self.facts.ingest(records)
-        if not touched:
-            return
+    def _apply_facts(self) -> None:
+        touched, self._touched = self._touched, set()
         redrawn = self.table.apply_facts(touched, self.feeds.now())
         selection = self.table.selection
         if selection is not None and selection.key in redrawn:

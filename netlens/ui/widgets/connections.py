@@ -27,7 +27,7 @@ from netlens.display import endpoint
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
 from netlens.server import ConnectionSnapshot
 from netlens.textsafe import safe_str
-from netlens.ui.conn_rows import Placed, StateCell, age_cell, born, compact_size, order, state_cell
+from netlens.ui.conn_rows import Placed, StateCell, age_cell, born, compact_size, order, state_cell, state_group
 from netlens.ui.facts import Fact, FactBook
 from netlens.ui.fit import clip_words
 from netlens.ui.format import wire
@@ -334,18 +334,34 @@ class ConnectionsTable(DataTable[Text]):
         """Sort the rows into display order if it changed (see :func:`netlens.ui.conn_rows.order`)."""
         self._facts_since_order = False
         placed = []
+        facts, kernel_ts = self._facts, self._kernel_ts
         for skey, row in self._rows.items():
             sock = row.socket
             snap = self._server.get(server_key(sock)) or self._server.get(peer_key(sock))
             created = snap.created if snap is not None else self._created.get(skey)
-            group = self._state(row).group
+            group = state_group(row, facts.fact(server_key(sock), row.first_seen), kernel_ts)
             placed.append(Placed(skey, sock, group, born(sock, row.first_seen, created, self._now)))
         wanted = order(placed, self._server_port)
         if wanted == self._order:
             return
         self._order = wanted
-        rank = {(self._cells[k][1].plain, self._cells[k][2].plain): i for i, k in enumerate(wanted)}
-        self.sort("local", "remote", key=lambda cells: rank.get((cells[0].plain, cells[1].plain), len(rank)))
+        self._place_rows(wanted)
+
+    def _place_rows(self, wanted: list[str]) -> None:
+        """Show the rows in the order ``wanted`` (row keys): what ``DataTable.sort`` does, without a sort.
+
+        The order is known already; sorting by a key made of every row's
+        cells cost more than working the order out (pinned Textual 8.2.8).
+        """
+        keys = {key.value: key for key in self._data}
+        placed = [keys[skey] for skey in wanted if skey in keys]
+        if len(placed) < len(keys):  # rows the order does not know keep their order, after the others
+            known = set(placed)
+            placed += sorted((key for key in keys.values() if key not in known),
+                             key=lambda key: self._row_locations.get(key) or 0)
+        self._row_locations = TwoWayDict({key: index for index, key in enumerate(placed)})
+        self._update_count += 1
+        self.refresh()
 
     def _bytes_moved(self, skey: str, row: ConnectionRow) -> str:
         # Decoding TCP_INFO costs ~12 µs: only again when the tracker saw the counters move.

@@ -269,7 +269,9 @@ class CursorRow:
             if row is not None and row != before:
                 return time.perf_counter() - started
             time.sleep(0.001)
-        raise TimeoutError(f"{self.tmux.name}: the {self.panel or 'list'} cursor stayed on {before!r}")
+        screen = "\n".join(SGR.sub("", line) for line in self.tmux.styled_lines())
+        raise TimeoutError(f"{self.tmux.name}: the {self.panel or 'list'} cursor stayed on {before!r}; "
+                           f"the screen:\n{screen}")
 
 
 def focus(tmux: Tmux, cursor: CursorRow, tries: int = 8) -> None:

@@ -44,8 +44,8 @@ from netlens.ui.widgets.virtual_list import VirtualList
 
 #: New event rows per tick above which the lists repaint less often...
 FLOOD_ROWS = 50
-#: ...namely every this many seconds.
-FLOOD_PAINT = 0.25
+#: ...namely every this many seconds (each part; one part per tick).
+FLOOD_PAINT = 0.5
 #: Longest a key press may hold back a data repaint (seconds).
 MAX_DEFER = 5.0
 #: Seconds the server's facts are kept (the kernel has caught up long before).
@@ -114,7 +114,7 @@ class MainScreen(Screen[None]):
         #: A cursor move's inspector update is waiting for the move's frame.
         self._selection_due = False
         #: When each part of the screen was last repainted by the tick.
-        self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0}
+        self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -163,36 +163,38 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """10 Hz: take the new socket events; repaint the lists and the status line.
 
-        The server's news about a connection's end reaches its rows on every
-        tick, whatever else waits. Under a flood (hundreds of new rows a
-        second) the lists repaint at 4 Hz instead: nobody reads rows
-        scrolling that fast, and each repaint takes time from key presses
-        and from the server sharing the process. While keys are being pressed
-        the repaints wait (the key's frame comes first), and when they are
-        overdue they come one panel per tick, so no single frame carries them all.
+        The server's news about a connection's end reaches its rows on the
+        next tick ("facts"). Under a flood (hundreds of new rows a second) the
+        lists, the rows' news and the status line repaint twice a second
+        instead, one of them per tick: nobody reads rows scrolling that fast,
+        and each repaint takes time from key presses and from the server
+        sharing the process (and the UI thread that is busy in a long frame
+        is late for the next key). While keys are being pressed the repaints
+        wait (the key's frame comes first), and when they are overdue they
+        come one per tick too.
         """
         records = self.feeds.events.drain_records()
         active = getattr(self.app, "user_active", False)
         if records:
             self._pending.extend(records)
             self._touched |= self.facts.ingest(records)
-        if self._touched and not active:
-            # While keys come, their frames first: the rows follow on the next quiet tick (a tenth of a second).
-            self._apply_facts()
         kernel = self.kernel_trace.drain(records, poll=not active)
         if kernel:
             self._pending = interleave(self._pending, kernel)
         now = time.monotonic()
         flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
-        interval = FLOOD_PAINT if flooding else 0.0
-        if getattr(self.app, "user_active", False):
-            due = [part for part, last in self._painted.items() if now - last >= MAX_DEFER]
-            parts = due[:1]
+        if active or flooding:
+            wait = MAX_DEFER if active else FLOOD_PAINT
+            due = sorted((last, part) for part, last in self._painted.items() if now - last >= wait)
+            parts = [part for _, part in due[:1]]  # the longest waiting
         else:
-            parts = [part for part, last in self._painted.items() if now - last >= interval]
+            parts = list(self._painted)
         for part in parts:
             self._painted[part] = now
-            if part == "events":
+            if part == "facts":
+                if self._touched:
+                    self._apply_facts()
+            elif part == "events":
                 if self._pending:
                     self.events.add(self._pending)
                     self._pending = []

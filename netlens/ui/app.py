@@ -136,10 +136,15 @@ class NetlensApp(NetlensActions):
         self.set_interval(1.0, lambda: self._policy.collect_if_idle(self._last_key))
 
     async def on_event(self, event: events.Event) -> None:
-        # Every key, whoever handles it: the data panels defer their repaints to it.
+        # Every key, whoever handles it: the data panels defer their repaints to it, counted from the
+        # key's frame (a key whose frame takes long under a flood, ctrl+p, would otherwise outlast its grace).
         if isinstance(event, events.Key):
             self._last_key = time.monotonic()
+            self.call_after_refresh(self._key_painted)
         await super().on_event(event)
+
+    def _key_painted(self) -> None:
+        self._last_key = time.monotonic()
 
     @property
     def user_active(self) -> bool:

@@ -72,6 +72,7 @@ async def select(pilot, app: NetlensApp, local_port: int, remote_port: int) -> N
                and table._rows[k.value].socket.remote_port == remote_port)
     assert table.select_key(key)
     table.focus()
+    await until(pilot, lambda: app.screen.selection_shown)
 
 
 async def server_port(pilot, app: NetlensApp) -> int:

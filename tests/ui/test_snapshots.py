@@ -35,7 +35,16 @@ async def select_connection_2(pilot) -> None:
     table = pilot.app.screen.query_one(ConnectionsTable)
     key = table.conn_key(2)
     assert key is not None and table.select_key(key)
-    await pilot.pause()
+    await shown(pilot)
+
+
+async def shown(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the inspector shows the connection under the cursor (it follows after the move's frame)."""
+    for _ in range(100):
+        await pilot.pause()
+        if pilot.app.screen.selection_shown:
+            return
+    raise AssertionError("the inspector never caught up with the cursor")
 
 
 def test_main_screen(snap_compare) -> None:

@@ -76,7 +76,7 @@ def test_events_interleaved(snap_compare) -> None:
 
 def test_inspector_with_kernel_trace(snap_compare) -> None:
     """The real app's inspector on connection #1's server end (TIME_WAIT): timeline, lit diagram, sparklines."""
-    from test_snapshots import ready
+    from test_snapshots import ready, shown
     from trace_recording import feeds_with_trace
 
     from netlens.ui.app import NetlensApp
@@ -87,7 +87,7 @@ def test_inspector_with_kernel_trace(snap_compare) -> None:
         table = pilot.app.screen.query_one(ConnectionsTable)
         key = next(k.value for k in table.rows if table._rows[k.value].socket.state == "TIME_WAIT")
         assert table.select_key(key)
-        await pilot.pause()
+        await shown(pilot)
         pilot.app.screen.query_one("#inspector").focus()
         await pilot.press("m")
         await pilot.pause()

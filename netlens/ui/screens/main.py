@@ -326,6 +326,11 @@ class MainScreen(Screen[None]):
             self._selection_due = True
             self.call_after_refresh(self._show_selection)
 
+    @property
+    def selection_shown(self) -> bool:
+        """True once the inspector shows the connection under the cursor (it follows a move after its frame)."""
+        return not self._selection_due
+
     def _show_selection(self) -> None:
         self._selection_due = False
         self.refresh_inspector()

@@ -7,11 +7,13 @@ Run as root (capture on lo): ``python tests/benchmarks/bench_graph.py [--seconds
    to a sink process on loopback; netlens captures it on ``lo`` into a ring, and a
    thread analyses it into a store in small locked batches (as the packets panel
    does). The real :class:`GraphScreen` runs in a headless app on one of the
-   connections and redraws twice a second. A thread posts ``,``/``.`` key presses
-   (cursor left/right: a graph rebuild and a new frame each) 50-100 ms apart, as a
-   terminal driver's input thread does. Latency = from the key's posting to the first
-   refresh after its action ran (``call_after_refresh``). Printed beside the UI's
-   budget (150 ms p99) and the packet list's own figure from README (p99 42 ms).
+   connections and redraws twice a second (its drawing thread builds and draws; the
+   UI thread only swaps lines in). The bench posts ``,``/``.`` key presses (cursor
+   left/right: the cursor line is drawn over the plot, and the status line changes)
+   50-100 ms apart, as a terminal driver's input thread does. Latency = from the
+   key's posting to the first refresh after its action ran (``call_after_refresh``),
+   and to the refresh that painted the plot with the moved cursor. Printed beside the
+   UI's budget (150 ms p99) and the packet list's own figure from README (p99 42 ms).
 2. Per packet: the store's analysis and the statistics pass (``StatsTracker``) over
    the same captured packets, in µs/packet, to show what following a stream costs.
 

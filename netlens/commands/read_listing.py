@@ -1,0 +1,75 @@
+"""The packet list ``netlens read`` prints: text lines, JSON objects (``--json``) or chosen fields (``--fields``).
+
+One object for both ways of reading: the serial loop asks for a range of
+analysed packets, a worker of the parallel reader (:mod:`netlens.commands.read_parallel`)
+for the packets it owns, with its stream numbers mapped to the file's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netlens.capture import PacketStore
+
+
+class Listing:
+    """The lines of analysed packets of ``store``, formatted the way ``args`` asks (``--stream N`` applied).
+
+    ``stats_fields(no)`` gives the statistics of a packet (JSON keys, or the statistics fields);
+    ``stream_ids`` maps the store's stream numbers to those printed (the parallel reader's workers
+    number their streams apart from the file's).
+    """
+
+    def __init__(self, args: argparse.Namespace, store: PacketStore,
+                 stats_fields: Callable[[int], dict[str, Any]] | None,
+                 stream_ids: dict[int, int] | None = None) -> None:
+        from netlens.capture.packet_fields import FieldsFormatter, parse_fields
+        from netlens.commands.capture import formatter
+
+        self.store = store
+        self.only = args.stream
+        self.stream_ids = stream_ids
+        names = getattr(args, "fields", None)
+        self._fields = FieldsFormatter(parse_fields(names), store, stats_fields, stream_ids) if names else None
+        self._text = formatter(args, stats_fields)
+
+    def range_lines(self, start: int, stop: int) -> list[str]:
+        """Lines of packets ``start..stop`` (inclusive), in order."""
+        if self._fields is not None:
+            return self._field_lines(self.store.ring.read(start, stop))
+        return self._summary_lines(self.store.summaries(start, stop))
+
+    def some_lines(self, numbers: Iterable[int]) -> list[tuple[int, str]]:
+        """``(no, line)`` of packets ``numbers``; a packet the ``--stream`` filter leaves out has an empty line."""
+        store, ring = self.store, self.store.ring
+        numbers = list(numbers)
+        if self._fields is not None:
+            lines = [self._field_line(no, *ring.record(no)) for no in numbers]
+        else:
+            lines = [self._summary_line(store.summary(no)) for no in numbers]
+        return list(zip(numbers, lines, strict=True))
+
+    def _field_lines(self, records: Iterable[tuple[int, int, bytes]]) -> list[str]:
+        line = self._field_line
+        return [text for text in (line(no, ts_ns, frame) for no, ts_ns, frame in records) if text]
+
+    def _field_line(self, no: int, ts_ns: int, frame: bytes) -> str:
+        fields = self._fields
+        assert fields is not None
+        stream_id, line = fields.line(no, ts_ns, frame)
+        return "" if self.only is not None and stream_id != self.only else line
+
+    def _summary_lines(self, summaries: Iterable[Any]) -> list[str]:
+        line = self._summary_line
+        return [text for text in (line(summary) for summary in summaries) if text]
+
+    def _summary_line(self, summary: Any) -> str:
+        ids = self.stream_ids
+        if ids is not None and summary.stream is not None:
+            summary = summary._replace(stream=ids[summary.stream])
+        if self.only is not None and summary.stream != self.only:
+            return ""
+        return str(self._text(summary))

@@ -55,15 +55,16 @@ DEFAULT_FIELDS = ("no", "time", "src", "sport", "dst", "dport", "flags", "seq", 
 
 
 def parse_fields(text: str) -> tuple[str, ...]:
-    """The field names of a ``--fields`` argument (comma-separated; ``default`` for :data:`DEFAULT_FIELDS`)."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if names == ("default",):
-        return DEFAULT_FIELDS
+    """The field names of a ``--fields`` argument (comma-separated; ``default`` stands for :data:`DEFAULT_FIELDS`)."""
+    names: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if name:
+            names.extend(DEFAULT_FIELDS if name == "default" else (name,))
     unknown = [name for name in names if name not in FIELDS]
     if unknown or not names:
         raise UserError(f"--fields takes a comma-separated list of {', '.join(FIELDS)} (or default); "
                         f"{'not ' + ', '.join(unknown) if unknown else 'none was given'}.")
-    return names
+    return tuple(names)
 
 
 #: The fields every row has as text, in this order (the rest are computed only when asked for).

@@ -61,7 +61,7 @@ def formatter(args: argparse.Namespace, fields: Any = None) -> Any:
         absolute = getattr(args, "absolute", False)
 
         def text(summary: Any) -> str:
-            return summary.line(absolute) + "\n"
+            return f"{summary.line(absolute)}\n"
     return text
 
 

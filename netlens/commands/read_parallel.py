@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 MIN_PACKETS = 20_000
 #: Workers at most by default (each reads and places every frame, so more stop paying off).
 MAX_JOBS = 4
+#: Other workers' frames in a row from which a worker's store skips them in one step (each placeholder
+#: frame costs a decode otherwise; a skipped one only its zero in the store's stream-number column).
+SKIP_RUN = 8
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
 
 
@@ -167,7 +170,7 @@ def _work(args: argparse.Namespace, index: int, jobs: int, conn: Connection) -> 
         _Worker(args, index, jobs, conn).run()
     except BrokenPipeError:
         pass
-    except Exception as exc:  # noqa: BLE001 (anything a worker hits is told by the parent in one sentence)
+    except Exception as exc:  # anything a worker hits, the parent tells in one sentence
         conn.send(("error", f"the parallel reader failed ({type(exc).__name__}: {exc}); read the file with --jobs 1."))
     finally:
         conn.close()
@@ -192,7 +195,10 @@ class _Worker:
         self.stream_ids: dict[int, int] = {}
         stats = StatsOutput(args).follow(self.ring, self.store)
         self.listing = Listing(args, self.store, listing_stats(args, stats, self.ring, self.store), self.stream_ids)
+        #: Frames this worker owns, and runs of other workers' frames (first, last) its store skips over,
+        #: since the last batch.
         self.owned: list[int] = []
+        self.skips: list[tuple[int, int]] = []
 
     def run(self) -> None:
         """Read the file, analysing and sending a batch every ``FLUSH_EVERY`` packets, then say how it ended."""
@@ -200,9 +206,9 @@ class _Worker:
         from netlens.commands.read import FLUSH_EVERY
 
         ring, table, by_key = self.ring, self.table, self.table.by_key
-        append, owned = ring.append, self.owned
+        append, owned, skips = ring.append, self.owned, self.skips
         linktype, index, jobs, stream_ids = ring.linktype, self.index, self.jobs, self.stream_ids
-        no = pending = 0
+        no = pending = others = 0
         with self.reader as reader:
             for ts_ns, frame, orig_len in reader:
                 no += 1
@@ -218,21 +224,35 @@ class _Worker:
                 else:
                     mine = no % jobs == index
                 if mine:
+                    if others >= SKIP_RUN:
+                        skips.append((no - others, no - 1))
+                    others = 0
                     append(ts_ns, frame, orig_len)
                     owned.append(no)
                 else:
+                    others += 1
                     append(ts_ns, b"")
                 pending += 1
                 if pending >= FLUSH_EVERY:
+                    if others >= SKIP_RUN:
+                        skips.append((no - others + 1, no))
+                    others = 0
                     self._flush()
                     pending = 0
+            if others >= SKIP_RUN:
+                skips.append((no - others + 1, no))
             self._flush()
             self.conn.send(("end", reader.packets, reader.warning))
 
     def _flush(self) -> None:
-        """Analyse what was appended and send the lines of the frames this worker owns."""
+        """Analyse what was appended (skipping long runs of other workers' frames) and send this worker's lines."""
         store = self.store
         first = store.last + 1
+        for start, stop in self.skips:
+            while store.last < start - 1 and store.update(limit=start - 1 - store.last):
+                pass
+            store.skip_to(stop + 1)
+        self.skips.clear()
         while store.update():
             pass
         if store.last < first:

@@ -12,11 +12,13 @@ so a tab or a newline never splits a row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from netlens.capture.analysis import Mark
 from netlens.capture.frames import ACK, FLAG_LETTERS, Other, Tcp, decode, format_ip
 from netlens.capture.store import PacketStore, direction_of, relative_numbers
+from netlens.capture.streams import Stream
 from netlens.errors import UserError
 from netlens.textsafe import safe_str
 
@@ -96,11 +98,16 @@ class FieldsFormatter:
         #: The costly fields asked for, each computed from (no, ts_ns, marks); their values follow the cheap ones.
         self._extras = [self._getter(name) for name in extra]
         order = {name: index for index, name in enumerate((*_CHEAP, *extra))}
-        self._indices = [order[name] for name in self.names]
+        indices = [order[name] for name in self.names]
+        #: The values asked for, in their order, out of the cheap values and the costly ones.
+        self._pick: Callable[[list[str]], Sequence[str]] = (
+            itemgetter(*indices) if len(indices) > 1 else lambda values: [values[indices[0]]])
+        #: Per stream of the store: client host, server host, and its printed number (int and text).
+        self._ends: dict[int, tuple[tuple[str, str], int, str]] = {}
 
-    def _getter(self, name: str) -> Callable[[int, int, tuple[Mark, ...]], str]:
+    def _getter(self, name: str) -> Callable[[int, int, list[Mark]], str]:
         """How one costly field is computed (the statistics and the info column reach back to the store)."""
-        getters: dict[str, Callable[[int, int, tuple[Mark, ...]], str]] = {
+        getters: dict[str, Callable[[int, int, list[Mark]], str]] = {
             "rel_time": self._rel_time,
             "rule": lambda no, ts_ns, marks: "; ".join(mark.rule for mark in marks),
             "severity": lambda no, ts_ns, marks: str(max((int(mark.severity) for mark in marks), default=0)),
@@ -112,7 +119,7 @@ class FieldsFormatter:
             raise ValueError(f"the field {name} needs the statistics")
         return lambda no, ts_ns, marks: self._stat(no, name)
 
-    def _rel_time(self, no: int, ts_ns: int, marks: tuple[Mark, ...]) -> str:
+    def _rel_time(self, no: int, ts_ns: int, marks: list[Mark]) -> str:
         origin = self.store.ring.first_ts_ns or ts_ns
         return f"{(ts_ns - origin) / 1e9:.9f}"
 
@@ -128,7 +135,7 @@ class FieldsFormatter:
         tcp = decode(frame, self._linktype)
         seconds, fraction = divmod(ts_ns, 1_000_000_000)
         when = f"{seconds}.{fraction:09d}"
-        marks: tuple[Mark, ...] = ()
+        marks: list[Mark] = []
         stream_id = None
         if type(tcp) is not Tcp:
             assert isinstance(tcp, Other)
@@ -136,25 +143,32 @@ class FieldsFormatter:
                       "", "", "", "", str(len(frame))]
         else:
             store = self.store
-            marks = tuple(store.analysis(no))
+            marks = store.analysis(no)
             stream = store.stream_of(no)
             if stream is None:
-                src, dst = format_ip(tcp.src), format_ip(tcp.dst)
+                src, dst, printed = format_ip(tcp.src), format_ip(tcp.dst), ""
                 seq, ack, win = tcp.seq, tcp.ack if tcp.flags & ACK else 0, tcp.window
             else:
                 d = direction_of(stream, tcp)
-                hosts = (stream.key.client[0], stream.key.server[0])
+                ends = self._ends.get(stream.id)
+                if ends is None:
+                    ends = self._ends[stream.id] = self._stream_ends(stream)
+                hosts, stream_id, printed = ends
                 src, dst = hosts[d], hosts[1 - d]
                 seq, ack, win = relative_numbers(stream, d, tcp)
-                ids = self.stream_ids
-                stream_id = stream.id if ids is None else ids[stream.id]
             analysis = expert = ""
             if marks:
                 analysis = ",".join(mark.name for mark in marks)
                 expert = "; ".join(safe_str(str(mark)) for mark in marks)
             values = [str(no), when, "TCP", src, str(tcp.sport), dst, str(tcp.dport), FLAG_LETTERS[tcp.flags],
-                      str(seq), str(ack), str(win), str(tcp.payload_length), _text(stream_id), analysis, expert,
+                      str(seq), str(ack), str(win), str(tcp.payload_length), printed, analysis, expert,
                       str(len(frame))]
         if self._extras:
             values += [get(no, ts_ns, marks) for get in self._extras]
-        return stream_id, "\t".join([values[index] for index in self._indices]) + "\n"
+        return stream_id, "\t".join(self._pick(values)) + "\n"
+
+    def _stream_ends(self, stream: Stream) -> tuple[tuple[str, str], int, str]:
+        """(Client host, server host), and the number printed for ``stream`` (as an int and as text)."""
+        ids = self.stream_ids
+        number = stream.id if ids is None else ids[stream.id]
+        return (stream.key.client[0], stream.key.server[0]), number, str(number)

@@ -43,11 +43,16 @@ class Listing:
         return self._summary_lines(self.store.summaries(start, stop))
 
     def some_lines(self, numbers: Iterable[int]) -> list[tuple[int, str]]:
-        """``(no, line)`` of packets ``numbers``; a packet the ``--stream`` filter leaves out has an empty line."""
-        store, ring = self.store, self.store.ring
+        """``(no, line)`` of packets ``numbers`` (ascending, all stored); one the ``--stream`` filter leaves out
+        has an empty line."""
+        store = self.store
         numbers = list(numbers)
-        if self._fields is not None:
-            lines = [self._field_line(no, *ring.record(no)) for no in numbers]
+        if self._fields is not None and numbers:
+            # One read of the range (the other workers' frames in it are empty placeholders: cheap to copy).
+            wanted = set(numbers)
+            line = self._field_line
+            lines = [line(no, ts_ns, frame) for no, ts_ns, frame in store.ring.read(numbers[0], numbers[-1])
+                     if no in wanted]
         else:
             lines = [self._summary_line(store.summary(no)) for no in numbers]
         return list(zip(numbers, lines, strict=True))

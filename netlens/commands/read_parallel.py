@@ -118,17 +118,20 @@ def read(args: argparse.Namespace, jobs: int) -> int:
     context = multiprocessing.get_context("fork")  # the workers inherit the imports and the parsed options
     conns: list[Connection] = []
     workers = []
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for index in range(jobs):
             receiver, sender = context.Pipe(duplex=False)
-            worker = context.Process(target=_work, args=(args, index, jobs, sender), daemon=True,
-                                     name=f"netlens-read-{index}")
+            # The worker closes the parent's ends it inherits, so that it gets EPIPE once the parent is gone.
+            worker = context.Process(target=_work, args=(args, index, jobs, sender, [*conns, receiver]),
+                                     daemon=True, name=f"netlens-read-{index}")
             worker.start()
             sender.close()
             conns.append(receiver)
             workers.append(worker)
         packets, warning = _merge(conns)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()
@@ -163,9 +166,17 @@ def _merge(conns: list[Connection]) -> tuple[int, str | None]:
         out.write("".join(lines))
 
 
-def _work(args: argparse.Namespace, index: int, jobs: int, conn: Connection) -> None:
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the parent like Ctrl-C: its workers are stopped on the way out."""
+    raise KeyboardInterrupt
+
+
+def _work(args: argparse.Namespace, index: int, jobs: int, conn: Connection, parents: list[Connection]) -> None:
     """One worker: analyse and format the streams that hash to ``index``; send each batch's lines."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for inherited in parents:
+        inherited.close()
     try:
         _Worker(args, index, jobs, conn).run()
     except BrokenPipeError:

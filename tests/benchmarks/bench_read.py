@@ -93,7 +93,7 @@ def _median(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=80_000)
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each command (median reported)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each command (median reported)")
     parser.add_argument("--sizes", default="", help="extra packet counts for netlens-only memory runs")
     args = parser.parse_args()
     netlens = [sys.executable, "-m", "netlens", "read"]

@@ -114,3 +114,29 @@ def test_a_wrong_field_name_is_one_sentence(corpus: list[Path]) -> None:
     assert b"not bogus" in result.stderr and b"Traceback" not in result.stderr
     listed = read(corpus[0], "--fields", "list").stdout.decode()
     assert "bytes_in_flight" in listed and "expert" in listed
+
+
+def test_sigterm_stops_the_reader_and_its_workers(corpus: list[Path]) -> None:
+    import os
+    import signal
+    import time
+
+    # stdout is never read past its first line: the parent blocks on a full pipe, mid-file for sure.
+    proc = subprocess.Popen([sys.executable, "-m", "netlens", "read", "--json", "--jobs", "2", str(corpus[1])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as children:
+            workers = [int(pid) for pid in children.read().split()]
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 130
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+        assert b"Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

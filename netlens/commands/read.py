@@ -7,8 +7,7 @@ import os
 import select
 import stat
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netlens import DEFAULT_PORT
 from netlens.commands.options import port_number, positive_int
@@ -19,9 +18,6 @@ if TYPE_CHECKING:
 
 #: The graphs ``--graph`` draws (netlens.capture.stats.series.GRAPHS, not imported here to keep --help light).
 GRAPH_KINDS = ("tsg", "throughput", "rtt", "window")
-#: Packets read between two rounds of analysis and printing (the packet list depends on it: a message
-#: completed within the same round is "reassembled in #N", one completed later "unfinished").
-FLUSH_EVERY = 2048
 HELP = "Read a pcap file (or - for a stream on stdin) and print its packets, streams, or one stream's view."
 
 
@@ -107,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from netlens.capture import PacketRing, PacketStore, PcapReader
     from netlens.capture.protocols import register_specs
     from netlens.capture.stats.report import StatsOutput
-    from netlens.commands.read_listing import Listing
+    from netlens.commands.read_listing import FLUSH_EVERY, Listing, listing_stats
 
     register_specs(args.protocol)
     if args.fields is not None and _fields_wanted(args.fields):
@@ -164,21 +160,6 @@ def run(args: argparse.Namespace) -> int:
     _print_view(args, ring, store, stats, evicted, reader.name)
     print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
     return 0
-
-
-def listing_stats(args: argparse.Namespace, json_stats: Callable[[int], dict[str, Any]] | None,
-                  ring: PacketRing, store: PacketStore) -> Callable[[int], dict[str, Any]] | None:
-    """The statistics the packet list prints: ``--json``'s, or those ``--fields`` names (None: none)."""
-    if not args.fields:
-        return json_stats
-    from netlens.capture.packet_fields import STATS_FIELDS, parse_fields
-
-    if not STATS_FIELDS & set(parse_fields(args.fields)):
-        return None
-    from netlens.capture.stats import StatsTracker
-    from netlens.capture.stats.report import json_fields
-
-    return json_fields(StatsTracker(ring, store))
 
 
 def _fields_wanted(text: str) -> bool:

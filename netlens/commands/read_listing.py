@@ -12,7 +12,26 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from netlens.capture import PacketStore
+    from netlens.capture import PacketRing, PacketStore
+
+#: Packets read between two rounds of analysis and printing (the packet list depends on it: a message
+#: completed within the same round is "reassembled in #N", one completed later "unfinished").
+FLUSH_EVERY = 2048
+
+
+def listing_stats(args: argparse.Namespace, json_stats: Callable[[int], dict[str, Any]] | None,
+                  ring: PacketRing, store: PacketStore) -> Callable[[int], dict[str, Any]] | None:
+    """The statistics the packet list prints: ``--json``'s, or those ``--fields`` names (None: none)."""
+    if not args.fields:
+        return json_stats
+    from netlens.capture.packet_fields import STATS_FIELDS, parse_fields
+
+    if not STATS_FIELDS & set(parse_fields(args.fields)):
+        return None
+    from netlens.capture.stats import StatsTracker
+    from netlens.capture.stats.report import json_fields
+
+    return json_fields(StatsTracker(ring, store))
 
 
 class Listing:

@@ -7,7 +7,7 @@ sending the frames to it would cost as much), and:
 
 * numbers every frame as the file does, appending an empty placeholder to its
   ring for each frame another worker owns, so frame numbers, relative times and
-  the batches of analysis (:data:`netlens.commands.read.FLUSH_EVERY`) are the
+  the batches of analysis (:data:`netlens.commands.read_listing.FLUSH_EVERY`) are the
   serial reader's;
 * places every TCP segment in a :class:`StreamTable` of the whole file (the
   same rule the analysis uses), so stream numbers are assigned in first-seen
@@ -45,7 +45,7 @@ MIN_PACKETS = 20_000
 MAX_JOBS = 4
 #: Other workers' frames in a row from which a worker's store skips them in one step (each placeholder
 #: frame costs a decode otherwise; a skipped one only its zero in the store's stream-number column).
-SKIP_RUN = 8
+SKIP_RUN = 4
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
 
 
@@ -194,8 +194,7 @@ class _Worker:
         from netlens.capture import PacketRing, PacketStore, PcapReader
         from netlens.capture.stats.report import StatsOutput
         from netlens.capture.streams import StreamTable
-        from netlens.commands.read import listing_stats
-        from netlens.commands.read_listing import Listing
+        from netlens.commands.read_listing import Listing, listing_stats
 
         self.index, self.jobs, self.conn = index, jobs, conn
         self.reader = PcapReader(args.file)
@@ -214,7 +213,7 @@ class _Worker:
     def run(self) -> None:
         """Read the file, analysing and sending a batch every ``FLUSH_EVERY`` packets, then say how it ended."""
         from netlens.capture.frames import SYN, Tcp, decode
-        from netlens.commands.read import FLUSH_EVERY
+        from netlens.commands.read_listing import FLUSH_EVERY
 
         ring, table, by_key = self.ring, self.table, self.table.by_key
         append, owned, skips = ring.append, self.owned, self.skips

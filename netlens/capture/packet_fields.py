@@ -69,7 +69,8 @@ def parse_fields(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-#: The fields every row has as text, in this order (the rest are computed only when asked for).
+#: The fields every row has, in this order (the rest are computed only when asked for); ``time`` is two
+#: values (seconds, nanoseconds), so a row has one value more than this has names.
 _CHEAP = ("no", "time", "proto", "src", "sport", "dst", "dport", "flags", "seq", "ack", "win", "len", "stream",
           "analysis", "expert", "length")
 
@@ -97,11 +98,19 @@ class FieldsFormatter:
         extra = [name for name in dict.fromkeys(self.names) if name not in _CHEAP]
         #: The costly fields asked for, each computed from (no, ts_ns, marks); their values follow the cheap ones.
         self._extras = [self._getter(name) for name in extra]
-        order = {name: index for index, name in enumerate((*_CHEAP, *extra))}
-        indices = [order[name] for name in self.names]
-        #: The values asked for, in their order, out of the cheap values and the costly ones.
-        self._pick: Callable[[list[str]], Sequence[str]] = (
-            itemgetter(*indices) if len(indices) > 1 else lambda values: [values[indices[0]]])
+        # Where each field's values are in a row (time takes two), and one %-format for the whole line:
+        # formatting a line is then a single C call, whatever the fields.
+        slots: dict[str, tuple[int, ...]] = {}
+        position = 0
+        for name in (*_CHEAP, *extra):
+            width = 2 if name == "time" else 1
+            slots[name] = tuple(range(position, position + width))
+            position += width
+        indices = [index for name in self.names for index in slots[name]]
+        self._format = "\t".join("%d.%09d" if name == "time" else "%s" for name in self.names) + "\n"
+        #: The values of the fields asked for, in their order, out of a row.
+        self._pick: Callable[[list[Any]], tuple[Any, ...]] = (
+            itemgetter(*indices) if len(indices) > 1 else lambda values: (values[indices[0]],))
         #: Per stream of the store: client host, server host, and its printed number (int and text).
         self._ends: dict[int, tuple[tuple[str, str], int, str]] = {}
 
@@ -134,13 +143,13 @@ class FieldsFormatter:
         """The stream number of packet ``no`` (analysed already) and its line: values tab-separated, a newline."""
         tcp = decode(frame, self._linktype)
         seconds, fraction = divmod(ts_ns, 1_000_000_000)
-        when = f"{seconds}.{fraction:09d}"
         marks: list[Mark] = []
         stream_id = None
+        row: list[Any]
         if type(tcp) is not Tcp:
             assert isinstance(tcp, Other)
-            values = [str(no), when, tcp.proto, tcp.src, _text(tcp.sport), tcp.dst, _text(tcp.dport), "", "", "", "",
-                      "", "", "", "", str(len(frame))]
+            row = [no, seconds, fraction, tcp.proto, tcp.src, _text(tcp.sport), tcp.dst, _text(tcp.dport), "", "", "",
+                   "", "", "", "", "", len(frame)]
         else:
             store = self.store
             marks = store.analysis(no)
@@ -160,12 +169,11 @@ class FieldsFormatter:
             if marks:
                 analysis = ",".join(mark.name for mark in marks)
                 expert = "; ".join(safe_str(str(mark)) for mark in marks)
-            values = [str(no), when, "TCP", src, str(tcp.sport), dst, str(tcp.dport), FLAG_LETTERS[tcp.flags],
-                      str(seq), str(ack), str(win), str(tcp.payload_length), printed, analysis, expert,
-                      str(len(frame))]
+            row = [no, seconds, fraction, "TCP", src, tcp.sport, dst, tcp.dport, FLAG_LETTERS[tcp.flags], seq, ack,
+                   win, tcp.payload_length, printed, analysis, expert, len(frame)]
         if self._extras:
-            values += [get(no, ts_ns, marks) for get in self._extras]
-        return stream_id, "\t".join(self._pick(values)) + "\n"
+            row += [get(no, ts_ns, marks) for get in self._extras]
+        return stream_id, self._format % self._pick(row)
 
     def _stream_ends(self, stream: Stream) -> tuple[tuple[str, str], int, str]:
         """(Client host, server host), and the number printed for ``stream`` (as an int and as text)."""

@@ -125,27 +125,27 @@ def run(args: argparse.Namespace) -> int:
     fd = sys.stdin.fileno() if args.file == "-" else -1
     out = sys.stdout
 
+    batch: list[tuple[int, int, bytes]] = []  # what was read since the last flush: (no, ts_ns, frame)
+
     def flush() -> None:
         evicted.before_flush(store)
-        start = store.last + 1
         while store.update():
-            if listing:
-                out.write("".join(lines.range_lines(start, store.last)))
-            start = store.last + 1
-        if listing and streaming:
-            out.flush()
+            pass
+        if listing:
+            first = ring.first  # a packet evicted before it was analysed is not listed
+            out.write("".join(lines.lines([record for record in batch if record[0] >= first])))
+            if streaming:
+                out.flush()
+        batch.clear()
 
     try:
         with reader:
-            pending = 0
             for ts_ns, frame, orig_len in reader:
-                ring.append(ts_ns, frame, orig_len)
-                pending += 1
+                batch.append((ring.append(ts_ns, frame, orig_len), ts_ns, frame))
                 # A file is analysed FLUSH_EVERY packets at a time; a pipe too while more is ready, and
                 # at once when it runs dry (so packets show as they arrive).
-                if pending >= FLUSH_EVERY or (streaming and not reader.buffered and not _waiting(fd)):
+                if len(batch) >= FLUSH_EVERY or (streaming and not reader.buffered and not _waiting(fd)):
                     flush()
-                    pending = 0
     except KeyboardInterrupt:
         pass
     flush()

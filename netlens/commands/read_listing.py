@@ -55,26 +55,22 @@ class Listing:
         self._fields = FieldsFormatter(parse_fields(names), store, stats_fields, stream_ids) if names else None
         self._text = formatter(args, stats_fields)
 
-    def range_lines(self, start: int, stop: int) -> list[str]:
-        """Lines of packets ``start..stop`` (inclusive), in order."""
+    def lines(self, records: list[tuple[int, int, bytes]]) -> list[str]:
+        """Lines of the analysed packets ``records`` (``(no, ts_ns, frame)`` of consecutive packets), in order."""
+        if not records:
+            return []
         if self._fields is not None:
-            return self._field_lines(self.store.ring.read(start, stop))
-        return self._summary_lines(self.store.summaries(start, stop))
+            return self._field_lines(records)
+        return self._summary_lines(self.store.summaries(records[0][0], records[-1][0]))
 
-    def some_lines(self, numbers: Iterable[int]) -> list[tuple[int, str]]:
-        """``(no, line)`` of packets ``numbers`` (ascending, all stored); one the ``--stream`` filter leaves out
-        has an empty line."""
-        store = self.store
-        numbers = list(numbers)
-        if self._fields is not None and numbers:
-            # One read of the range (the other workers' frames in it are empty placeholders: cheap to copy).
-            wanted = set(numbers)
-            line = self._field_line
-            lines = [line(no, ts_ns, frame) for no, ts_ns, frame in store.ring.read(numbers[0], numbers[-1])
-                     if no in wanted]
-        else:
-            lines = [self._summary_line(store.summary(no)) for no in numbers]
-        return list(zip(numbers, lines, strict=True))
+    def numbered_lines(self, records: list[tuple[int, int, bytes]]) -> list[tuple[int, str]]:
+        """``(no, line)`` of the analysed packets ``records`` (any of them, ascending); one the ``--stream``
+        filter leaves out has an empty line."""
+        if self._fields is not None:
+            field_line = self._field_line
+            return [(no, field_line(no, ts_ns, frame)) for no, ts_ns, frame in records]
+        store, summary_line = self.store, self._summary_line
+        return [(no, summary_line(store.summary(no))) for no, _, _ in records]
 
     def _field_lines(self, records: Iterable[tuple[int, int, bytes]]) -> list[str]:
         line = self._field_line

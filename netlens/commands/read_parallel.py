@@ -207,7 +207,7 @@ class _Worker:
         self.listing = Listing(args, self.store, listing_stats(args, stats, self.ring, self.store), self.stream_ids)
         #: Frames this worker owns, and runs of other workers' frames (first, last) its store skips over,
         #: since the last batch.
-        self.owned: list[int] = []
+        self.owned: list[tuple[int, int, bytes]] = []
         self.skips: list[tuple[int, int]] = []
 
     def run(self) -> None:
@@ -238,7 +238,7 @@ class _Worker:
                         skips.append((no - others, no - 1))
                     others = 0
                     append(ts_ns, frame, orig_len)
-                    owned.append(no)
+                    owned.append((no, ts_ns, frame))
                 else:
                     others += 1
                     append(ts_ns, b"")
@@ -267,7 +267,7 @@ class _Worker:
             pass
         if store.last < first:
             return
-        lines = self.listing.some_lines(self.owned)
+        lines = self.listing.numbered_lines(self.owned)
         self.owned.clear()
         numbers = array("I", [no for no, _ in lines]).tobytes()
         self.conn.send(("lines", first, store.last, numbers, [text for _, text in lines]))

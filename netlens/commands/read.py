@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="whose data --graph shows (default: the side that sent more)")
     parser.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
                         help="analyse a file's packet list in N processes, streams split between them "
-                             "(default: one per CPU for files of 20,000 packets or more; 1 to read serially)")
+                             "(default: one per idle CPU for files of 20,000 packets or more; 1 to read "
+                             "serially; views, --write and pipes are always read serially)")
 
 
 def _is_stream(path: str) -> bool:

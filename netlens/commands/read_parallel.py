@@ -52,8 +52,8 @@ _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x
 def jobs_for(path: str, requested: int | None) -> int:
     """How many worker processes read ``path`` (1: read serially).
 
-    Serially: a pipe, a file bigger than the serial reader's ring, one CPU (unless
-    ``requested``), or a small file (unless ``requested``).
+    Serially: a pipe, a file bigger than the serial reader's ring; unless ``requested``, also a small
+    file, or no idle CPU besides this process's (one worker per idle CPU otherwise).
     """
     from netlens.capture.ring import DEFAULT_MAX_BYTES, DEFAULT_MAX_PACKETS
 
@@ -72,7 +72,23 @@ def jobs_for(path: str, requested: int | None) -> int:
         return requested
     if packets < MIN_PACKETS:
         return 1
-    return max(1, min(MAX_JOBS, len(os.sched_getaffinity(0))))
+    # Workers pay only on CPUs nobody else is using (each also reads every frame): on a busy
+    # machine, one process does the same work sooner.
+    cpus = len(os.sched_getaffinity(0))
+    idle = cpus - (running_tasks() - 1)
+    return max(1, min(MAX_JOBS, idle))
+
+
+def running_tasks() -> int:
+    """Tasks running or ready to run right now, this one included (the least of three looks; 1 if unknown)."""
+    looks = []
+    for _ in range(3):
+        try:
+            with open("/proc/loadavg") as loadavg:
+                looks.append(int(loadavg.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return 1
+    return min(looks)
 
 
 def count_records(path: str, limit: int) -> int:

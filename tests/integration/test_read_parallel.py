@@ -80,6 +80,20 @@ def test_only_files_the_ring_holds_are_read_in_parallel(corpus: list[Path], tmp_
     assert jobs_for(str(big), 2) == 1
 
 
+def test_workers_only_on_idle_cpus(corpus: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from netlens.commands import read_parallel
+
+    monkeypatch.setattr(read_parallel, "MIN_PACKETS", 1000)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    for running, jobs in ((1, 2), (2, 1), (5, 1)):  # this process is one of the tasks running
+        monkeypatch.setattr(read_parallel, "running_tasks", lambda running=running: running)
+        assert jobs_for(str(corpus[0]), None) == jobs
+        assert jobs_for(str(corpus[0]), 2) == 2  # asked for: whatever the load
+    assert 1 <= read_parallel.running_tasks() <= 4096
+
+
 def test_fields_agree_with_tsharks_fields(corpus: list[Path]) -> None:
     compared = 0
     for path in corpus[:2] + [WITNESS / name for name in witness_corpus.REAL]:

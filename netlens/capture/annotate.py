@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from netlens.capture.store import PacketStore
+from netlens.capture.streams import Stream
 
 #: One socket event: when (epoch ns), the socket's local and remote ``(host, port)``, and what happened.
 SocketEvent = tuple[int, tuple[str, int], tuple[str, int], str]
@@ -38,10 +39,20 @@ def packet_comments(store: PacketStore, events: Iterable[SocketEvent] = ()) -> C
 def _place_events(store: PacketStore, events: Iterable[SocketEvent]) -> list[tuple[int, str]]:
     """Each event with the packet it belongs to (events of connections not captured are left out)."""
     streams = store.streams()
+    # Streams by their two (host, port) ends, both ways round, the first one first (a reused 4-tuple
+    # keeps its first stream, as StreamKey.matches would find it); matches() catches other spellings.
+    by_ends: dict[tuple[tuple[str, int], tuple[str, int]], Stream | None] = {}
+    for known in streams:
+        by_ends.setdefault((known.key.client, known.key.server), known)
+        by_ends.setdefault((known.key.server, known.key.client), known)
     timelines: dict[int, tuple[list[int], list[int]]] = {}
     placed = []
     for ts_ns, local, remote, text in events:
-        stream = next((s for s in streams if s.key.matches(local, remote)), None)
+        ends = ((str(local[0]), int(local[1])), (str(remote[0]), int(remote[1])))
+        if ends in by_ends:
+            stream = by_ends[ends]
+        else:  # another spelling of the addresses (IPv4-mapped IPv6...), or not captured: look once
+            stream = by_ends[ends] = next((s for s in streams if s.key.matches(local, remote)), None)
         if stream is None:
             continue
         if stream.id not in timelines:

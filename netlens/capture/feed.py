@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Protocol
 
 from netlens.capture.analysis import Mark
-from netlens.capture.annotate import packet_comments
+from netlens.capture.annotate import SocketEvent, packet_comments
 from netlens.capture.dissect import Layer
 from netlens.capture.follow import Follow
 from netlens.capture.ladder import Ladder
@@ -36,6 +36,9 @@ from netlens.capture.stats.report import packet_statistics
 from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
+
+#: What a save calls for the server's socket events to attach to the packets (see ``PacketFeed.save``).
+SocketEvents = Callable[[], Iterable[SocketEvent]]
 
 #: Slack of find_stream's index over the streams stored before it is rebuilt.
 FOUND_CACHE = 4096
@@ -205,9 +208,12 @@ class PacketFeed(Protocol):
         """Forget every packet; numbering restarts at 1; one sentence saying how many went."""
         ...
 
-    def save(self, path: str) -> str:
+    def save(self, path: str, events: SocketEvents | None = None) -> str:
         """Write every stored packet to ``path`` in the background (pcapng with analysis comments when it ends
-        in ``.pcapng``, pcap otherwise); one sentence (the absolute path)."""
+        in ``.pcapng``, pcap otherwise); one sentence (the absolute path).
+
+        ``events()``, called on the saving thread, gives the server's socket events to attach as comments too.
+        """
         ...
 
     def close(self) -> None:
@@ -356,22 +362,24 @@ class StoreFeed:
 
     # ------------------------------------------------------------------ saving
 
-    def save(self, path: str) -> str:
-        """Write the stored packets to ``path`` (made absolute) on a background thread."""
+    def save(self, path: str, events: SocketEvents | None = None) -> str:
+        """Write the stored packets to ``path`` (made absolute) on a background thread (``events``: see PacketFeed)."""
         target = os.path.abspath(os.path.expanduser(path))
         count = len(self.ring)
-        thread = threading.Thread(target=self._save, args=(target,), name="netlens-save-pcap", daemon=True)
+        thread = threading.Thread(target=self._save, args=(target, events), name="netlens-save-pcap", daemon=True)
         thread.start()
         return f"Saving {count:,} packets to {target}…"
 
-    def _save(self, target: str) -> None:
+    def _save(self, target: str, events: SocketEvents | None) -> None:
         from netlens.capture.errors import PcapError
 
         try:
             if target.endswith(".pcapng"):
-                # Wireshark's format, with each flagged packet's analysis as its comments (frame.comment).
+                # Wireshark's format, with each flagged packet's analysis and the server's socket
+                # events as its comments (frame.comment); the events are gathered outside the lock.
+                socket_events = list(events()) if events is not None else []
                 with self.lock:
-                    comments = packet_comments(self.store)
+                    comments = packet_comments(self.store, socket_events)
                 written = write_pcapng(target, self.ring, comments)
             else:
                 written = write_pcap(target, self.ring)

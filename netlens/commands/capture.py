@@ -38,22 +38,31 @@ def printer(args: argparse.Namespace, fields: Any = None) -> Any:
 
     ``fields(no)``, when given, adds keys to each JSON object (ACK RTT, bytes in flight, window).
     """
+    out = sys.stdout
+    text = formatter(args, fields)
+
+    def emit(summary: Any) -> None:
+        out.write(text(summary))
+    return emit
+
+
+def formatter(args: argparse.Namespace, fields: Any = None) -> Any:
+    """A function giving one summary's output line (with its newline) the way the options ask."""
     from netlens.textsafe import safe_json
 
-    out = sys.stdout
     if args.json:
-        def emit(summary: Any) -> None:
+        def text(summary: Any) -> str:
             row = summary.to_json()
             if fields is not None:
                 row.update(fields(summary.no))
             # safe_json: readable text stays, controls/bidi/zero-width/surrogates become \u escapes.
-            out.write(safe_json(row) + "\n")
+            return safe_json(row) + "\n"
     else:
         absolute = getattr(args, "absolute", False)
 
-        def emit(summary: Any) -> None:
-            out.write(summary.line(absolute) + "\n")
-    return emit
+        def text(summary: Any) -> str:
+            return f"{summary.line(absolute)}\n"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

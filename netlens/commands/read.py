@@ -24,7 +24,12 @@ HELP = "Read a pcap file (or - for a stream on stdin) and print its packets, str
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netlens read``."""
     parser.add_argument("file", metavar="FILE", help="pcap or pcapng file, or - for standard input")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per packet")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object per packet")
+    output.add_argument("--fields", metavar="NAMES",
+                        help="print only these fields of each packet, tab-separated, like tshark -T fields: "
+                             "comma-separated names (`--fields list` lists them; `default` is no,time,src,sport,"
+                             "dst,dport,flags,seq,ack,win,len,stream,analysis,expert)")
     parser.add_argument("--absolute", action="store_true", help="print epoch times instead of relative ones")
     parser.add_argument("--port", "-p", type=port_number, default=DEFAULT_PORT,
                         help=f"the search server's port, to tell clients from servers (default {DEFAULT_PORT})")
@@ -47,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="the file --graph writes (.svg or .png)")
     parser.add_argument("--direction", choices=("c2s", "s2c"),
                         help="whose data --graph shows (default: the side that sent more)")
+    parser.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
+                        help="analyse a file's packet list in N processes, streams split between them "
+                             "(default: one per idle CPU for files of 20,000 packets or more; 1 to read "
+                             "serially; views, --write and pipes are always read serially)")
 
 
 def _is_stream(path: str) -> bool:
@@ -95,43 +104,49 @@ def run(args: argparse.Namespace) -> int:
     from netlens.capture import PacketRing, PacketStore, PcapReader
     from netlens.capture.protocols import register_specs
     from netlens.capture.stats.report import StatsOutput
-    from netlens.commands.capture import printer
+    from netlens.commands.read_listing import FLUSH_EVERY, Listing, listing_stats
 
     register_specs(args.protocol)
-
+    if args.fields is not None and _fields_wanted(args.fields):
+        return 0
     stats = StatsOutput(args)  # --conversations, --graph, and the statistics fields of --json/--dissect
     listing = not (args.streams or args.follow or args.ladder or args.dissect or stats.view)
     streaming = _is_stream(args.file)
+    if listing and not streaming and not args.write:
+        from netlens.commands import read_parallel
+
+        jobs = read_parallel.jobs_for(args.file, args.jobs)
+        if jobs > 1:
+            return read_parallel.read(args, jobs)
     reader = PcapReader(args.file)  # PcapError -> one sentence (exit code 2)
     ring = PacketRing(linktype=reader.linktype)
     store = PacketStore(ring, server_ports=(args.port,))
-    emit = printer(args, stats.follow(ring, store))
+    lines = Listing(args, store, listing_stats(args, stats.follow(ring, store), ring, store))
     evicted = _Evicted()
     fd = sys.stdin.fileno() if args.file == "-" else -1
+    out = sys.stdout
+
+    batch: list[tuple[int, int, bytes]] = []  # what was read since the last flush: (no, ts_ns, frame)
 
     def flush() -> None:
         evicted.before_flush(store)
-        start = store.last + 1
         while store.update():
-            if listing:
-                for summary in store.summaries(start, store.last):
-                    if args.stream is None or summary.stream == args.stream:
-                        emit(summary)
-            start = store.last + 1
-        if listing and streaming:
-            sys.stdout.flush()
+            pass
+        if listing:
+            first = ring.first  # a packet evicted before it was analysed is not listed
+            out.write("".join(lines.lines([record for record in batch if record[0] >= first])))
+            if streaming:
+                out.flush()
+        batch.clear()
 
     try:
         with reader:
-            pending = 0
             for ts_ns, frame, orig_len in reader:
-                ring.append(ts_ns, frame, orig_len)
-                pending += 1
-                # A file is analysed 2048 packets at a time; a pipe too while more is ready, and
+                batch.append((ring.append(ts_ns, frame, orig_len), ts_ns, frame))
+                # A file is analysed FLUSH_EVERY packets at a time; a pipe too while more is ready, and
                 # at once when it runs dry (so packets show as they arrive).
-                if pending >= 2048 or (streaming and not reader.buffered and not _waiting(fd)):
+                if len(batch) >= FLUSH_EVERY or (streaming and not reader.buffered and not _waiting(fd)):
                     flush()
-                    pending = 0
     except KeyboardInterrupt:
         pass
     flush()
@@ -146,6 +161,18 @@ def run(args: argparse.Namespace) -> int:
     _print_view(args, ring, store, stats, evicted, reader.name)
     print(f"netlens: {reader.packets} packets read from {reader.name}.", file=sys.stderr)
     return 0
+
+
+def _fields_wanted(text: str) -> bool:
+    """Check a ``--fields`` list (UserError if wrong); True when it asked for the list of fields (printed)."""
+    from netlens.capture.packet_fields import FIELDS, parse_fields
+
+    if text.strip() != "list":
+        parse_fields(text)
+        return False
+    width = max(map(len, FIELDS))
+    sys.stdout.writelines(f"{name:<{width}}  {meaning}\n" for name, meaning in FIELDS.items())
+    return True
 
 
 def _print_view(args: argparse.Namespace, ring: PacketRing, store: PacketStore, stats: StatsOutput,

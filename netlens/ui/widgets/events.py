@@ -85,6 +85,10 @@ class EventLog(VirtualList):
             index -= 1
         return index
 
+    def records(self) -> list[EventRecord]:
+        """Every kept record (server and kernel events), oldest first, whatever the filter: a copy."""
+        return list(self._records)
+
     def record_at(self, row: int) -> tuple[object, ...]:
         """The raw record on display row ``row``."""
         return self._records[self._view[row] if self._view is not None else row]

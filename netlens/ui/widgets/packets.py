@@ -386,10 +386,19 @@ class PacketsView(Vertical):
                                           default), chosen)
 
     def save(self, path: str) -> None:
-        """Write every stored packet to ``path`` (relative to the working directory) as pcap, in the background."""
+        """Write every stored packet to ``path`` (relative to the working directory) as pcap, in the background.
+
+        A ``.pcapng`` also carries, as packet comments, the analysis and the server's socket events of the
+        events log (gathered on the saving thread from a copy of the log's records).
+        """
         if self.feed is None:
             return
-        self.app.notify(self.feed.save(os.path.expanduser(path)), markup=False)
+        from netlens.ui.socket_comments import socket_events
+        from netlens.ui.widgets.events import EventLog
+
+        logs = self.screen.query(EventLog)
+        records = logs.first().records() if logs else []
+        self.app.notify(self.feed.save(os.path.expanduser(path), lambda: socket_events(records)), markup=False)
 
     def selected_number(self) -> int | None:
         """Packet number under the list's cursor."""

@@ -43,20 +43,77 @@ Every string from the wire that these objects expose is escaped for the terminal
 (no control characters); render it as ``rich.text.Text``, never as markup.
 """
 
-from netlens.capture.analysis import RULES, Mark, Rule, Severity
-from netlens.capture.bpf import libpcap_available, tcp_port_program
-from netlens.capture.dissect import Layer, dissect
-from netlens.capture.errors import CaptureError, PcapError
-from netlens.capture.feed import FeedState, FeedStatus, PacketDetail, PacketFeed, RecordedPacketFeed, StreamView
-from netlens.capture.follow import Follow, FollowChunk
-from netlens.capture.hexdump import HexRow, hexdump, hexdump_rows
-from netlens.capture.ladder import Arrow, Ladder, render_ladder
-from netlens.capture.live import Capture, CaptureStats
-from netlens.capture.pcap import PcapReader, PcapWriter, ReadResult, read_pcap, write_pcap
-from netlens.capture.ring import PacketRing
-from netlens.capture.store import PacketStore
-from netlens.capture.streams import Stream, StreamKey
-from netlens.capture.summary import PacketSummary
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netlens.capture.analysis import RULES, Mark, Rule, Severity
+    from netlens.capture.bpf import libpcap_available, tcp_port_program
+    from netlens.capture.dissect import Layer, dissect
+    from netlens.capture.errors import CaptureError, PcapError
+    from netlens.capture.feed import FeedState, FeedStatus, PacketDetail, PacketFeed, RecordedPacketFeed, StreamView
+    from netlens.capture.follow import Follow, FollowChunk
+    from netlens.capture.hexdump import HexRow, hexdump, hexdump_rows
+    from netlens.capture.ladder import Arrow, Ladder, render_ladder
+    from netlens.capture.live import Capture, CaptureStats
+    from netlens.capture.pcap import PcapReader, PcapWriter, ReadResult, read_pcap, write_pcap
+    from netlens.capture.ring import PacketRing
+    from netlens.capture.store import PacketStore
+    from netlens.capture.streams import Stream, StreamKey
+    from netlens.capture.summary import PacketSummary
+
+# The package's names are imported on first use (PEP 562): ``netlens read``
+# needs the store and pcap reader, not the live capture, dissection or feeds,
+# and each command starts faster for not importing them.
+_WHERE: dict[str, str] = {
+    "RULES": "netlens.capture.analysis",
+    "Mark": "netlens.capture.analysis",
+    "Rule": "netlens.capture.analysis",
+    "Severity": "netlens.capture.analysis",
+    "libpcap_available": "netlens.capture.bpf",
+    "tcp_port_program": "netlens.capture.bpf",
+    "Layer": "netlens.capture.dissect",
+    "dissect": "netlens.capture.dissect",
+    "CaptureError": "netlens.capture.errors",
+    "PcapError": "netlens.capture.errors",
+    "FeedState": "netlens.capture.feed",
+    "FeedStatus": "netlens.capture.feed",
+    "PacketDetail": "netlens.capture.feed",
+    "PacketFeed": "netlens.capture.feed",
+    "RecordedPacketFeed": "netlens.capture.feed",
+    "StreamView": "netlens.capture.feed",
+    "Follow": "netlens.capture.follow",
+    "FollowChunk": "netlens.capture.follow",
+    "HexRow": "netlens.capture.hexdump",
+    "hexdump": "netlens.capture.hexdump",
+    "hexdump_rows": "netlens.capture.hexdump",
+    "Arrow": "netlens.capture.ladder",
+    "Ladder": "netlens.capture.ladder",
+    "render_ladder": "netlens.capture.ladder",
+    "Capture": "netlens.capture.live",
+    "CaptureStats": "netlens.capture.live",
+    "PcapReader": "netlens.capture.pcap",
+    "PcapWriter": "netlens.capture.pcap",
+    "ReadResult": "netlens.capture.pcap",
+    "read_pcap": "netlens.capture.pcap",
+    "write_pcap": "netlens.capture.pcap",
+    "PacketRing": "netlens.capture.ring",
+    "PacketStore": "netlens.capture.store",
+    "Stream": "netlens.capture.streams",
+    "StreamKey": "netlens.capture.streams",
+    "PacketSummary": "netlens.capture.summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` the first time it is asked for."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "RULES",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from netlens.capture.protocols import AppProtocol, MessageEvent, Session
-from netlens.capture.reassembly import InOrder
+from netlens.capture.reassembly import InOrder, Piece
 
 #: Out-of-order segments held per direction before reassembly gives up.
 MAX_PENDING_SEGMENTS = 256
@@ -23,7 +23,7 @@ _HALF = 0x80000000
 class StreamApps:
     """Reassembly and protocol sessions of one stream."""
 
-    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished")
+    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished", "listening")
 
     def __init__(self, protocols: Sequence[AppProtocol]) -> None:
         self.sides = (InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES),
@@ -35,6 +35,10 @@ class StreamApps:
         self.abandoned: list[int] = []
         #: Per direction: bytes of an unfinished message wait in some session (kept up to date by feed()).
         self.unfinished = [False, False]
+        #: Per direction: some session still reads its bytes (False: feed() would do nothing; the caller
+        #: skips it, so a direction every protocol gave up on costs nothing per segment).
+        self.listening = [False, False]
+        self._listen()
 
     @property
     def alive(self) -> bool:
@@ -61,6 +65,7 @@ class StreamApps:
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
                 self.candidates = []
+                self.listening = [False, False]
             return found
         behind = (side.next_seq - seq) & _MASK if side.next_seq is not None else 0
         if len(data) <= behind < _HALF:
@@ -80,8 +85,14 @@ class StreamApps:
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
                 self.candidates = []
+                self.listening = [False, False]
             return found
+        return self._offer(direction, pieces, ts_ns)
+
+    def _offer(self, direction: int, pieces: list[Piece], ts_ns: int) -> list[MessageEvent]:
+        """Pieces of a stream no protocol owns yet, to every candidate; the first to recognise them owns it."""
         events: list[MessageEvent] = []
+        candidates = len(self.candidates)
         for piece_seq, piece, piece_no in pieces:
             # Bytes that waited are credited to the packet that carried them; the
             # caller still reports the message on the packet that filled the gap.
@@ -93,7 +104,14 @@ class StreamApps:
                 elif not session.alive and candidate in self.candidates:
                     self.candidates.remove(candidate)
         self.unfinished[direction] = any(session.in_message(direction) for _, session in self.candidates)
+        if events or len(self.candidates) != candidates:
+            # A session that gave up on a direction says so with an event, or drops out.
+            self._listen()
         return events
+
+    def _listen(self) -> None:
+        """Work out :attr:`listening` again (after the candidates or their directions changed)."""
+        self.listening = [any(_wants(session, d) for _, session in self.candidates) for d in (0, 1)]
 
     def _own(self, candidate: tuple[AppProtocol, Session]) -> None:
         self.owner = candidate
@@ -102,6 +120,7 @@ class StreamApps:
                 for d in (0, 1):
                     self.abandoned += other[1].abandon(d)
         self.candidates = [candidate]
+        self._listen()
 
     def _overflow(self, direction: int) -> None:
         self.abandoned += self.sides[direction].dropped
@@ -111,6 +130,7 @@ class StreamApps:
         if self.owner is not None and self.owner not in self.candidates:
             self.owner = None
         self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
+        self._listen()
 
     def in_message(self, direction: int) -> bool:
         """Bytes of an unfinished message of ``direction`` wait in some session."""
@@ -136,3 +156,10 @@ class StreamApps:
             session.close(direction)
         self.candidates = [c for c in self.candidates if c[1].alive or c is self.owner]
         self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
+        self._listen()
+
+
+def _wants(session: Session, direction: int) -> bool:
+    """The session reads ``direction``'s bytes (its optional ``wants(direction)``; without it, while alive)."""
+    wants = getattr(session, "wants", None)
+    return session.alive if wants is None else bool(wants(direction))

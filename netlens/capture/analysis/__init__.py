@@ -40,6 +40,7 @@ __all__ = [
     "Severity",
     "advance",
     "analyze",
+    "analyze_full",
     "worst",
 ]
 
@@ -48,6 +49,7 @@ _CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kin
 #: The mark of each rule without a detail, made once (most marks have none).
 _PLAIN = {name: Mark(name) for name in RULES}
 _HALF = 0x80000000
+_CONTROL = SYN | FIN | RST
 del _rules
 
 
@@ -56,10 +58,74 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
 
     Returns the marks (usually none). Callers must feed each stream's packets
     in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
+
+    This is the fast path: a capture duplicate is decided first, as the first rule does (it stops
+    every other rule and changes no state); a segment no rule marks (see :func:`_quiet`) is taken
+    into the state here, as :func:`advance` would, without a :class:`Segment` or a rule call;
+    anything else goes to :func:`analyze_full`. Most packets of an ordinary exchange take the fast
+    path; ``tests/unit/test_capture_analysis_fastpath.py`` compares both packet by packet, so change
+    this and :func:`advance` together.
     """
-    fast = _fast(stream, d, tcp, ts_ns, no, frame)
-    if fast is not None:
-        return fast
+    _, _, _, _, _, seq, ack, flags, window, offset, _, _, seglen, _, ip_id = tcp
+    f = stream.dirs[d]
+    dup_ts = f.dup_ts
+    if (dup_ts and ip_id == f.dup_id and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
+            and repeats_last_frame(f, ip_id, frame, offset)):
+        return [Mark("capture-duplicate", copy_detail(ts_ns - dup_ts))]
+    nxt = f.nextseq
+    r = stream.dirs[1 - d]
+    if seq != nxt or not nxt or not window or flags & _CONTROL or not _quiet(f, r, seq, ack, flags, seglen):
+        return _full(stream, d, tcp, ts_ns, no, frame)
+    if seglen:
+        f.nextseq = (seq + seglen) & MASK
+        f.next_ts = ts_ns
+    # The rest of advance() for a segment no rule marked.
+    if ack != f.lastack:
+        f.nondup_no = no
+        f.dupacks = 0
+        f.unseen_stale = False
+    f.unseen_told = False
+    if not f.maxack or seq == f.maxack:
+        f.maxack = f.nextseq
+    f.window = window
+    f.lastack = ack
+    f.lastack_ts = ts_ns
+    f.last_syn = f.keepalive = f.zwp = False
+    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = ip_id, frame, offset, ts_ns
+    if flags & ACK and not stream.first_rtt and stream.syn_ts:
+        stream.first_rtt = ts_ns - stream.syn_ts
+    return []
+
+
+def _quiet(f: Direction, r: Direction, seq: int, ack: int, flags: int, seglen: int) -> bool:
+    """A segment at the next expected sequence number, with a non-zero window and no SYN/FIN/RST, that no rule marks.
+
+    That is: acknowledging nothing unseen; if it carries data, not a zero-window probe (one byte
+    into a zero window), not already acknowledged, not ending at the edge of the peer's window; if
+    it is empty, not a repeat of this side's last ACK (the window-update, keep-alive-ack, probe-ack
+    and dup-ack rules need one).
+    """
+    maxack = r.maxack
+    if flags & ACK and maxack and 0 < (ack - maxack) & MASK < _HALF:
+        return False  # acknowledges what was never captured
+    if not seglen:
+        return ack != f.lastack
+    if seglen == 1 and r.window == 0:
+        return False  # a zero-window probe
+    end = (seq + seglen) & MASK
+    peer_ack = r.lastack
+    if peer_ack and ((peer_ack - end) & MASK) < _HALF:
+        return False  # already acknowledged: the retransmission rules look at it
+    peer_window = peer_window_bytes(r, f)
+    return peer_window is None or end != (peer_ack + peer_window) & MASK  # else it fills the peer's window
+
+
+def analyze_full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> list[Mark]:
+    """:func:`analyze` without its fast path: every rule of the segment's kind runs on a :class:`Segment`."""
+    return _full(stream, d, tcp, ts_ns, no, frame)
+
+
+def _full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> list[Mark]:
     seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
     marked = seg.marked
@@ -112,73 +178,4 @@ def advance(seg: Segment) -> None:
             stream.syn_ts = ts_ns
     elif flags & ACK and not stream.first_rtt and stream.syn_ts:
         # The handshake's round trip, from the latest SYN to the first plain ACK (Wireshark's initial RTT).
-        stream.first_rtt = ts_ns - stream.syn_ts
-
-
-def _fast(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> list[Mark] | None:
-    """The fast path: the marks of a capture duplicate or of a segment no rule marks; None: take the full path.
-
-    A capture duplicate is decided first, as the first rule does (it stops every other rule and
-    changes no state). Otherwise the segment is taken into the state as :func:`advance` would, and
-    no marks are returned, if it is an in-order data segment or an ACK that moves the
-    acknowledgment: no SYN/FIN/RST, at the next expected sequence number (so neither behind, nor a
-    keep-alive, nor after a gap), a non-zero window, not one byte into a zero window, not an empty
-    repeat of the last ACK (the window-update, keep-alive-ack, probe-ack and dup-ack rules need
-    one), data not already acknowledged nor ending at the edge of the peer's window, and
-    acknowledging nothing unseen. Every rule returns None on such a
-    segment, so most packets cost neither a :class:`Segment` nor a rule call. This is
-    :func:`advance` specialised to that case: change both together
-    (``tests/unit/test_capture_analysis_fastpath.py`` compares them packet by packet).
-    """
-    _, _, _, _, _, seq, ack, flags, window, offset, _, _, seglen, _, ip_id = tcp
-    f = stream.dirs[d]
-    dup_ts = f.dup_ts
-    if (dup_ts and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
-            and repeats_last_frame(f, ip_id, frame, offset)):
-        return [Mark("capture-duplicate", copy_detail(ts_ns - dup_ts))]
-    nxt = f.nextseq
-    if seq != nxt or not nxt or not window or flags & (SYN | FIN | RST):
-        return None
-    r = stream.dirs[1 - d]
-    if flags & ACK and r.maxack and 0 < (ack - r.maxack) & MASK < _HALF:
-        return None  # acknowledges what was never captured
-    if seglen:
-        end = (seq + seglen) & MASK
-        if not _plain_data(f, r, end, seglen):
-            return None
-        f.nextseq = end
-        f.next_ts = ts_ns
-    elif ack == f.lastack:
-        return None  # an empty repeat: window update, keep-alive ACK, probe ACK, dup ACK
-    _advance_quiet(stream, f, tcp, ts_ns, no, frame)
-    return []
-
-
-def _plain_data(f: Direction, r: Direction, end: int, seglen: int) -> bool:
-    """In-order data ending at ``end`` that no rule marks: no zero-window probe, not acked, not filling the window."""
-    if seglen == 1 and r.window == 0:
-        return False  # a zero-window probe
-    peer_ack = r.lastack
-    if peer_ack and ((peer_ack - end) & MASK) < _HALF:
-        return False  # already acknowledged: the retransmission rules look at it
-    peer_window = peer_window_bytes(r, f)
-    return peer_window is None or end != (peer_ack + peer_window) & MASK  # else it fills the peer's window
-
-
-def _advance_quiet(stream: Stream, f: Direction, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> None:
-    """The rest of :func:`advance` for a segment no rule marked (``f.nextseq`` already moved)."""
-    ack = tcp.ack
-    if ack != f.lastack:
-        f.nondup_no = no
-        f.dupacks = 0
-        f.unseen_stale = False
-    f.unseen_told = False
-    if not f.maxack or tcp.seq == f.maxack:
-        f.maxack = f.nextseq
-    f.window = tcp.window
-    f.lastack = ack
-    f.lastack_ts = ts_ns
-    f.last_syn = f.keepalive = f.zwp = False
-    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = tcp.ip_id, frame, tcp.tcp_offset, ts_ns
-    if tcp.flags & ACK and not stream.first_rtt and stream.syn_ts:
         stream.first_rtt = ts_ns - stream.syn_ts

@@ -33,7 +33,7 @@ from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp,
 from netlens.capture.ladder import Ladder, ladder
 from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
-from netlens.capture.streams import Stream, StreamTable, note_segment
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, Stream, StreamTable, note_segment
 from netlens.capture.summary import PacketSummary
 from netlens.textsafe import safe_bytes, safe_str
 
@@ -45,6 +45,10 @@ _MASK = 0xFFFFFFFF
 DEFAULT_UPDATE_LIMIT = 50_000
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
+_CONTROL = SYN | FIN | RST
+#: A stream whose handshake ACK and data were seen (so both ISNs are known): note_segment() only indexes
+#: its plain segments.
+_SETTLED = SEEN_ACK | SEEN_DATA
 
 
 class MessageRecord(NamedTuple):
@@ -164,10 +168,16 @@ class PacketStore:
             # A SYN may open a new connection on known addresses: the table decides.
             stream, d = entry if entry is not None and not flags & SYN else place(tcp, no, ts_ns)
             sid.append(stream.id)
-            note_segment(stream, d, tcp, frame, no, ts_ns)
+            if flags & _CONTROL or stream.seen & _SETTLED != _SETTLED:
+                note_segment(stream, d, tcp, frame, no, ts_ns)
+            else:
+                # All note_segment() does for a plain segment once the handshake's ACK and data were seen.
+                stream.packets.append(no)
+                stream.last_no = no
+                stream.last_ts = ts_ns
             marks = analyze(stream, d, tcp, ts_ns, no, frame)
             if marks:
-                marked[no] = tuple(marks)
+                marked[no] = marks
             apps = stream.apps
             if length:
                 f = stream.dirs[d]

@@ -23,7 +23,6 @@ from netlens.capture.analysis.segment import (
     MASK,
     Segment,
     after,
-    peer_window_bytes,
     repeats_last_frame,
 )
 from netlens.capture.frames import ACK, FIN, RST, SYN, Tcp
@@ -50,13 +49,15 @@ _CHECKS = {kind: tuple((rule.check, rule.name) for rule in RULES.values() if kin
 _PLAIN = {name: Mark(name) for name in RULES}
 _HALF = 0x80000000
 _CONTROL = SYN | FIN | RST
+#: ``Mark(*fields)`` without the NamedTuple's Python-level ``__new__`` (a capture duplicate makes one per packet).
+_tuple_new = tuple.__new__
 del _rules
 
 
-def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> list[Mark]:
+def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> tuple[Mark, ...]:
     """Flags for one segment travelling in direction ``d`` of ``stream``; updates the stream's state.
 
-    Returns the marks (usually none). Callers must feed each stream's packets
+    Returns the marks (usually none: the empty tuple, shared). Callers must feed each stream's packets
     in capture order; ``frame`` (the captured bytes) lets capture duplicates be told apart.
 
     This is the fast path: a capture duplicate is decided first, as the first rule does (it stops
@@ -71,7 +72,7 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     dup_ts = f.dup_ts
     if (dup_ts and ip_id == f.dup_id and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
             and repeats_last_frame(f, ip_id, frame, offset)):
-        return [Mark("capture-duplicate", copy_detail(ts_ns - dup_ts))]
+        return (_tuple_new(Mark, ("capture-duplicate", copy_detail(ts_ns - dup_ts))),)
     nxt = f.nextseq
     r = stream.dirs[1 - d]
     if seq != nxt or not nxt or not window or flags & _CONTROL or not _quiet(f, r, seq, ack, flags, seglen):
@@ -94,7 +95,7 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = ip_id, frame, offset, ts_ns
     if flags & ACK and not stream.first_rtt and stream.syn_ts:
         stream.first_rtt = ts_ns - stream.syn_ts
-    return []
+    return ()
 
 
 def _quiet(f: Direction, r: Direction, seq: int, ack: int, flags: int, seglen: int) -> bool:
@@ -116,16 +117,20 @@ def _quiet(f: Direction, r: Direction, seq: int, ack: int, flags: int, seglen: i
     peer_ack = r.lastack
     if peer_ack and ((peer_ack - end) & MASK) < _HALF:
         return False  # already acknowledged: the retransmission rules look at it
-    peer_window = peer_window_bytes(r, f)
-    return peer_window is None or end != (peer_ack + peer_window) & MASK  # else it fills the peer's window
+    # Does it fill the peer's window? Only asked once the peer's scale is known (see peer_window_bytes).
+    no_scaling = (r.syn_seen and r.wscale is None) or (f.syn_seen and f.wscale is None)
+    if not r.syn_seen and not no_scaling:
+        return True
+    shift = 0 if no_scaling or r.last_syn else min(r.wscale or 0, 14)
+    return end != (peer_ack + (r.window << shift)) & MASK
 
 
-def analyze_full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> list[Mark]:
+def analyze_full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> tuple[Mark, ...]:
     """:func:`analyze` without its fast path: every rule of the segment's kind runs on a :class:`Segment`."""
     return _full(stream, d, tcp, ts_ns, no, frame)
 
 
-def _full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> list[Mark]:
+def _full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -> tuple[Mark, ...]:
     seg = Segment(stream, d, tcp, ts_ns, no, frame)
     marks = []
     marked = seg.marked
@@ -135,9 +140,9 @@ def _full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes) -
             marks.append(Mark(name, detail) if detail else _PLAIN[name])
             marked.append(name)
             if seg.stop:
-                return marks
+                return tuple(marks)
     advance(seg)
-    return marks
+    return tuple(marks)
 
 
 def advance(seg: Segment) -> None:

@@ -33,7 +33,7 @@ from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp,
 from netlens.capture.ladder import Ladder, ladder
 from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
-from netlens.capture.streams import SEEN_ACK, SEEN_DATA, Stream, StreamTable, note_segment
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, note_segment
 from netlens.capture.summary import PacketSummary
 from netlens.textsafe import safe_bytes, safe_str
 
@@ -46,9 +46,9 @@ DEFAULT_UPDATE_LIMIT = 50_000
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
-#: A stream whose handshake ACK and data were seen (so both ISNs are known): note_segment() only indexes
-#: its plain segments.
-_SETTLED = SEEN_ACK | SEEN_DATA
+#: The completeness bits telling a settled stream (see _unsettled()).
+_SETTLING = SEEN_SYN_ACK | SEEN_ACK | SEEN_DATA
+_SETTLED = _SETTLING
 
 
 class MessageRecord(NamedTuple):
@@ -168,16 +168,20 @@ class PacketStore:
             # A SYN may open a new connection on known addresses: the table decides.
             stream, d = entry if entry is not None and not flags & SYN else place(tcp, no, ts_ns)
             sid.append(stream.id)
-            if flags & _CONTROL or stream.seen & _SETTLED != _SETTLED:
+            if flags & _CONTROL or (stream.seen & _SETTLING != _SETTLED and _unsettled(stream)):
                 note_segment(stream, d, tcp, frame, no, ts_ns)
             else:
-                # All note_segment() does for a plain segment once the handshake's ACK and data were seen.
+                # All note_segment() does for a plain segment of a stream whose ISNs and data were seen.
                 stream.packets.append(no)
                 stream.last_no = no
                 stream.last_ts = ts_ns
             marks = analyze(stream, d, tcp, ts_ns, no, frame)
+            copy = False
             if marks:
                 marked[no] = marks
+                # A capture duplicate repeats bytes its first copy delivered (or held for a gap): feeding
+                # them again to the protocols would change nothing.
+                copy = marks[0].name == "capture-duplicate"
             apps = stream.apps
             if length:
                 f = stream.dirs[d]
@@ -186,12 +190,14 @@ class PacketStore:
                 if apps is None:
                     apps = stream.apps = StreamApps([p for p in self.protocols
                                                      if p.claims(stream.client_port, stream.server_port)])
-                if apps.listening[d]:  # directions no protocol reads (any more) cost nothing here
+                if apps.listening[d] and not copy:  # directions no protocol reads (any more) cost nothing
                     if apps.sides[d].next_seq is None:
                         _start_apps(stream, d, apps)
                     events = apps.feed(d, seq, frame[start:start + length], no, ts_ns)
                     if events or apps.abandoned or apps.unfinished[d]:
                         self._took_apps(stream, d, no, events)
+                elif copy and apps.unfinished[d]:
+                    self._took_apps(stream, d, no, [])
             if flags & (FIN | RST) and apps is not None:
                 apps.close(d)
 
@@ -449,6 +455,16 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
+
+
+def _unsettled(stream: Stream) -> bool:
+    """note_segment() may have more to do than index a plain segment of ``stream``: an ISN or data not seen yet.
+
+    Settled: both ISNs are known (the handshake's ACK was seen, or both directions sent without one
+    captured) and data was seen; then only SYN, FIN and RST change the stream's bookkeeping.
+    """
+    d0, d1 = stream.dirs
+    return stream.seen & _SETTLING != SEEN_DATA or d0.base is None or d1.base is None
 
 
 def _start_apps(stream: Stream, d: int, apps: StreamApps) -> None:

@@ -71,7 +71,7 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     f = stream.dirs[d]
     dup_ts = f.dup_ts
     if (dup_ts and ip_id == f.dup_id and ts_ns - dup_ts <= (DUPLICATE_NS if ip_id else DUPLICATE_NO_ID_NS)
-            and repeats_last_frame(f, ip_id, frame, offset)):
+            and (frame == f.dup_frame or repeats_last_frame(f, ip_id, frame, offset))):
         return (_tuple_new(Mark, ("capture-duplicate", copy_detail(ts_ns - dup_ts))),)
     nxt = f.nextseq
     r = stream.dirs[1 - d]

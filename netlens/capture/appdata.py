@@ -23,7 +23,7 @@ _HALF = 0x80000000
 class StreamApps:
     """Reassembly and protocol sessions of one stream."""
 
-    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished", "listening")
+    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished", "listening", "direct")
 
     def __init__(self, protocols: Sequence[AppProtocol]) -> None:
         self.sides = (InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES),
@@ -38,6 +38,8 @@ class StreamApps:
         #: Per direction: some session still reads its bytes (False: feed() would do nothing; the caller
         #: skips it, so a direction every protocol gave up on costs nothing per segment).
         self.listening = [False, False]
+        #: A protocol owns the stream and no other session is left: in-order bytes go straight to it.
+        self.direct = False
         self._listen()
 
     @property
@@ -54,18 +56,15 @@ class StreamApps:
     def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
         """One segment's payload; returns the message events the now in-order bytes completed."""
         side = self.sides[direction]
-        owner = self.owner
-        if (owner is not None and seq == side.next_seq and not side.pending and not side.overflowed
-                and len(self.candidates) == 1):
+        if self.direct and seq == side.next_seq and not side.pending and not side.overflowed:
             # The usual case, once a protocol recognised the stream: the next bytes in order, nothing
             # waiting; straight to the owner's session (what push() would return, without building it).
             side.next_seq = (seq + len(data)) & _MASK
-            session = owner[1]
+            session = self.candidates[0][1]
             found: list[MessageEvent] = session.feed(direction, seq, data, no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
-                self.candidates = []
-                self.listening = [False, False]
+                self._drop_all()
             return found
         behind = (side.next_seq - seq) & _MASK if side.next_seq is not None else 0
         if len(data) <= behind < _HALF:
@@ -76,16 +75,15 @@ class StreamApps:
             return []
         if not pieces:
             return []
-        if owner is not None and len(self.candidates) == 1:
+        if self.direct:
             # Recognised stream, pieces released by a filled gap: straight to the owner's session.
-            session = owner[1]
+            session = self.candidates[0][1]
             found = []
             for piece_seq, piece, piece_no in pieces:
                 found += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
-                self.candidates = []
-                self.listening = [False, False]
+                self._drop_all()
             return found
         return self._offer(direction, pieces, ts_ns)
 
@@ -110,8 +108,14 @@ class StreamApps:
         return events
 
     def _listen(self) -> None:
-        """Work out :attr:`listening` again (after the candidates or their directions changed)."""
+        """Work out :attr:`listening` and :attr:`direct` again (after the candidates or their directions changed)."""
         self.listening = [any(_wants(session, d) for _, session in self.candidates) for d in (0, 1)]
+        self.direct = self.owner is not None and len(self.candidates) == 1
+
+    def _drop_all(self) -> None:
+        """The owner gave up: no protocol reads this stream any more."""
+        self.candidates = []
+        self._listen()
 
     def _own(self, candidate: tuple[AppProtocol, Session]) -> None:
         self.owner = candidate

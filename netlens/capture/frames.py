@@ -179,14 +179,15 @@ def _mpls(frame: bytes, offset: int) -> tuple[int, int] | Other:
 
 def decode(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> Tcp | Other:
     """Decode ``frame`` down to TCP; anything else (or anything broken) comes back as :class:`Other`."""
-    if linktype == LINKTYPE_ETHERNET and len(frame) >= 54:
+    size = len(frame)
+    if linktype == LINKTYPE_ETHERNET and size >= 54:
         # Fast path for Ethernet/IPv4 (no IP options)/TCP; anything unusual takes the general path.
         ethertype, vihl, total, ip_id, fragment, proto, src, dst, sport, dport, seq, ack, offset_flags, window = \
             _FAST.unpack_from(frame)
         if ethertype == ETH_P_IP and vihl == 0x45 and proto == IPPROTO_TCP and not fragment & 0x3FFF:
             end = 14 + total
             tcp_length = (offset_flags >> 12) * 4
-            if 54 <= end <= len(frame) and tcp_length >= 20 and 34 + tcp_length <= end:
+            if 54 <= end <= size and tcp_length >= 20 and 34 + tcp_length <= end:
                 return _tuple_new(Tcp, (4, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, window,
                                         34, tcp_length, 34 + tcp_length, end - 34 - tcp_length, "", ip_id))
     located = network_offset(frame, linktype)

@@ -92,7 +92,10 @@ def analyze(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes 
     f.lastack = ack
     f.lastack_ts = ts_ns
     f.last_syn = f.keepalive = f.zwp = False
-    f.dup_id, f.dup_frame, f.dup_offset, f.dup_ts = ip_id, frame, offset, ts_ns
+    f.dup_id = ip_id
+    f.dup_frame = frame
+    f.dup_offset = offset
+    f.dup_ts = ts_ns
     if flags & ACK and not stream.first_rtt and stream.syn_ts:
         stream.first_rtt = ts_ns - stream.syn_ts
     return ()
@@ -121,8 +124,8 @@ def _quiet(f: Direction, r: Direction, seq: int, ack: int, flags: int, seglen: i
     no_scaling = (r.syn_seen and r.wscale is None) or (f.syn_seen and f.wscale is None)
     if not r.syn_seen and not no_scaling:
         return True
-    shift = 0 if no_scaling or r.last_syn else min(r.wscale or 0, 14)
-    return end != (peer_ack + (r.window << shift)) & MASK
+    shift = 0 if no_scaling or r.last_syn else r.wscale or 0
+    return end != (peer_ack + (r.window << (shift if shift < 14 else 14))) & MASK
 
 
 def analyze_full(stream: Stream, d: int, tcp: Tcp, ts_ns: int, no: int, frame: bytes = b"") -> tuple[Mark, ...]:

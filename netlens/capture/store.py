@@ -46,7 +46,9 @@ DEFAULT_UPDATE_LIMIT = 50_000
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
-#: The completeness bits telling a settled stream (see _unsettled()).
+#: A stream is settled once both ISNs are known and data was seen: its handshake and the handshake's ACK
+#: (these bits), or data without a handshake captured (SEEN_DATA alone, and a segment or ACK of each side).
+#: Then note_segment() only indexes its plain segments; SYN, FIN and RST still go through it.
 _SETTLING = SEEN_SYN_ACK | SEEN_ACK | SEEN_DATA
 _SETTLED = _SETTLING
 
@@ -168,7 +170,9 @@ class PacketStore:
             # A SYN may open a new connection on known addresses: the table decides.
             stream, d = entry if entry is not None and not flags & SYN else place(tcp, no, ts_ns)
             sid.append(stream.id)
-            if flags & _CONTROL or (stream.seen & _SETTLING != _SETTLED and _unsettled(stream)):
+            settling = stream.seen & _SETTLING  # see _SETTLED
+            if flags & _CONTROL or (settling != _SETTLED and (settling != SEEN_DATA or stream.dirs[0].base is None
+                                                               or stream.dirs[1].base is None)):
                 note_segment(stream, d, tcp, frame, no, ts_ns)
             else:
                 # All note_segment() does for a plain segment of a stream whose ISNs and data were seen.
@@ -455,16 +459,6 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
-
-
-def _unsettled(stream: Stream) -> bool:
-    """note_segment() may have more to do than index a plain segment of ``stream``: an ISN or data not seen yet.
-
-    Settled: both ISNs are known (the handshake's ACK was seen, or both directions sent without one
-    captured) and data was seen; then only SYN, FIN and RST change the stream's bookkeeping.
-    """
-    d0, d1 = stream.dirs
-    return stream.seen & _SETTLING != SEEN_DATA or d0.base is None or d1.base is None
 
 
 def _start_apps(stream: Stream, d: int, apps: StreamApps) -> None:

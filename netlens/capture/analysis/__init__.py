@@ -1,14 +1,19 @@
 """Wireshark-style TCP analysis flags, each with the rule behind it in one plain sentence.
 
-:func:`analyze` builds the per-segment context (:class:`Segment`), runs every
-rule of :mod:`netlens.capture.analysis.rules` on it in their fixed order, then
-advances the stream's state (:func:`advance`). It runs once per packet, in
-capture order, in O(1) (the list of sequence gaps per direction is bounded).
+:func:`analyze_full` builds the per-segment context (:class:`Segment`), runs
+every rule of :mod:`netlens.capture.analysis.rules` on it in their fixed order,
+then advances the stream's state (:func:`advance`). :func:`analyze`, what the
+store calls once per packet in capture order, answers the common segments
+itself (a capture duplicate; in-order data or an ACK no rule marks) and hands
+the rest to the full path. Both run in O(1).
 
 Where to change what: a rule's decision lives in its function in ``rules.py``
 (one function per rule, its sentence and severity in its decorator); facts
 several rules share live in ``segment.py``; what a segment leaves behind for
-the next one (next sequence number, last ACK, window) lives in :func:`advance`.
+the next one (next sequence number, last ACK, window) lives in :func:`advance`
+(and, for the segments no rule marks, in :func:`analyze`: a new rule that can
+mark an in-order segment must be excluded in :func:`_quiet` too: the fast-path
+test compares both paths packet by packet on random conversations).
 """
 
 from __future__ import annotations

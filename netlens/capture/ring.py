@@ -244,16 +244,26 @@ class PacketRing:
         Evicted numbers are skipped; ``limit`` caps how many records one call
         copies out, so a consumer that fell far behind catches up in slices.
         """
-        out: list[tuple[int, int, bytes]] = []
+        return list(zip(*self.columns(start, stop, limit), strict=True))
+
+    def columns(self, start: int, stop: int | None = None, limit: int | None = None
+                ) -> tuple[range, list[int], list[bytes]]:
+        """What :meth:`read` returns, as three columns: packet numbers, timestamps (ns) and frames.
+
+        Stored numbers are consecutive, so the numbers are a ``range``. A consumer
+        looping over every packet zips them (no tuple kept per packet).
+        """
+        stamps: list[int] = []
+        frames: list[bytes] = []
         with self._lock:
             if not self._chunks:
-                return out
+                return range(start, start), stamps, frames
             stop = self._last if stop is None else min(stop, self._last)
             start = max(start, self._chunks[0].first)
             if limit is not None:
                 stop = min(stop, start + limit - 1)
             if start > stop:
-                return out
+                return range(start, start), stamps, frames
             index = bisect_right(self._starts, start) - 1
             no = start
             while no <= stop and index < len(self._chunks):
@@ -267,13 +277,13 @@ class PacketRing:
                 begins = offsets[i:end_i]
                 ends = [*offsets[i + 1:end_i], offsets[end_i] if end_i < count else len(data)]
                 if type(data) is bytes:
-                    frames = [data[begin:end] for begin, end in zip(begins, ends, strict=True)]
+                    frames += [data[begin:end] for begin, end in zip(begins, ends, strict=True)]
                 else:
-                    frames = [bytes(data[begin:end]) for begin, end in zip(begins, ends, strict=True)]
-                out += zip(range(no, no + end_i - i), chunk.stamps[i:end_i], frames, strict=True)
+                    frames += [bytes(data[begin:end]) for begin, end in zip(begins, ends, strict=True)]
+                stamps += chunk.stamps[i:end_i]
                 no += end_i - i
                 index += 1
-        return out
+        return range(start, no), stamps, frames
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored packet as ``(number, ts_ns, frame)``, read in slices under the lock."""

@@ -121,14 +121,14 @@ class PacketStore:
         if first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
             self.skip_to(first)
-        batch = ring.read(self._next, limit=limit)
-        if batch:
-            self._process(batch, ring.linktype)
-            self._next = batch[-1][0] + 1
+        numbers, stamps, frames = ring.columns(self._next, limit=limit)
+        if frames:
+            self._process(zip(numbers, stamps, frames, strict=True), ring.linktype)
+            self._next = numbers[-1] + 1
         if ring.evicted != self._evicted_seen:
             self._evicted_seen = ring.evicted
             self._prune(ring.first)
-        return len(batch)
+        return len(frames)
 
     def skip_to(self, no: int) -> int:
         """Leave packets up to ``no`` (excluded) unanalysed, as if evicted; returns how many.
@@ -150,7 +150,7 @@ class PacketStore:
         self._next = no
         return missed
 
-    def _process(self, batch: list[tuple[int, int, bytes]], linktype: int) -> None:
+    def _process(self, batch: Iterable[tuple[int, int, bytes]], linktype: int) -> None:
         """Analyse ``batch``, in order: each packet's stream, marks and application data.
 
         One loop with its lookups hoisted: it runs for every packet captured, so every

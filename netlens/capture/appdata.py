@@ -90,7 +90,6 @@ class StreamApps:
     def _offer(self, direction: int, pieces: list[Piece], ts_ns: int) -> list[MessageEvent]:
         """Pieces of a stream no protocol owns yet, to every candidate; the first to recognise them owns it."""
         events: list[MessageEvent] = []
-        candidates = len(self.candidates)
         for piece_seq, piece, piece_no in pieces:
             # Bytes that waited are credited to the packet that carried them; the
             # caller still reports the message on the packet that filled the gap.
@@ -102,9 +101,7 @@ class StreamApps:
                 elif not session.alive and candidate in self.candidates:
                     self.candidates.remove(candidate)
         self.unfinished[direction] = any(session.in_message(direction) for _, session in self.candidates)
-        if events or len(self.candidates) != candidates:
-            # A session that gave up on a direction says so with an event, or drops out.
-            self._listen()
+        self._listen()  # a session may have given up on a direction (not run once a protocol owns the stream)
         return events
 
     def _listen(self) -> None:

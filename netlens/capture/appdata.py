@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from netlens.capture.protocols import AppProtocol, MessageEvent, Session
-from netlens.capture.reassembly import InOrder
+from netlens.capture.reassembly import InOrder, Piece
 
 #: Out-of-order segments held per direction before reassembly gives up.
 MAX_PENDING_SEGMENTS = 256
@@ -23,7 +23,7 @@ _HALF = 0x80000000
 class StreamApps:
     """Reassembly and protocol sessions of one stream."""
 
-    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished")
+    __slots__ = ("sides", "candidates", "owner", "abandoned", "unfinished", "listening", "direct")
 
     def __init__(self, protocols: Sequence[AppProtocol]) -> None:
         self.sides = (InOrder(max_segments=MAX_PENDING_SEGMENTS, max_bytes=MAX_PENDING_BYTES),
@@ -35,6 +35,12 @@ class StreamApps:
         self.abandoned: list[int] = []
         #: Per direction: bytes of an unfinished message wait in some session (kept up to date by feed()).
         self.unfinished = [False, False]
+        #: Per direction: some session still reads its bytes (False: feed() would do nothing; the caller
+        #: skips it, so a direction every protocol gave up on costs nothing per segment).
+        self.listening = [False, False]
+        #: A protocol owns the stream and no other session is left: in-order bytes go straight to it.
+        self.direct = False
+        self._listen()
 
     @property
     def alive(self) -> bool:
@@ -50,17 +56,15 @@ class StreamApps:
     def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
         """One segment's payload; returns the message events the now in-order bytes completed."""
         side = self.sides[direction]
-        owner = self.owner
-        if (owner is not None and seq == side.next_seq and not side.pending and not side.overflowed
-                and len(self.candidates) == 1):
+        if self.direct and seq == side.next_seq and not side.pending and not side.overflowed:
             # The usual case, once a protocol recognised the stream: the next bytes in order, nothing
             # waiting; straight to the owner's session (what push() would return, without building it).
             side.next_seq = (seq + len(data)) & _MASK
-            session = owner[1]
+            session = self.candidates[0][1]
             found: list[MessageEvent] = session.feed(direction, seq, data, no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
-                self.candidates = []
+                self._drop_all()
             return found
         behind = (side.next_seq - seq) & _MASK if side.next_seq is not None else 0
         if len(data) <= behind < _HALF:
@@ -71,16 +75,20 @@ class StreamApps:
             return []
         if not pieces:
             return []
-        if owner is not None and len(self.candidates) == 1:
+        if self.direct:
             # Recognised stream, pieces released by a filled gap: straight to the owner's session.
-            session = owner[1]
+            session = self.candidates[0][1]
             found = []
             for piece_seq, piece, piece_no in pieces:
                 found += session.feed(direction, piece_seq, piece, piece_no, ts_ns)
             self.unfinished[direction] = session.in_message(direction)
             if not session.alive:
-                self.candidates = []
+                self._drop_all()
             return found
+        return self._offer(direction, pieces, ts_ns)
+
+    def _offer(self, direction: int, pieces: list[Piece], ts_ns: int) -> list[MessageEvent]:
+        """Pieces of a stream no protocol owns yet, to every candidate; the first to recognise them owns it."""
         events: list[MessageEvent] = []
         for piece_seq, piece, piece_no in pieces:
             # Bytes that waited are credited to the packet that carried them; the
@@ -93,7 +101,18 @@ class StreamApps:
                 elif not session.alive and candidate in self.candidates:
                     self.candidates.remove(candidate)
         self.unfinished[direction] = any(session.in_message(direction) for _, session in self.candidates)
+        self._listen()  # a session may have given up on a direction (not run once a protocol owns the stream)
         return events
+
+    def _listen(self) -> None:
+        """Work out :attr:`listening` and :attr:`direct` again (after the candidates or their directions changed)."""
+        self.listening = [any(_wants(session, d) for _, session in self.candidates) for d in (0, 1)]
+        self.direct = self.owner is not None and len(self.candidates) == 1
+
+    def _drop_all(self) -> None:
+        """The owner gave up: no protocol reads this stream any more."""
+        self.candidates = []
+        self._listen()
 
     def _own(self, candidate: tuple[AppProtocol, Session]) -> None:
         self.owner = candidate
@@ -102,6 +121,7 @@ class StreamApps:
                 for d in (0, 1):
                     self.abandoned += other[1].abandon(d)
         self.candidates = [candidate]
+        self._listen()
 
     def _overflow(self, direction: int) -> None:
         self.abandoned += self.sides[direction].dropped
@@ -111,6 +131,7 @@ class StreamApps:
         if self.owner is not None and self.owner not in self.candidates:
             self.owner = None
         self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
+        self._listen()
 
     def in_message(self, direction: int) -> bool:
         """Bytes of an unfinished message of ``direction`` wait in some session."""
@@ -136,3 +157,10 @@ class StreamApps:
             session.close(direction)
         self.candidates = [c for c in self.candidates if c[1].alive or c is self.owner]
         self.unfinished = [any(s.in_message(d) for _, s in self.candidates) for d in (0, 1)]
+        self._listen()
+
+
+def _wants(session: Session, direction: int) -> bool:
+    """The session reads ``direction``'s bytes (its optional ``wants(direction)``; without it, while alive)."""
+    wants = getattr(session, "wants", None)
+    return session.alive if wants is None else bool(wants(direction))

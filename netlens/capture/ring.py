@@ -244,32 +244,46 @@ class PacketRing:
         Evicted numbers are skipped; ``limit`` caps how many records one call
         copies out, so a consumer that fell far behind catches up in slices.
         """
-        out: list[tuple[int, int, bytes]] = []
+        return list(zip(*self.columns(start, stop, limit), strict=True))
+
+    def columns(self, start: int, stop: int | None = None, limit: int | None = None
+                ) -> tuple[range, list[int], list[bytes]]:
+        """What :meth:`read` returns, as three columns: packet numbers, timestamps (ns) and frames.
+
+        Stored numbers are consecutive, so the numbers are a ``range``. A consumer
+        looping over every packet zips them (no tuple kept per packet).
+        """
+        stamps: list[int] = []
+        frames: list[bytes] = []
         with self._lock:
             if not self._chunks:
-                return out
+                return range(start, start), stamps, frames
             stop = self._last if stop is None else min(stop, self._last)
             start = max(start, self._chunks[0].first)
             if limit is not None:
                 stop = min(stop, start + limit - 1)
             if start > stop:
-                return out
+                return range(start, start), stamps, frames
             index = bisect_right(self._starts, start) - 1
             no = start
             while no <= stop and index < len(self._chunks):
                 chunk = self._chunks[index]
-                data, offsets, stamps = chunk.data, chunk.offsets, chunk.stamps
+                data, offsets = chunk.data, chunk.offsets
                 count = len(offsets)
                 i = no - chunk.first
                 end_i = min(count, stop - chunk.first + 1)
-                while i < end_i:
-                    begin = offsets[i]
-                    end = offsets[i + 1] if i + 1 < count else len(data)
-                    out.append((no, stamps[i], bytes(data[begin:end])))
-                    i += 1
-                    no += 1
+                # Whole columns at once, one slice per frame: a sealed chunk is bytes already (its
+                # slices are the frames); a slice of the tail's bytearray is copied to bytes.
+                begins = offsets[i:end_i]
+                ends = [*offsets[i + 1:end_i], offsets[end_i] if end_i < count else len(data)]
+                if type(data) is bytes:
+                    frames += [data[begin:end] for begin, end in zip(begins, ends, strict=True)]
+                else:
+                    frames += [bytes(data[begin:end]) for begin, end in zip(begins, ends, strict=True)]
+                stamps += chunk.stamps[i:end_i]
+                no += end_i - i
                 index += 1
-        return out
+        return range(start, no), stamps, frames
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored packet as ``(number, ts_ns, frame)``, read in slices under the lock."""

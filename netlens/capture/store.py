@@ -33,7 +33,7 @@ from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp,
 from netlens.capture.ladder import Ladder, ladder
 from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
-from netlens.capture.streams import Stream, StreamTable, note_segment
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, note_segment
 from netlens.capture.summary import PacketSummary
 from netlens.textsafe import safe_bytes, safe_str
 
@@ -45,6 +45,12 @@ _MASK = 0xFFFFFFFF
 DEFAULT_UPDATE_LIMIT = 50_000
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
+_CONTROL = SYN | FIN | RST
+#: A stream is settled once both ISNs are known and data was seen: its handshake and the handshake's ACK
+#: (these bits), or data without a handshake captured (SEEN_DATA alone, and a segment or ACK of each side).
+#: Then note_segment() only indexes its plain segments; SYN, FIN and RST still go through it.
+_SETTLING = SEEN_SYN_ACK | SEEN_ACK | SEEN_DATA
+_SETTLED = _SETTLING
 
 
 class MessageRecord(NamedTuple):
@@ -115,17 +121,14 @@ class PacketStore:
         if first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
             self.skip_to(first)
-        batch = ring.read(self._next, limit=limit)
-        if batch:
-            linktype = ring.linktype
-            process = self._process
-            for no, ts_ns, frame in batch:
-                process(no, ts_ns, frame, linktype)
-            self._next = batch[-1][0] + 1
+        numbers, stamps, frames = ring.columns(self._next, limit=limit)
+        if frames:
+            self._process(zip(numbers, stamps, frames, strict=True), ring.linktype)
+            self._next = numbers[-1] + 1
         if ring.evicted != self._evicted_seen:
             self._evicted_seen = ring.evicted
             self._prune(ring.first)
-        return len(batch)
+        return len(frames)
 
     def skip_to(self, no: int) -> int:
         """Leave packets up to ``no`` (excluded) unanalysed, as if evicted; returns how many.
@@ -147,51 +150,60 @@ class PacketStore:
         self._next = no
         return missed
 
-    def _process(self, no: int, ts_ns: int, frame: bytes, linktype: int) -> None:
-        tcp = decode(frame, linktype)
-        if type(tcp) is not Tcp:
-            self._sid.append(0)
-            return
-        entry = self._by_key.get((tcp.src, tcp.sport, tcp.dst, tcp.dport))
-        # A SYN may open a new connection on known addresses: the table decides.
-        stream, d = entry if entry is not None and not tcp.flags & SYN else self._table.place(tcp, no, ts_ns)
-        self._sid.append(stream.id)
-        note_segment(stream, d, tcp, frame, no, ts_ns)
-        marks = analyze(stream, d, tcp, ts_ns, no, frame)
-        if marks:
-            self._marks[no] = tuple(marks)
-        length = tcp.payload_length
-        if length:
-            f = stream.dirs[d]
-            f.payload_bytes += length
-            f.segments += 1
-            apps = stream.apps
-            if apps is None or apps.sides[d].next_seq is None:
-                self._feed_apps(stream, d, tcp, frame, no, ts_ns)
-            elif apps.candidates:  # streams no protocol reads any more cost nothing here
-                # The direction's byte stream is under way (the usual case): feed it here, one call less.
-                start = tcp.payload_offset
-                events = apps.feed(d, tcp.seq, frame[start:start + length], no, ts_ns)
-                if events or apps.abandoned or apps.unfinished[d]:
-                    self._took_apps(stream, d, no, events)
-        if tcp.flags & (FIN | RST) and stream.apps is not None:
-            stream.apps.close(d)
+    def _process(self, batch: Iterable[tuple[int, int, bytes]], linktype: int) -> None:
+        """Analyse ``batch``, in order: each packet's stream, marks and application data.
 
-    def _feed_apps(self, stream: Stream, d: int, tcp: Tcp, frame: bytes, no: int, ts_ns: int) -> None:
-        """Offer the segment's payload to the stream's protocol sessions; record what they completed."""
-        apps = stream.apps
-        if apps is None:
-            apps = stream.apps = StreamApps([p for p in self.protocols
-                                             if p.claims(stream.client_port, stream.server_port)])
-        if not apps.candidates:
-            return
-        f = stream.dirs[d]
-        if f.syn_seen and f.base is not None and apps.sides[d].next_seq is None:
-            # Known ISN: the byte stream starts right after the SYN, even if the
-            # first data segment captured is not the first one sent.
-            apps.start_at(d, (f.base + 1) & _MASK)
-        start = tcp.payload_offset
-        self._took_apps(stream, d, no, apps.feed(d, tcp.seq, frame[start:start + tcp.payload_length], no, ts_ns))
+        One loop with its lookups hoisted: it runs for every packet captured, so every
+        attribute lookup and call saved here shows in the per-packet cost.
+        """
+        by_key = self._by_key
+        place = self._table.place
+        sid = self._sid
+        marked = self._marks
+        for no, ts_ns, frame in batch:
+            tcp = decode(frame, linktype)
+            if type(tcp) is not Tcp:
+                sid.append(0)
+                continue
+            _, src, dst, sport, dport, seq, _, flags, _, _, _, start, length, _, _ = tcp
+            entry = by_key.get((src, sport, dst, dport))
+            # A SYN may open a new connection on known addresses: the table decides.
+            stream, d = entry if entry is not None and not flags & SYN else place(tcp, no, ts_ns)
+            sid.append(stream.id)
+            settling = stream.seen & _SETTLING  # see _SETTLED
+            if flags & _CONTROL or (settling != _SETTLED and (settling != SEEN_DATA or stream.dirs[0].base is None
+                                                               or stream.dirs[1].base is None)):
+                note_segment(stream, d, tcp, frame, no, ts_ns)
+            else:
+                # All note_segment() does for a plain segment of a stream whose ISNs and data were seen.
+                stream.packets.append(no)
+                stream.last_no = no
+                stream.last_ts = ts_ns
+            marks = analyze(stream, d, tcp, ts_ns, no, frame)
+            copy = False
+            if marks:
+                marked[no] = marks
+                # A capture duplicate repeats bytes its first copy delivered (or held for a gap): feeding
+                # them again to the protocols would change nothing.
+                copy = marks[0].name == "capture-duplicate"
+            apps = stream.apps
+            if length:
+                f = stream.dirs[d]
+                f.payload_bytes += length
+                f.segments += 1
+                if apps is None:
+                    apps = stream.apps = StreamApps([p for p in self.protocols
+                                                     if p.claims(stream.client_port, stream.server_port)])
+                if apps.listening[d] and not copy:  # directions no protocol reads (any more) cost nothing
+                    if apps.sides[d].next_seq is None:
+                        _start_apps(stream, d, apps)
+                    events = apps.feed(d, seq, frame[start:start + length], no, ts_ns)
+                    if events or apps.abandoned or apps.unfinished[d]:
+                        self._took_apps(stream, d, no, events)
+                elif copy and apps.unfinished[d]:
+                    self._took_apps(stream, d, no, [])
+            if flags & (FIN | RST) and apps is not None:
+                apps.close(d)
 
     def _took_apps(self, stream: Stream, d: int, no: int, events: list[MessageEvent]) -> None:
         """Record what the protocol sessions made of packet ``no``: messages, given-up and unfinished ones."""
@@ -447,6 +459,15 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
+
+
+def _start_apps(stream: Stream, d: int, apps: StreamApps) -> None:
+    """Where direction ``d``'s byte stream starts, before its first payload goes to the protocols."""
+    f = stream.dirs[d]
+    if f.syn_seen and f.base is not None:
+        # Known ISN: the byte stream starts right after the SYN, even if the
+        # first data segment captured is not the first one sent.
+        apps.start_at(d, (f.base + 1) & _MASK)
 
 
 def direction_of(stream: Stream, tcp: Tcp) -> int:

@@ -104,46 +104,44 @@ def _walk(conv: Conversation) -> list[tuple[object, ...]]:
     return seen
 
 
+def _count_full_path(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Wrap the full path of the analysis; returns a list that gets one entry per packet taking it."""
+    from netlens.capture import analysis
+
+    full_path: list[bool] = []
+    real_full = analysis._full
+
+    def counted(*args: object) -> list[object]:
+        full_path.append(True)
+        return real_full(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis, "_full", counted)
+    return full_path
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_fast_path_leaves_the_marks_and_state_the_full_path_does(seed: int,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from netlens.capture import analysis
+    from netlens.capture import analysis, store
 
     conv = _random_conversation(seed)
-    taken = []
-    real_fast = analysis._fast
-
-    def counted(*args: object) -> list[object] | None:
-        marks = real_fast(*args)  # type: ignore[arg-type]
-        taken.append(marks is not None)
-        return marks  # type: ignore[return-value]
-
-    monkeypatch.setattr(analysis, "_fast", counted)
+    full_path = _count_full_path(monkeypatch)
     fast = _walk(conv)
+    slow_taken = len(full_path)
     # The fast path off: every packet goes through the Segment and every rule of its kind.
-    monkeypatch.setattr(analysis, "_fast", lambda *args: None)
+    monkeypatch.setattr(store, "analyze", analysis.analyze_full)
     full = _walk(conv)
     assert len(fast) == len(full) == len(conv.ring)
     for no, (got, want) in enumerate(zip(fast, full, strict=True), start=1):
         assert got == want, f"packet {no}: fast path {got[0]} vs full path {want[0]}"
     # The conversation exercises both paths and every rule, so the comparison means something.
-    assert taken.count(True) > len(conv.ring) // 5 and taken.count(False) > len(conv.ring) // 5
+    assert len(conv.ring) - slow_taken > len(conv.ring) // 5 and slow_taken > len(conv.ring) // 5
     names = Counter(mark.name for marks, _ in full for mark in marks)  # type: ignore[attr-defined]
     assert set(names) >= set(analysis.RULES), set(analysis.RULES) - set(names)
 
 
 def test_the_fast_path_takes_most_of_an_ordinary_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
-    from netlens.capture import analysis
-
-    taken = []
-    real_fast = analysis._fast
-
-    def counted(*args: object) -> list[object] | None:
-        marks = real_fast(*args)  # type: ignore[arg-type]
-        taken.append(marks == [])
-        return marks  # type: ignore[return-value]
-
-    monkeypatch.setattr(analysis, "_fast", counted)
+    full_path = _count_full_path(monkeypatch)
     conv = Conversation(step_ns=20_000)  # well inside the capture-duplicate window
     conv.handshake()
     for _ in range(100):
@@ -151,4 +149,4 @@ def test_the_fast_path_takes_most_of_an_ordinary_exchange(monkeypatch: pytest.Mo
         conv.server(b"a" * 32)
         conv.client(flags="A")
     PacketStore(conv.ring).update()
-    assert taken.count(True) >= 300 - 3  # the first segment of each direction takes the full path
+    assert len(conv.ring) - len(full_path) >= 300 - 3  # the first segment of each direction takes the full path

@@ -79,3 +79,74 @@ def test_echo_stops_at_the_first_byte_that_is_not_an_echo() -> None:
     store.update()
     assert store.summary(reply).info == "'something else entirely'"
     assert store.summary(4).info == "search request 'ring'"
+
+
+class _OneWay:
+    """A session that reads only the server's bytes once the client's first segment came (``wants``)."""
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.recognised = False
+        self.fed: list[tuple[int, bytes]] = []
+
+    def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[object]:
+        self.fed.append((direction, data))
+        return []
+
+    def wants(self, direction: int) -> bool:
+        return direction == 1 or not self.fed
+
+    def in_message(self, direction: int) -> bool:
+        return False
+
+    def abandon(self, direction: int) -> list[int]:
+        return []
+
+    def describe(self, direction: int, seq: int, length: int, ts_ns: int) -> str | None:
+        return None
+
+    def close(self, direction: int) -> None:
+        pass
+
+
+class _OneWayProtocol:
+    name = "one-way"
+
+    def __init__(self) -> None:
+        self.sessions: list[_OneWay] = []
+
+    def claims(self, client_port: int, server_port: int) -> bool:
+        return True
+
+    def session(self) -> _OneWay:
+        self.sessions.append(_OneWay())
+        return self.sessions[-1]
+
+    def scapy_layer(self) -> None:
+        return None
+
+
+def test_a_direction_no_session_wants_is_not_reassembled_for_it() -> None:
+    conv = Conversation()
+    conv.handshake()
+    for i in range(3):
+        conv.client(b"up%d" % i)
+        conv.server(b"down%d" % i)
+    protocol = _OneWayProtocol()
+    store = PacketStore(conv.ring, protocols=[protocol])  # type: ignore[list-item]
+    store.update()
+    (session,) = protocol.sessions
+    # After its first client segment the session said it wants no more of that direction.
+    assert session.fed == [(0, b"up0"), (1, b"down0"), (1, b"down1"), (1, b"down2")]
+    assert store.stream(1).apps is not None and store.stream(1).apps.listening == [False, True]
+
+
+def test_ring_columns_are_what_read_returns() -> None:
+    conv = Conversation()
+    conv.handshake()
+    for i in range(50):
+        conv.client(b"x" * i)
+    ring = conv.ring
+    numbers, stamps, frames = ring.columns(3, 40, limit=20)
+    assert list(zip(numbers, stamps, frames, strict=True)) == ring.read(3, 40, limit=20)
+    assert list(numbers) == list(range(3, 23)) and frames[0] == ring.frame(3) and stamps[-1] == ring.ts_ns(22)

@@ -15,7 +15,10 @@ protocol") with a module-level ``PROTOCOL`` object that has:
   ``abandon(direction)`` returns the packets of a message it gave up on;
   ``describe(direction, seq, length, ts_ns)`` may name a packet no event
   named (computed when the row is shown: echo says which bytes came back);
-  ``close(direction)`` frees a finished direction;
+  ``close(direction)`` frees a finished direction; optionally
+  ``wants(direction) -> bool``: False once the session ignores that
+  direction's bytes for good (the analysis then stops reassembling them for
+  it; without the method, a session wants both directions while ``alive``);
 * ``scapy_layer() -> type | None``: a scapy ``Packet`` class for full
   dissection (bound to the stream's server port), imported only then.
 

@@ -54,11 +54,10 @@ class EchoSession:
             return []
         if self.server_start is None:
             self.server_start = seq
-        size = len(data)
-        if self.unechoed[:size] != data:
+        if not self.unechoed.startswith(data):  # (no copy of the waiting bytes, unlike a slice)
             self._drop()
             return []
-        del self.unechoed[:size]
+        del self.unechoed[:len(data)]
         self.recognised = True
         return []
 

@@ -122,6 +122,10 @@ class SearchSession:
                                         event.wire_length))
         return out
 
+    def wants(self, direction: int) -> bool:
+        """False once ``direction`` proved not to be this protocol (its bytes need not come any more)."""
+        return self.dirs[direction].alive
+
     def in_message(self, direction: int) -> bool:
         """True while bytes of an unfinished message are buffered."""
         return bool(self.dirs[direction].parts)

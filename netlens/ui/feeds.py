@@ -33,6 +33,11 @@ from netlens.ui.trace_feed import KernelTraceFeed, LiveTraceFeed
 #: Default memory for captured frames (``--capture-buffer``): a workshop's traffic fits many times over,
 #: and a 1 GiB transfer does not leave the TUI holding a quarter of a gigabyte after it ended.
 CAPTURE_BUDGET = 64 << 20
+#: The ring holds at most one packet per this many bytes of the budget. Each packet's analysis (its stream's
+#: packet list, marks, summary, message records) costs ~250 bytes besides its frame: measured under an 8-client
+#: search flood, 75 MiB of analysis for the ~300k ~100-byte frames a 64 MiB byte bound alone let in. With one
+#: packet per KiB (65,536 for 64 MiB) the analysis stays within a quarter of the budget whatever the frames' size.
+BUDGET_BYTES_PER_PACKET = 1024
 
 class ServerLike(Protocol):
     """What the UI needs of a server (``netlens.server.Server`` has it all)."""
@@ -123,7 +128,8 @@ class LiveFeeds:
             from netlens.capture import PacketRing
             from netlens.capture.live_feed import LivePacketFeed
 
-            ring = PacketRing(max_bytes=self.capture_budget)
+            budget = self.capture_budget
+            ring = PacketRing(max_bytes=budget, max_packets=max(1, budget // BUDGET_BYTES_PER_PACKET))
             self._packets = LivePacketFeed(self.iface, self._server.address[1], yield_to=yield_to, ring=ring)
         return self._packets
 

@@ -58,12 +58,16 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between RSS samples")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--mode", choices=("search", "echo"), default="search")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the TUI and the load at this niceness (a shared machine's other work suffers less)")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         raise SystemExit("soak_tui needs tmux")
     port = free_port()
     session = f"nlh-soak-{os.getpid()}"
-    netlens = f"{sys.executable} -m netlens"
+    # The TUI is tmux's child, not ours: it gets the niceness on its command line.
+    niced = ["nice", "-n", str(args.nice)] if args.nice else []
+    netlens = " ".join([*niced, sys.executable, "-m", "netlens"])
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", "-c", str(REPO),
          f"{netlens} serve --mode {args.mode} --port {port}")
     load = None
@@ -76,12 +80,12 @@ def main() -> None:
             time.sleep(0.5)
         started = time.monotonic()
         end = started + args.minutes * 60
-        load = subprocess.Popen([sys.executable, "-m", "netlens", "load", "--mode", args.mode, "--port", str(port),
-                                 "--clients", str(args.clients), "--requests", str(10**12),
+        load = subprocess.Popen([*niced, sys.executable, "-m", "netlens", "load", "--mode", args.mode,
+                                 "--port", str(port), "--clients", str(args.clients), "--requests", str(10**12),
                                  "--duration", str(args.minutes * 60)],
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"TUI pid {pid} on port {port}, {args.clients} {args.mode} clients, {args.minutes:g} min; "
-              f"RSS every {args.every:g} s", flush=True)
+              f"RSS every {args.every:g} s" + (f", both at nice {args.nice}" if args.nice else ""), flush=True)
         print(f"{'minute':>7} {'RSS MiB':>9}  status line", flush=True)
         samples = [(0.0, rss_mib(pid))]
         print(f"{0.0:>7.1f} {samples[0][1]:>9.1f}  {status_line(session)[:120]}", flush=True)

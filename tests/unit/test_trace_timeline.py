@@ -113,9 +113,11 @@ def test_retransmissions_resets_and_probes_are_kept_per_socket() -> None:
 
 
 def test_the_book_stays_bounded_and_forgets_closed_sockets_first() -> None:
-    book = TimelineBook(max_timelines=3)
-    book.add([state(1.0, 1, "LISTEN", "SYN_RECV"),
-              SocketDestroyed(2 * S, 0, 2, None, 2, *SERVER, *CLIENT),
-              state(3.0, 3, "LISTEN", "SYN_RECV", ("127.0.0.1", 6000)),
-              state(4.0, 4, "LISTEN", "SYN_RECV", ("127.0.0.1", 7000))])
-    assert len(book) == 3 and book.get(2) is None and book.get(1) is not None
+    book = TimelineBook(max_timelines=8)
+    book.add([state(float(n), n, "LISTEN", "SYN_RECV", ("127.0.0.1", 6000 + n)) for n in range(1, 9)])
+    assert len(book) == 8
+    # The ninth is the newest but already closed: over the cap, the book drops to 7/8 of it
+    # at once, the closed one first, then the oldest open one.
+    book.add([SocketDestroyed(9 * S, 0, 9, None, 2, *SERVER, *CLIENT)])
+    assert len(book) == 7 and book.get(9) is None and book.get(1) is None
+    assert all(book.get(n) is not None for n in range(2, 9))

@@ -62,7 +62,13 @@ if TYPE_CHECKING:
     from netlens.capture.streams import Stream, StreamKey
     from netlens.capture.summary import PacketSummary
 
-# The package's names are imported on first use (PEP 562): ``netlens read``
+# Functions named like their module are imported now: once anything imports the
+# submodule, Python binds its name on the package to the module, which would
+# hide a lazily imported function of that name.
+from netlens.capture.dissect import dissect
+from netlens.capture.hexdump import hexdump
+
+# The package's other names are imported on first use (PEP 562): ``netlens read``
 # needs the store and pcap reader, not the live capture, dissection or feeds,
 # and each command starts faster for not importing them.
 _WHERE: dict[str, str] = {
@@ -73,7 +79,6 @@ _WHERE: dict[str, str] = {
     "libpcap_available": "netlens.capture.bpf",
     "tcp_port_program": "netlens.capture.bpf",
     "Layer": "netlens.capture.dissect",
-    "dissect": "netlens.capture.dissect",
     "CaptureError": "netlens.capture.errors",
     "PcapError": "netlens.capture.errors",
     "FeedState": "netlens.capture.feed",
@@ -85,7 +90,6 @@ _WHERE: dict[str, str] = {
     "Follow": "netlens.capture.follow",
     "FollowChunk": "netlens.capture.follow",
     "HexRow": "netlens.capture.hexdump",
-    "hexdump": "netlens.capture.hexdump",
     "hexdump_rows": "netlens.capture.hexdump",
     "Arrow": "netlens.capture.ladder",
     "Ladder": "netlens.capture.ladder",

@@ -147,7 +147,7 @@ class EventPrinter:
     def __init__(self, subscription: Subscription, writer: ChunkWriter, as_json: bool, encoding: str) -> None:
         self.subscription = subscription
         self.writer = writer
-        self.format: Callable[[Sequence[EventRecord]], str] = RecordFormatter(as_json).format
+        self.format: Callable[[Sequence[EventRecord]], bytes] = RecordFormatter(as_json, encoding).format_bytes
         self.encoding = encoding
         self.as_json = as_json
         self.printed = 0
@@ -168,7 +168,7 @@ class EventPrinter:
                     self.subscription.dropped = self.writer.dropped_lines = 0
                     self._emit(self._lost_line(lost), 1)
                 if records:
-                    self._emit(self.format(records), len(records))
+                    self.writer.put(self.format(records), len(records))
                     self.printed += len(records)
             except Exception as exc:  # a formatting bug must not take the server down with it
                 self.error = exc

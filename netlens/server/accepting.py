@@ -50,7 +50,7 @@ class Accepting(Transfers):
             self._next_id += 1
             self._accepted += 1
             self._conns[conn.id] = conn
-            self._emit(ACCEPTED, conn.id, conn.peer, conn.local, conn.cookie)
+            self._record((ACCEPTED, _now(), conn.id, conn.peer, conn.local, conn.cookie))
             self._update_mask(conn)
 
     def _new_session(self) -> Session:

@@ -77,6 +77,7 @@ class Server(Accepting, ControlPaths):
         self._reserve_fd = open_reserve()
         self.started = time.time()
         self._emit(LISTENING, 0, self.address, self.config.mode)
+        self._flush_events()
         self._thread = threading.Thread(target=self._run, name="netlens-server", daemon=True)
         self._thread.start()
         return self
@@ -226,6 +227,7 @@ class Server(Accepting, ControlPaths):
     def _timers(self) -> None:
         """After each wake-up: the listener's rest after EMFILE, idle/deadline closes, then ``after_wake``."""
         self._timer_duties()
+        self._flush_events()
         hook = self.after_wake
         if hook is not None:
             now = time.monotonic()
@@ -282,3 +284,4 @@ class Server(Accepting, ControlPaths):
         self._interest.close()
         if self.started:
             self._emit(STOPPED, 0)
+        self._flush_events()

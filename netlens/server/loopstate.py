@@ -12,12 +12,13 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from netlens.proto import ReplyCache
 from netlens.server import controls as ctl
-from netlens.server.bus import EventBus
+from netlens.server.bus import EventBus, EventRecord
 from netlens.server.config import ServerConfig
 from netlens.server.connection import Connection
 from netlens.server.events import (
@@ -59,6 +60,10 @@ WAKER = object()
 _now = time.time
 
 
+def _drop(record: EventRecord) -> None:
+    """Events are off (only to measure what they cost): keep nothing."""
+
+
 class LoopState:
     """The loop's sockets, connections and counters (see the module docstring)."""
 
@@ -67,8 +72,11 @@ class LoopState:
         self.bus = bus or EventBus(config.event_capacity, config.event_budget)
         #: Encoded search replies by request, bounded by bytes (owned by the loop thread).
         self.reply_cache = ReplyCache(config.reply_cache_bytes)
-        self._publish = config.publish_events
-        self._publish_record = self.bus.publish
+        #: This wake-up's event records, handed to the bus at once (see :meth:`_flush_events`).
+        self._pending: list[EventRecord] = []
+        #: Keeps one record for the bus (or drops it when events are off).
+        self._record: Callable[[EventRecord], None] = (
+            self._pending.append if config.publish_events else _drop)
         self._interest = Interest()
         self._listener: socket.socket | None = None
         self._listener_registered = False
@@ -102,9 +110,15 @@ class LoopState:
         self._fixed_local: Address | None = None
 
     def _emit(self, code: int, conn_id: int, *fields: Any) -> None:
-        """Publish one event record ``(code, now, conn_id, *fields)`` (codes: this module's constants)."""
-        if self._publish:
-            self._publish_record((code, _now(), conn_id, *fields))
+        """Record one event ``(code, now, conn_id, *fields)`` (codes: this module's constants)."""
+        self._record((code, _now(), conn_id, *fields))
+
+    def _flush_events(self) -> None:
+        """Publish the records of this wake-up (the loop calls it before anyone reads them)."""
+        pending = self._pending
+        if pending:
+            self.bus.publish_many(pending)
+            pending.clear()
 
     def _request_timeout(self) -> float:
         return self.config.request_timeout if self.config.mode == "search" else 0.0

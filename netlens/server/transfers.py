@@ -49,7 +49,7 @@ class Transfers(LoopState):
         # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
         conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
-        self._emit(RECV, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES])
+        self._record((RECV, _now(), conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES]))
         if conn.session.mode == "echo":
             self._echo(conn, data)
             return
@@ -76,7 +76,7 @@ class Transfers(LoopState):
             conn.bytes_out += n
             conn.send_calls += 1
             self._bytes_out += n
-            self._emit(SENT, conn.id, n, len(data) - n)
+            self._record((SENT, _now(), conn.id, n, len(data) - n))
         if n < len(data):
             conn.outbox += memoryview(data)[n:]
             self._update_mask(conn)
@@ -84,7 +84,7 @@ class Transfers(LoopState):
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
         cid = conn.id
         for stage, detail in outcome.stages:
-            self._emit(STAGE, cid, stage, detail)
+            self._record((STAGE, _now(), cid, stage, detail))
         if outcome.error is not None:
             self._protocol_errors += 1
             self._emit(ERROR, cid, "protocol", outcome.error)
@@ -104,7 +104,7 @@ class Transfers(LoopState):
                 elif outcome.summary is not None:
                     self._requests += 1
                     conn.deadline = float("inf")
-                    self._emit(QUEUED, cid, len(reply), outcome.summary)
+                    self._record((QUEUED, _now(), cid, len(reply), outcome.summary))
         if outcome.stop_reading:
             conn.reading = False
         if outcome.close_after_reply:
@@ -147,7 +147,7 @@ class Transfers(LoopState):
         conn.send_calls += 1
         conn.last_activity = _now()
         self._bytes_out += n
-        self._emit(SENT, conn.id, n, len(conn.outbox))
+        self._record((SENT, _now(), conn.id, n, len(conn.outbox)))
         if not conn.outbox:
             if conn.close_after_flush:
                 self._close(conn, conn.close_cause, conn.close_reason)
@@ -176,7 +176,7 @@ class Transfers(LoopState):
         else:
             self._interest.modify(conn.fd, want)
         conn.mask = want
-        self._emit(MASK, conn.id, old, want)
+        self._record((MASK, _now(), conn.id, old, want))
 
     def _close(self, conn: Connection, cause: CloseCause, reason: str, abort: bool = False) -> None:
         """Close once (idempotent); ``abort`` sends RST instead of FIN."""
@@ -186,20 +186,24 @@ class Transfers(LoopState):
         if conn.mask:
             self._interest.unregister(conn.fd)
             conn.mask = 0
-        if abort:
-            reset_close(conn.sock)
-        else:
+        if not abort:
             # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
             unread = unread_bytes(conn.sock)
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
-            conn.sock.close()
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
-        self._emit(CLOSED, conn.id, cause.value, reason)
+        # Published before the peer can see the FIN/RST: whoever sees the close finds its events.
+        self._record((CLOSED, _now(), conn.id, cause.value, reason))
+        self._flush_events()
+        if abort:
+            reset_close(conn.sock)
+        else:
+            conn.sock.close()
 
     def _shutdown_write(self, conn: Connection) -> None:
         conn.shutdown_after_flush = False
+        self._flush_events()  # the peer sees the FIN: the events before it are out first
         try:
             conn.sock.shutdown(socket.SHUT_WR)
             conn.write_shut = True

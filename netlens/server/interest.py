@@ -14,6 +14,7 @@ from __future__ import annotations
 import select
 import selectors
 
+EPOLLIN = select.EPOLLIN
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 #: epoll flags of each selectors mask (0, READ, WRITE, READ|WRITE).

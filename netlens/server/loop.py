@@ -32,7 +32,7 @@ from netlens.server.config import ServerConfig
 from netlens.server.connection import Connection, ConnectionSnapshot, ServerStats
 from netlens.server.control_paths import Completion, ControlPaths, complete
 from netlens.server.events import CloseCause
-from netlens.server.interest import READ, WRITE, ready_mask
+from netlens.server.interest import EPOLLIN, READ, WRITE, ready_mask
 from netlens.server.loopstate import ERROR, LISTENER, LISTENING, STOPPED, WAKER
 from netlens.server.sockets import address_of, open_reserve
 from netlens.textsafe import cut
@@ -173,7 +173,7 @@ class Server(Accepting, ControlPaths):
                         # Gone when an earlier socket of this batch closed it.
                         target = targets.get(fd)
                         if target.__class__ is Connection:
-                            self._service(target, ready_mask(flags))
+                            self._service(target, READ if flags == EPOLLIN else ready_mask(flags))
                         elif target is LISTENER:
                             self._accept()
                         elif target is WAKER:

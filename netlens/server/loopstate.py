@@ -78,6 +78,7 @@ class LoopState:
         self._record: Callable[[EventRecord], None] = (
             self._pending.append if config.publish_events else _drop)
         self._interest = Interest()
+        self._recv_size = config.recv_size
         self._listener: socket.socket | None = None
         self._listener_registered = False
         self._listener_resume_at = 0.0

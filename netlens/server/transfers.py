@@ -26,7 +26,7 @@ class Transfers(LoopState):
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(self.config.recv_size)
+            data = conn.sock.recv(self._recv_size)
         except (BlockingIOError, InterruptedError):
             return
         except ConnectionResetError:
@@ -35,7 +35,7 @@ class Transfers(LoopState):
         except OSError as exc:
             self._close(conn, CloseCause.ERROR, f"recv failed: {exc.strerror or exc}")
             return
-        conn.last_activity = _now()
+        now = conn.last_activity = _now()
         if not data:
             conn.reading = False
             outcome = conn.session.on_eof()
@@ -49,7 +49,7 @@ class Transfers(LoopState):
         # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
         conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
-        self._record((RECV, _now(), conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES]))
+        self._record((RECV, now, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES]))
         if conn.session.mode == "echo":
             self._echo(conn, data)
             return
@@ -69,8 +69,12 @@ class Transfers(LoopState):
             self._update_mask(conn)
             return
         # Send at once: usually the kernel takes it all and WRITE interest is never needed.
-        n = self._send(conn, data)
-        if n is None:
+        try:
+            n = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._send_failed(conn, exc)
             return
         if n:
             conn.bytes_out += n
@@ -131,11 +135,16 @@ class Transfers(LoopState):
             return conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
-        except (BrokenPipeError, ConnectionResetError):
-            self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
         except OSError as exc:
-            self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
+            self._send_failed(conn, exc)
         return None
+
+    def _send_failed(self, conn: Connection, exc: OSError) -> None:
+        """Close a connection whose ``send()`` failed, saying why."""
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            self._close(conn, CloseCause.RESET, "connection reset by peer while sending")
+        else:
+            self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
 
     def _on_writable(self, conn: Connection) -> None:
         n = self._send(conn, conn.outbox)

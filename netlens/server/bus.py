@@ -93,10 +93,13 @@ class EventBus:
         mask, capacity, budget = self._mask, self.capacity, self.budget
         ring, sizes = self._ring, self._sizes
         held = self.bytes
+        # The ring is full by count from this sequence number on (see publish).
+        full_at = self.oldest + capacity
         for record in records:
             slot = seq & mask
-            if seq - self.oldest >= capacity:
-                self.oldest = seq - capacity + 1
+            if seq >= full_at:
+                self.oldest = full_at = seq - capacity + 1
+                full_at += capacity
                 held -= sizes[slot]
             last = record[-1]
             size = RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
@@ -105,6 +108,7 @@ class EventBus:
                 self.bytes = held
                 self._evict(seq)
                 held = self.bytes
+                full_at = self.oldest + capacity
             sizes[slot] = size
             ring[slot] = record
             seq += 1

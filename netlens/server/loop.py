@@ -31,7 +31,7 @@ from netlens.server.bus import EventBus, Subscription
 from netlens.server.config import ServerConfig
 from netlens.server.connection import Connection, ConnectionSnapshot, ServerStats
 from netlens.server.control_paths import Completion, ControlPaths, complete
-from netlens.server.events import CloseCause
+from netlens.server.events import Address, CloseCause
 from netlens.server.interest import EPOLLIN, READ, WRITE, ready_mask
 from netlens.server.loopstate import ERROR, LISTENER, LISTENING, STOPPED, WAKER
 from netlens.server.sockets import address_of, open_reserve
@@ -127,6 +127,34 @@ class Server(Accepting, ControlPaths):
                 found = self._conns.get(conn)
                 return [found.snapshot(now, buffers)] if found is not None else []
             return [c.snapshot(now, buffers) for c in self._conns.values()]
+
+    def recently_closed(self, limit: int = 100, within: float = 60.0) -> list[tuple[Address, Address]]:
+        """``(local, peer)`` of the newest ``limit`` connections closed in the last ``within`` seconds, newest first.
+
+        Where the TIME_WAIT sockets of the port may sit (the side that closed
+        first holds one for 60 s on Linux), for
+        :meth:`netlens.probe.Prober.snapshot_connections` (thread-safe).
+        """
+        since = time.time() - within
+        found: list[tuple[Address, Address]] = []
+        with self._lock:
+            for local, peer, when in reversed(self._recent_closes):
+                if when < since or len(found) >= limit:
+                    break
+                found.append((local, peer))
+        return found
+
+    def closes_within(self, within: float = 60.0) -> int:
+        """Connections closed in the last ``within`` seconds (at most a minute; whole seconds), thread-safe.
+
+        An estimate of the port's TIME_WAIT sockets where listing them costs
+        too much: each close leaves one on the side that closed first, unless
+        it was a reset, the kernel's TIME_WAIT table was full, or the peer
+        reused the 4-tuple.
+        """
+        since = int(time.time() - within)
+        with self._lock:
+            return sum(count for second, count in self._closes_per_second if second > since)
 
     def stats(self) -> ServerStats:
         """Counters since start (thread-safe)."""

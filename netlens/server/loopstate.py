@@ -12,6 +12,7 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -56,6 +57,11 @@ STOPPED = EVENT_CODES[Stopped]
 #: What the listening socket and the wake-up socket stand for in the interest list.
 LISTENER = object()
 WAKER = object()
+
+#: Closed connections remembered, newest last (where TIME_WAIT sockets may sit: see Server.recently_closed).
+RECENT_CLOSES = 256
+#: Seconds of per-second close counts kept (Linux keeps a TIME_WAIT socket 60 s).
+CLOSE_COUNT_SECONDS = 60
 
 _now = time.time
 
@@ -106,6 +112,10 @@ class LoopState:
         self._echoed_bytes = 0
         self._deadline_closes = 0
         self._next_idle_scan = 0.0
+        #: (local, peer, when) of the newest closed connections.
+        self._recent_closes: deque[tuple[Address, Address, float]] = deque(maxlen=RECENT_CLOSES)
+        #: [second, connections closed in it], the last CLOSE_COUNT_SECONDS seconds with closes.
+        self._closes_per_second: deque[list[int]] = deque(maxlen=CLOSE_COUNT_SECONDS)
         # With a specific listen address every accepted socket has it as its
         # local address, which saves a getsockname() per connection.
         self._fixed_local: Address | None = None
@@ -120,6 +130,16 @@ class LoopState:
         if pending:
             self.bus.publish_many(pending)
             pending.clear()
+
+    def _remember_close(self, conn: Connection, now: float) -> None:
+        """Note a closed connection's addresses, and count it in its second."""
+        self._recent_closes.append((conn.local, conn.peer, now))
+        second = int(now)
+        counts = self._closes_per_second
+        if counts and counts[-1][0] == second:
+            counts[-1][1] += 1
+        else:
+            counts.append([second, 1])
 
     def _request_timeout(self) -> float:
         return self.config.request_timeout if self.config.mode == "search" else 0.0

@@ -202,8 +202,10 @@ class Transfers(LoopState):
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
+        now = _now()
+        self._remember_close(conn, now)
         # Published before the peer can see the FIN/RST: whoever sees the close finds its events.
-        self._record((CLOSED, _now(), conn.id, cause.value, reason))
+        self._record((CLOSED, now, conn.id, cause.value, reason))
         self._flush_events()
         if abort:
             reset_close(conn.sock)

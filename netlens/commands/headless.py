@@ -5,12 +5,14 @@ is arranged to cost the server as little as possible:
 
 * the loop thread formats the records itself (``after_wake``, every
   :data:`PRINT_INTERVAL` at most, so each batch is large), from raw records with
-  cached clock and description texts: no second Python thread competes with it
-  for the GIL, which would make every one of its syscalls wait;
-* a writer thread only moves big encoded chunks to the file descriptor (no
-  Python work, the GIL released while it writes), so a slow reader of stdout
-  never blocks the loop: past :data:`WRITE_BACKLOG` bytes waiting, whole chunks
-  are dropped and a line says how many events were lost;
+  cached, already encoded clock and description texts: no second Python thread
+  competes with it for the GIL, which would make every one of its syscalls wait;
+* when stdout is a regular file (``> events.log``) the loop thread also writes
+  each batch itself, one ``write()`` (the page cache never waits for a reader);
+* otherwise (a pipe, a terminal) a writer thread moves big encoded chunks to
+  the file descriptor (no Python work, the GIL released while it writes), so a
+  slow reader never blocks the loop: past :data:`WRITE_BACKLOG` bytes waiting,
+  whole chunks are dropped and a line says how many events were lost;
 * the main thread only waits for a signal, then stops everything.
 
 Every line is printable and encodes under every locale (wire text is escaped

@@ -2,7 +2,7 @@
 
 The headless server prints every socket event, thousands a second, so these
 formatters work on raw bus records (never building an event object), format
-the clock once per second, and return one string per batch. Text lines are the
+the clock once per second, and return one encoded batch (or string). Text lines are the
 events' own ``describe()`` texts (wire bytes escaped and cut); JSON lines are
 written from per-field templates rather than ``json.dumps`` of a dict, and
 escape every control, bidi, zero-width and surrogate character as ``\\uXXXX``

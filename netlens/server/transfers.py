@@ -202,15 +202,17 @@ class Transfers(LoopState):
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)
         self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
-        now = _now()
-        self._remember_close(conn, now)
-        # Published before the peer can see the FIN/RST: whoever sees the close finds its events.
-        self._record((CLOSED, now, conn.id, cause.value, reason))
+        # What happened before is published before the peer can see the FIN/RST.
         self._flush_events()
         if abort:
             reset_close(conn.sock)
         else:
             conn.sock.close()
+        # Stamped after close(), like the kernel's own events of it, and published at once.
+        now = _now()
+        self._remember_close(conn, now)
+        self._record((CLOSED, now, conn.id, cause.value, reason))
+        self._flush_events()
 
     def _shutdown_write(self, conn: Connection) -> None:
         conn.shutdown_after_flush = False

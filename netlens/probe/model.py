@@ -229,6 +229,9 @@ class Snapshot:
 
     ``hidden_time_wait`` counts the matching TIME_WAIT sockets left out of
     ``sockets`` (only when the snapshot was asked for a ``time_wait_limit``);
+    ``port_counted`` is False when only named connections were looked up
+    (:meth:`Prober.snapshot_connections`): the port's other sockets were then
+    neither listed nor counted, and what lies elsewhere is unknown (``None``);
     ``totals`` are the namespace's counts (``None`` where unknown), from which
     :attr:`time_wait_elsewhere` and :attr:`sockets_elsewhere` tell what lies
     outside the filter without listing it.
@@ -241,11 +244,12 @@ class Snapshot:
     port: int | None = None
     hidden_time_wait: int = 0
     totals: TcpTotals | None = None
+    port_counted: bool = True
 
     @property
     def time_wait_elsewhere(self) -> int | None:
         """TIME_WAIT sockets in the namespace not on ``port`` (``None`` without a port or totals)."""
-        if self.totals is None or self.port is None:
+        if self.totals is None or self.port is None or not self.port_counted:
             return None
         here = self.hidden_time_wait + sum(1 for sock in self.sockets if sock.state == "TIME_WAIT")
         return max(0, self.totals.time_wait - here)
@@ -257,7 +261,7 @@ class Snapshot:
         The kernel's count and the snapshot are two readings a moment apart,
         so on a busy machine this is close, not exact (never negative).
         """
-        if self.totals is None or self.port is None:
+        if self.totals is None or self.port is None or not self.port_counted:
             return None
         here = sum(1 for sock in self.sockets if sock.state not in ("TIME_WAIT", "SYN_RECV"))
         return max(0, self.totals.sockets - here)

@@ -137,6 +137,58 @@ def _message(kind: int, seq: int, body: bytes, bytecode: bytes) -> bytes:
     return header + body
 
 
+#: ``idiag_states`` of the listening sockets alone: the kernel then walks only its
+#: listener table, never the established-socket table (whose walk costs per socket
+#: in the namespace, TIME_WAIT included).
+LISTEN_ONLY = 1 << 10
+_NO_COOKIE = struct.pack("=II", 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def build_exact_request(local: tuple[str, int], remote: tuple[str, int], ext: int, seq: int = 1) -> bytes:
+    """Return one netlink message asking for the TCP socket with this 4-tuple (no dump, no walk).
+
+    The kernel looks the socket up in its hash tables as an arriving segment
+    would, TIME_WAIT and request sockets included; a tuple with no socket is
+    answered with ``ENOENT``, or with the listener of ``local``'s port (the
+    lookup falls back to listeners), which callers drop.
+    """
+    family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
+    src = socket.inet_pton(family, local[0]).ljust(16, b"\0")
+    dst = socket.inet_pton(family, remote[0]).ljust(16, b"\0")
+    sockid = struct.pack(">HH16s16s", local[1], remote[1], src, dst) + struct.pack("=I", 0) + _NO_COOKIE
+    body = _REQ_V2.pack(family, socket.IPPROTO_TCP, ext, 0, ALL_STATES) + sockid
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0) + body
+
+
+def run_lookups(sock: socket.socket, requests: list[bytes], on_reply: Callable[[bytes, int], object]) -> None:
+    """Send exact requests (one datagram) and feed each socket reply to ``on_reply(data, len(data))``.
+
+    Every request gets exactly one answer, a socket or an error; "no such
+    socket" (``ENOENT``) is skipped, any other refusal raises :class:`NetlinkError`.
+    """
+    sock.sendto(b"".join(requests), (0, 0))
+    answers = 0
+    recv = sock.recv
+    while answers < len(requests):
+        data = recv(RECV_BUFFER_SIZE)
+        if not data:
+            raise NetlinkError(errno.EIO, "sock_diag socket closed in the middle of a lookup")
+        offset = 0
+        while offset + NLMSGHDR.size <= len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            if length < NLMSGHDR.size or offset + length > len(data):
+                raise NetlinkError(errno.EPROTO, "truncated netlink message in a sock_diag reply")
+            answers += 1
+            if kind == NLMSG_ERROR:
+                (code,) = struct.unpack_from("=i", data, offset + NLMSGHDR.size)
+                if code and -code != errno.ENOENT:
+                    raise NetlinkError(-code, f"sock_diag lookup refused: {os.strerror(-code)}")
+            else:
+                message = data[offset:offset + length]
+                on_reply(message, length)
+            offset += (length + 3) & ~3
+
+
 def open_sock_diag() -> socket.socket:
     """Open a NETLINK_SOCK_DIAG socket; raises ``OSError`` where the kernel (or platform) has none."""
     family = getattr(socket, "AF_NETLINK", None)

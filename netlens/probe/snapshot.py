@@ -6,18 +6,24 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from netlens.errors import UserError
 from netlens.probe import netlink
 from netlens.probe.model import Snapshot, SocketInfo
 from netlens.probe.processes import Owners, OwnerScanner
-from netlens.probe.sockdiag import DumpParser, dump_tcp, pick_time_wait
+from netlens.probe.sockdiag import SNAPSHOT_EXT, DumpParser, dump_tcp, pick_time_wait
 from netlens.probe.sockstat import read_tcp_totals
 
 #: Environment variable that picks the source: "auto" (default), "sock_diag" or "psutil".
 BACKEND_ENV = "NETLENS_PROBE_BACKEND"
 BACKENDS = ("auto", "sock_diag", "psutil")
+
+#: Exact requests sent per datagram: their replies (with TCP_INFO, a few hundred
+#: bytes each) wait in the socket's receive buffer until read.
+LOOKUP_BATCH = 64
+#: ``(host, port)``.
+Address = tuple[str, int]
 
 _FALLBACK_COST = "queues, inodes, TCP_INFO, memory and timers are unknown"
 
@@ -139,15 +145,57 @@ class Prober:
             hidden = len(parser.time_wait) - len(shown)
             sockets += shown
         if processes:
-            # After the dump, so the scan knows which inodes to place (and
-            # can tell when its cache cannot).
-            with self._lock:
-                owners = self.scanner.owners(s.inode for s in sockets)
-            _attach_owners(sockets, owners)
+            self._place_owners(sockets)
         return Snapshot(
             ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port,
             hidden_time_wait=hidden, totals=totals,
         )  # fmt: skip
+
+    def _place_owners(self, sockets: list[SocketInfo]) -> None:
+        # After the dump, so the scan knows which inodes to place (and
+        # can tell when its cache cannot).
+        with self._lock:
+            owners = self.scanner.owners(s.inode for s in sockets)
+        _attach_owners(sockets, owners)
+
+    def snapshot_connections(
+        self, port: int, connections: Iterable[tuple[Address, Address]], processes: bool = True
+    ) -> Snapshot:
+        """The port's listeners and the ``connections`` named, found without walking the kernel's socket table.
+
+        ``connections`` are ``(local, remote)`` address pairs the caller knows
+        (a server: those it accepted, and those it closed lately, which may
+        sit in TIME_WAIT). Each is looked up by its 4-tuple at both ends (the
+        remote end exists when the peer is on this host), so the cost follows
+        the pairs asked for, not the sockets in the namespace: every dump of
+        connected sockets walks all of them, TIME_WAIT elsewhere included,
+        whatever its filter (measured in ``tests/benchmarks/bench_probe_timewait.py``).
+        A connection the caller does not know (one still in the accept queue,
+        a SYN_RECV) is not found; the listener's queue counts it. Nothing is
+        counted that was not asked for: ``hidden_time_wait`` is 0 and
+        ``port_counted`` False (so nothing is claimed about "elsewhere").
+        sock_diag only (``OSError`` where the kernel refuses it).
+        """
+        _check_port(port)
+        pairs = dict.fromkeys(pair for local, remote in connections for pair in ((local, remote), (remote, local)))
+        listeners = DumpParser(port)
+        found = DumpParser(port)
+        sock = netlink.open_sock_diag()
+        try:
+            ts = time.time()
+            dump_tcp(sock, port=port, parser=listeners, states=netlink.LISTEN_ONLY)
+            requests = [netlink.build_exact_request(local, remote, SNAPSHOT_EXT, seq)
+                        for seq, (local, remote) in enumerate(pairs, start=10)]
+            for start in range(0, len(requests), LOOKUP_BATCH):
+                netlink.run_lookups(sock, requests[start:start + LOOKUP_BATCH], found.feed)
+        finally:
+            sock.close()
+        # A tuple with no socket may be answered with the listener of its port: already listed.
+        sockets = listeners.sockets + [s for s in found.sockets if s.state != "LISTEN"]
+        if processes:
+            self._place_owners(sockets)
+        return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port, totals=read_tcp_totals(),
+                        port_counted=False)
 
 
 def psutil_snapshot(

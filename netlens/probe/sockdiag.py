@@ -181,6 +181,7 @@ def dump_tcp(
     port: int | None = None,
     ext: int = SNAPSHOT_EXT,
     parser: DumpParser | None = None,
+    states: int = netlink.ALL_STATES,
 ) -> list[SocketInfo]:
     """Dump the TCP sockets of ``families`` through the sock_diag socket ``sock`` (records without owners).
 
@@ -192,13 +193,16 @@ def dump_tcp(
     table (``TCPDIAG_GETSOCK``) when the kernel takes that request, one dump
     per family otherwise. ``parser`` (a fresh :class:`DumpParser` for
     ``port``) receives the replies; pass one to read its ``time_wait``.
+    ``states`` is the kernel's states mask (:data:`netlink.LISTEN_ONLY`: only
+    its listener table is walked).
     """
     if parser is None:
         parser = DumpParser(port)
     bytecode = netlink.port_filter_bytecode(port) if port is not None else b""
     if set(families) == {socket.AF_INET, socket.AF_INET6}:
         try:
-            netlink.run_dump(sock, netlink.build_compat_dump_request(ext, bytecode=bytecode), parser.feed)
+            request = netlink.build_compat_dump_request(ext, states=states, bytecode=bytecode)
+            netlink.run_dump(sock, request, parser.feed)
             return parser.sockets
         except netlink.NetlinkError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP) or parser.sockets or parser.time_wait:
@@ -206,12 +210,13 @@ def dump_tcp(
             # A kernel without the old request (or without the bytecode in it): one dump per family.
     for seq, family in enumerate(families, start=2):
         try:
-            netlink.run_dump(sock, netlink.build_dump_request(family, ext, seq=seq, bytecode=bytecode), parser.feed)
+            request = netlink.build_dump_request(family, ext, seq=seq, states=states, bytecode=bytecode)
+            netlink.run_dump(sock, request, parser.feed)
         except netlink.NetlinkError as exc:
             if exc.errno == errno.ENOENT and family != socket.AF_INET:
                 continue  # a kernel built without IPv6 has no such sockets to show
             if exc.errno != errno.EINVAL or not bytecode:
                 raise
             bytecode = b""
-            netlink.run_dump(sock, netlink.build_dump_request(family, ext, seq=seq), parser.feed)
+            netlink.run_dump(sock, netlink.build_dump_request(family, ext, seq=seq, states=states), parser.feed)
     return parser.sockets

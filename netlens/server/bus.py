@@ -87,6 +87,35 @@ class EventBus:
         # the new count always finds the record in place.
         self.published = seq + 1
 
+    def publish_many(self, records: list[EventRecord]) -> None:
+        """:meth:`publish` each record in order (the loop hands over one wake-up's records at once)."""
+        seq = self.published
+        mask, capacity, budget = self._mask, self.capacity, self.budget
+        ring, sizes = self._ring, self._sizes
+        held = self.bytes
+        # The ring is full by count from this sequence number on (see publish).
+        full_at = self.oldest + capacity
+        for record in records:
+            slot = seq & mask
+            if seq >= full_at:
+                self.oldest = full_at = seq - capacity + 1
+                full_at += capacity
+                held -= sizes[slot]
+            last = record[-1]
+            size = RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
+            held += size
+            if held > budget:
+                self.bytes = held
+                self._evict(seq)
+                held = self.bytes
+                full_at = self.oldest + capacity
+            sizes[slot] = size
+            ring[slot] = record
+            seq += 1
+        self.bytes = held
+        # Every slot is written before the counter moves (see publish).
+        self.published = seq
+
     def _evict(self, upto: int) -> None:
         """Let the oldest records go until the held bytes fit the budget (never record ``upto``)."""
         ring, sizes, mask = self._ring, self._sizes, self._mask

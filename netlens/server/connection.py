@@ -17,7 +17,7 @@ class Connection:
     """Mutable per-socket state, owned by the loop thread alone."""
 
     __slots__ = (
-        "id", "sock", "peer", "local", "session", "created", "last_activity", "mask",
+        "id", "sock", "fd", "peer", "local", "session", "created", "last_activity", "mask",
         "reading", "paused", "outbox", "bytes_in", "bytes_out", "recv_calls", "send_calls",
         "close_after_flush", "close_cause", "close_reason", "shutdown_after_flush", "write_shut",
         "closed", "last_in", "options", "cookie", "deadline", "unechoed",
@@ -33,6 +33,8 @@ class Connection:
         #: Echo mode: bytes received that could not be echoed (the sending side was shut).
         self.unechoed = 0
         self.sock = sock
+        #: The socket's descriptor, kept: the interest list is keyed by it.
+        self.fd = sock.fileno()
         self.peer = peer
         self.local = local
         self.session = session

@@ -2,7 +2,7 @@
 
 The headless server prints every socket event, thousands a second, so these
 formatters work on raw bus records (never building an event object), format
-the clock once per second, and return one string per batch. Text lines are the
+the clock once per second, and return one encoded batch (or string). Text lines are the
 events' own ``describe()`` texts (wire bytes escaped and cut); JSON lines are
 written from per-field templates rather than ``json.dumps`` of a dict, and
 escape every control, bidi, zero-width and surrogate character as ``\\uXXXX``
@@ -20,7 +20,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from netlens.server.bus import EventRecord
-from netlens.server.events import _FIELD_NAMES, _KINDS, DESCRIBERS, EVENT_CODES, MaskChanged, Received, mask_name
+from netlens.server.events import (
+    _FIELD_NAMES,
+    _KINDS,
+    DESCRIBERS,
+    EVENT_CODES,
+    Accepted,
+    MaskChanged,
+    Received,
+    mask_name,
+)
 
 _encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 # What json's encoder leaves as it is but a terminal must not see (see netlens.textsafe).
@@ -64,6 +73,12 @@ def json_value(value: Any) -> str:
 
 #: Bytes of cached describer output a formatter may hold before it starts over.
 CACHE_BYTES = 1 << 20
+#: What one cached text costs besides its bytes (dict slot, key tuple, bytes header).
+_ENTRY_OVERHEAD = 200
+#: Connection columns kept ready-made before that cache starts over.
+_WHO_LIMIT = 4096
+_ACCEPTED_CODE = EVENT_CODES[Accepted]
+_ENCODED_HEADS = tuple(head.encode("ascii") for head in _HEADS)
 
 
 class RecordFormatter:
@@ -71,69 +86,102 @@ class RecordFormatter:
 
     Most of a busy server's lines repeat but for their time and connection
     ("selector mask - -> READ", "send 148 bytes", the same request's bytes), so
-    the part after the connection id is cached by the record's fields, within
-    :data:`CACHE_BYTES` (the cache starts over when full).
+    the part after the connection id is cached, already encoded, by the record's
+    fields, within :data:`CACHE_BYTES` (the cache starts over when full). A
+    batch is built as bytes: the clock and connection columns (ASCII, made once
+    per millisecond and per connection) and the cached tails are joined once,
+    with no per-line string concatenation or encoding.
     """
 
-    def __init__(self, as_json: bool = False) -> None:
+    def __init__(self, as_json: bool = False, encoding: str = "utf-8") -> None:
         self.as_json = as_json
-        self._cache: dict[tuple[Any, ...], str] = {}
+        self.encoding = encoding
+        # One cache per event code, keyed by the record's fields after ts and conn.
+        self._caches: list[dict[tuple[Any, ...], bytes]] = [{} for _ in DESCRIBERS]
         self._cached_bytes = 0
+        self._whos: dict[int, bytes] = {}
         self._second = -1
         self._prefix = ""
+        self._last_ms = -1
+        self._stamp = b""
 
     def format(self, records: Sequence[EventRecord]) -> str:
         """One line per record, each ending in a newline."""
+        return self.format_bytes(records).decode(self.encoding, "backslashreplace")
+
+    def format_bytes(self, records: Sequence[EventRecord]) -> bytes:
+        """:meth:`format`, encoded (characters the encoding lacks as ``\\`` escapes)."""
         return self._json(records) if self.as_json else self._text(records)
 
-    def _remember(self, key: tuple[Any, ...], text: str) -> str:
-        self._cached_bytes += len(text) + 200
+    def _remember(self, code: int, key: tuple[Any, ...], text: str) -> bytes:
+        encoded = text.encode(self.encoding, "backslashreplace")
+        if code == _ACCEPTED_CODE:
+            return encoded  # its peer's port makes every one unique: not worth keeping
+        self._cached_bytes += len(encoded) + _ENTRY_OVERHEAD
         if self._cached_bytes > CACHE_BYTES:
-            self._cache.clear()
-            self._cached_bytes = len(text) + 200
-        self._cache[key] = text
+            for cache in self._caches:
+                cache.clear()
+            self._cached_bytes = len(encoded) + _ENTRY_OVERHEAD
+        self._caches[code][key] = encoded
+        return encoded
+
+    def _stamp_of(self, ms: int) -> bytes:
+        """``HH:MM:SS.mmm `` of a millisecond count (the clock formatted once per second)."""
+        second = ms // 1000
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%H:%M:%S", time.localtime(second))
+        return f"{self._prefix}.{ms % 1000:03d} ".encode("ascii")
+
+    def _who(self, conn: int) -> bytes:
+        """The connection column (``     #12 `` or `` server ``), kept per connection."""
+        if len(self._whos) >= _WHO_LIMIT:
+            self._whos.clear()
+        who = f"#{conn}" if conn else "server"
+        text = self._whos[conn] = f"{who:>7} ".encode("ascii")
         return text
 
-    def _text(self, records: Sequence[EventRecord]) -> str:
-        out: list[str] = []
+    def _text(self, records: Sequence[EventRecord]) -> bytes:
+        out: list[bytes] = []
         append = out.append
-        cache = self._cache
+        caches = self._caches
         describers = DESCRIBERS
-        second, prefix = self._second, self._prefix
-        # Consecutive records mostly share their millisecond and connection: reuse both texts.
-        last_ms, last_conn, head = -1, -1, ""
+        whos = self._whos
+        last_ms, stamp = self._last_ms, self._stamp
         for record in records:
-            ts = record[1]
-            ms = int(ts * 1000)
-            conn = record[2]
-            if ms != last_ms or conn != last_conn:
-                whole = ms // 1000
-                if whole != second:
-                    second = whole
-                    prefix = time.strftime("%H:%M:%S", time.localtime(whole))
-                who = f"#{conn}" if conn else "server"
-                head = f"{prefix}.{ms % 1000:03d} {who:>7} "
-                last_ms, last_conn = ms, conn
-            # The code and the fields: the stamp and the connection would make every key unique.
-            key = (record[0], *record[3:])
-            text = cache.get(key)
+            ms = int(record[1] * 1000)
+            if ms != last_ms:
+                last_ms = ms
+                stamp = self._stamp_of(ms)
+            who = whos.get(record[2])
+            if who is None:
+                who = self._who(record[2])
+            # The fields: the stamp and the connection would make every key unique.
+            key = record[3:]
+            code = record[0]
+            text = caches[code].get(key)
             if text is None:
-                text = self._remember(key, describers[record[0]](*record[3:]))
-            append(head + text + "\n")
-        self._second, self._prefix = second, prefix
-        return "".join(out)
+                text = self._remember(code, key, describers[code](*key) + "\n")
+            append(stamp)
+            append(who)
+            append(text)
+        self._last_ms, self._stamp = last_ms, stamp
+        return b"".join(out)
 
-    def _json(self, records: Sequence[EventRecord]) -> str:
-        out: list[str] = []
+    def _json(self, records: Sequence[EventRecord]) -> bytes:
+        out: list[bytes] = []
         append = out.append
-        cache = self._cache
+        caches = self._caches
+        heads = _ENCODED_HEADS
         for record in records:
-            key = (record[0], *record[3:])
-            tail = cache.get(key)
+            key = record[3:]
+            code = record[0]
+            tail = caches[code].get(key)
             if tail is None:
-                tail = self._remember(key, _json_fields(record))
-            append(f"{_HEADS[record[0]]}{record[1]!r}, \"conn\": {record[2]}{tail}}}\n")
-        return "".join(out)
+                tail = self._remember(code, key, _json_fields(record) + "}\n")
+            # %r of a float is its repr(), as json.dumps writes it.
+            append(b'%s%r, "conn": %d%s' % (heads[code], record[1], record[2], tail))
+        return b"".join(out)
 
 
 def _json_fields(record: EventRecord) -> str:

@@ -62,8 +62,12 @@ def start(server: str, mode: str, as_json: bool, log: Path) -> tuple[subprocess.
     else:
         cmd = [sys.executable, "-m", "netlens", "serve", "--headless", "--port", "0", "--mode", mode]
         cmd += ["--json"] if as_json else []
+    # As a user runs them: a caller's PYTHONUNBUFFERED would make the plain server's print()
+    # two write() calls a line (netlens writes its own batches either way).
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL, cwd=REPO,
+                                env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with log.open() as text:

@@ -41,6 +41,8 @@ from netlens.probe.sockdiag import SNAPSHOT_EXT, DumpParser
 from netlens.probe.sockstat import read_tcp_totals
 
 CLONE_NEWNET = 0x40000000
+#: A connection as its server knows it: (local, remote) addresses.
+Pair = tuple[tuple[str, int], tuple[str, int]]
 UI_LIMIT = 100  # what the connections table shows at most
 
 
@@ -69,13 +71,15 @@ def enter_private_netns() -> None:
         Path(f"/proc/sys/net/ipv4/{name}").write_text(value)
 
 
-def leave_time_wait(count: int, served: socket.socket | None = None) -> int:
+def leave_time_wait(count: int, served: socket.socket | None = None,
+                    closed: list[Pair] | None = None) -> int:
     """Make ``count`` connections that each end in TIME_WAIT on the server's side; return the server's port.
 
     The server (``served``, the served port's listener, or a throwaway one)
     closes first, as a search server does. Clients spread over 64 loopback
     addresses so that no 4-tuple comes round again (a SYN on a TIME_WAIT
-    4-tuple would end that TIME_WAIT early).
+    4-tuple would end that TIME_WAIT early). ``closed`` collects the server
+    sides' (local, remote) pairs, as a server knows them.
     """
     listener = served or socket.socket()
     if served is None:
@@ -86,6 +90,8 @@ def leave_time_wait(count: int, served: socket.socket | None = None) -> int:
         for n in range(count):
             client = socket.create_connection((f"127.0.0.{1 + n % 64}", port))
             server, _ = listener.accept()
+            if closed is not None:
+                closed.append((server.getsockname()[:2], server.getpeername()[:2]))
             server.close()
             client.close()
     finally:
@@ -136,11 +142,13 @@ def per_family_dump(port: int) -> None:
         sock.close()
 
 
-def rows(port: int, runs: int) -> dict[str, tuple[float, float, float]]:
-    """Every measured line for the served ``port``."""
+def rows(port: int, runs: int, known: list[Pair]) -> dict[str, tuple[float, float, float]]:
+    """Every measured line for the served ``port``; ``known`` are the pairs its server knows."""
     prober = Prober(backend="sock_diag")
     prober.snapshot(port)  # warm the /proc owner cache, as the UI's poller has it
     result = {
+        f"snapshot_connections(port, {len(known)} known pairs)": measure(
+            lambda: prober.snapshot_connections(port, known), runs),
         f"snapshot(port, time_wait_limit={UI_LIMIT})  (the UI's)": measure(
             lambda: prober.snapshot(port, time_wait_limit=UI_LIMIT), runs),
         "snapshot(port)  (every socket)": measure(lambda: prober.snapshot(port), runs),
@@ -178,11 +186,14 @@ def main() -> int:
 
     listener, opened = serve(50)
     port = listener.getsockname()[1]
-    leave_time_wait(200, listener)
+    closed: list[Pair] = []
+    leave_time_wait(200, listener, closed)
+    # What a server knows: the connections it holds, and the newest it closed (as many as the UI shows).
+    known = [(sock.getsockname()[:2], sock.getpeername()[:2]) for sock in opened[1::2]] + closed[-UI_LIMIT:]
     prober = Prober(backend="sock_diag")
     snap = prober.snapshot(port, time_wait_limit=UI_LIMIT)
     print(f"served port {port}: {len(snap.sockets)} sockets shown, {snap.hidden_time_wait} TIME_WAIT hidden")
-    before = rows(port, args.runs)
+    before = rows(port, args.runs, known)
 
     start = time.perf_counter()
     other = leave_time_wait(args.elsewhere)
@@ -191,7 +202,7 @@ def main() -> int:
     print(f"{args.elsewhere} connections to port {other} in {time.perf_counter() - start:.1f} s; the namespace "
           f"holds {totals.time_wait if totals else '?'} TIME_WAIT; the snapshot says {snap.time_wait_elsewhere} "
           f"elsewhere, {snap.sockets_elsewhere} other sockets")  # fmt: skip
-    after = rows(port, args.runs)
+    after = rows(port, args.runs, known)
     print_side_by_side("The served port's snapshot:", ("0 TIME_WAIT elsewhere", f"{args.elsewhere} elsewhere"),
                        before, after)  # fmt: skip
 

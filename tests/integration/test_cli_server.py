@@ -122,3 +122,29 @@ def test_load_echo_mode(echo_server: Server, netlens_cli) -> None:
     figures = json.loads(result.stdout)
     assert figures["completed"] == 200 and figures["errors"] == 0
     assert echo_server.stats().accepted == 4
+
+
+def test_headless_to_a_file_writes_every_event_line(netlens_cli, tmp_path) -> None:
+    """stdout redirected to a file (the loop writes each batch itself): every event is a line, in order."""
+    log = tmp_path / "events.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "netlens", "serve", "--headless", "--port", "0"],
+                                stdout=out, stderr=subprocess.PIPE, text=True)
+    try:
+        port = wait_for(lambda: log.read_text().partition(" (search mode)")[0].rpartition(":")[2])
+        for value in ("morpheus", "ring", "neo"):
+            result = netlens_cli("client", "search", value, "--port", port)
+            assert result.returncode == 0, result.stderr
+        wait_for(lambda: log.read_text().count(" closed by server: response sent") == 3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    lines = log.read_text().splitlines()
+    assert proc.returncode == 0 and "Traceback" not in err
+    printed = int(err.split(" events printed")[0].rpartition(", ")[2])
+    assert printed == len(lines) and "listening on" in lines[0] and lines[-1].endswith("stopped; every socket closed")
+    for conn in ("#1", "#2", "#3"):
+        kinds = [line.split(f" {conn} ", 1)[1].split(" ")[0] for line in lines if f" {conn} " in line]
+        assert kinds == ["accepted", "selector", "recv", "proto", "JSON", "request", "response", "selector",
+                         "send", "closed"], (conn, kinds)

@@ -182,3 +182,47 @@ def test_a_kernel_refusing_the_one_dump_form_gets_one_dump_per_family(monkeypatc
         assert {s.local_port for s in snap.sockets} == expected and len(snap.sockets) == 3
     finally:
         socks.close_all()
+
+
+def test_a_servers_connections_found_by_4_tuple_are_what_the_dump_lists() -> None:
+    """The exact lookups (no walk of the socket table) find the same sockets as the port's full dump."""
+    from collections import Counter
+
+    from netlens.proto import encode_request
+    from netlens.server import Server, ServerConfig
+
+    def scene() -> tuple[Snapshot, Snapshot, int, int]:
+        held: list[socket.socket] = []
+        with Server(ServerConfig(mode="search", host="127.0.0.1", port=0)) as server:
+            try:
+                port = server.address[1]
+                held += [socket.create_connection(server.address, timeout=5) for _ in range(3)]
+                for _ in range(5):  # answered, then closed by the server first: TIME_WAIT on its side
+                    with socket.create_connection(server.address, timeout=5) as client:
+                        client.sendall(encode_request("search", "morpheus"))
+                        while client.recv(4096):
+                            pass
+                deadline = time.monotonic() + 5
+                while len(server.snapshot(buffers=False)) < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                live = [(conn.local, conn.peer) for conn in server.snapshot(buffers=False)]
+                closed = server.recently_closed()
+                nobody = (("127.0.0.1", port), ("127.0.0.1", 9))  # no such connection: not listed
+                prober = Prober(backend="sock_diag")
+                exact = prober.snapshot_connections(port, [*live, *closed, nobody])
+                full = prober.snapshot(port)
+                return exact, full, len(closed), server.closes_within()
+            finally:
+                for sock in held:
+                    sock.close()
+
+    exact, full, closed, counted = run_in_private_netns(scene)
+    assert sorted((s.key, s.state) for s in exact.sockets) == sorted((s.key, s.state) for s in full.sockets)
+    assert Counter(s.state for s in exact.sockets) == {"LISTEN": 1, "ESTABLISHED": 6, "TIME_WAIT": 5}
+    assert closed == counted == 5
+    assert all(s.timer is not None and s.timer.name == "timewait" for s in exact.sockets if s.state == "TIME_WAIT")
+    listener = next(s for s in exact.sockets if s.state == "LISTEN")
+    assert listener.send_q == 128 and listener.tcp_info is not None  # its backlog, and the attributes
+    # Only what was asked for was counted: nothing is claimed about the rest of the namespace.
+    assert exact.hidden_time_wait == 0 and not exact.port_counted
+    assert exact.time_wait_elsewhere is None and exact.sockets_elsewhere is None

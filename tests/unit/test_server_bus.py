@@ -80,3 +80,22 @@ def test_records_hold_only_plain_values_so_the_collector_ignores_them() -> None:
     bus.publish(record)
     (event,) = sub.drain()
     assert event.by is CloseCause.RESET
+
+
+def test_publishing_a_batch_holds_what_publishing_one_by_one_holds() -> None:
+    from netlens.server.bus import EventBus, make_record
+    from netlens.server.events import Received, Sent
+
+    records = [make_record(Received, float(i), 1, 300 * (i % 7), b"x" * (300 * (i % 7))) if i % 3
+               else make_record(Sent, float(i), 1, i, 0) for i in range(700)]
+    one, batch = EventBus(capacity=64, budget=16 * 1024), EventBus(capacity=64, budget=16 * 1024)
+    late_one, late_batch = one.subscribe(), batch.subscribe()
+    for record in records:
+        one.publish(record)
+    for start in range(0, len(records), 50):
+        batch.publish_many(records[start:start + 50])
+    state = ("published", "oldest", "bytes", "evicted")
+    assert [getattr(batch, name) for name in state] == [getattr(one, name) for name in state]
+    assert batch.evicted > 0 and batch.oldest > len(records) - 64
+    assert late_batch.drain_records() == late_one.drain_records()
+    assert late_batch.dropped == late_one.dropped > 0

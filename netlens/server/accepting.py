@@ -1,0 +1,85 @@
+"""The server loop's accepting path: accept bursts, new sessions, and surviving EMFILE."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from netlens.server.connection import Connection
+from netlens.server.loopstate import ACCEPTED, ERROR
+from netlens.server.sessions import EchoSession, SearchSession, Session
+from netlens.server.sockets import address_of, cookie_of, open_reserve, reset_close
+from netlens.server.transfers import Transfers
+
+#: Connections accepted per wake-up at most, so an accept flood cannot starve
+#: the connections already open.
+ACCEPT_BURST = 64
+#: How long the listener rests after running out of file descriptors.
+EMFILE_PAUSE = 0.1
+
+_now = time.time
+
+
+class Accepting(Transfers):
+    """Taking connections out of the accept queue."""
+
+    # ----------------------------------------------------------------- accepting
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        for _ in range(ACCEPT_BURST):
+            try:
+                sock, raw_peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._out_of_descriptors(exc)
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                    self._emit(ERROR, 0, "accept", exc.strerror or str(exc))
+                return
+            sock.setblocking(False)
+            now = _now()
+            local = self._fixed_local or address_of(sock.getsockname())
+            conn = Connection(self._next_id, sock, address_of(raw_peer), local, self._new_session(), now,
+                              cookie_of(sock))
+            deadline = self._request_timeout()
+            if deadline:
+                conn.deadline = now + deadline
+            self._next_id += 1
+            self._accepted += 1
+            self._conns[conn.id] = conn
+            self._record((ACCEPTED, _now(), conn.id, conn.peer, conn.local, conn.cookie))
+            self._update_mask(conn)
+
+    def _new_session(self) -> Session:
+        if self.config.mode == "echo":
+            return EchoSession()
+        return SearchSession(self.config.max_content_length, self.reply_cache if self.reply_cache.budget else None)
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        """Survive EMFILE: shed the waiting connection instead of spinning on it.
+
+        The listener stays readable while connections wait, so ignoring the
+        error would spin. A spare descriptor is released to accept-and-close
+        one connection, and the listener rests briefly.
+        """
+        assert self._listener is not None
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+            try:
+                shed, _ = self._listener.accept()
+                reset_close(shed)
+                self._refused_emfile += 1
+            except OSError:
+                pass
+            self._reserve_fd = open_reserve()
+        self._emit(ERROR, 0, "accept",
+                   f"out of file descriptors ({errno.errorcode.get(exc.errno or 0, exc.errno)}); "
+                   f"refusing connections for {EMFILE_PAUSE:g} s (raise the limit with ulimit -n)")
+        self._interest.unregister(self._listener.fileno())
+        self._listener_registered = False
+        self._listener_resume_at = time.monotonic() + EMFILE_PAUSE
+

@@ -21,7 +21,15 @@ def lossy_transfer(ctx: LabContext) -> None:
     received: list[int] = ctx.facts["received"]
     ctx.wait_for(lambda: received[0] >= PAYLOAD, timeout=8.0)
     ctx.keep("delivered", received[0])
+    ctx.keep("dropped", ctx.impair.drops("client").loss)
     ctx.mark("done")
+
+
+def _dropped(evidence: Evidence) -> Observation:
+    # The cause, not only its effects: a busy machine can overflow a veth backlog and
+    # make dup ACKs and fast retransmits of its own, which are not this lesson's.
+    dropped = evidence.facts.get("dropped", 0)
+    return Observation(dropped > 0, f"the loss rule dropped {dropped} frames on their way to the client")
 
 
 def _dup_acks(evidence: Evidence) -> Observation:
@@ -74,6 +82,8 @@ LAB = Lab(
              lossy_transfer),
     ),
     checks=(
+        Check("loss on the path", "the path's loss rule (nftables) drops frames on their way to the client",
+              _dropped),
         Check("dup ACKs with SACK", "≥ 3 duplicate ACKs from the client carrying SACK blocks", _dup_acks),
         Check("fast retransmit", "retransmissions in the capture, most of them fast (TcpExtTCPFastRetrans)",
               _fast_retransmit),

@@ -58,12 +58,12 @@ _M_MMAP_THRESHOLD = -3
 #: Full collections: after this many seconds without a key press...
 GC_QUIET = 2.0
 #: ...but not more often than this, and at the latest after that (seconds).
-GC_MIN_INTERVAL = 10.0
+GC_MIN_INTERVAL = 3.0
 GC_MAX_INTERVAL = 300.0
 #: An overdue collection still waits for this long a pause between keys (seconds).
 GC_LULL = 0.5
 #: Every this many idle collections, the frozen objects are collected too.
-GC_COMPLETE_EVERY = 6
+GC_COMPLETE_EVERY = 20  # with GC_MIN_INTERVAL: at most once a minute
 
 
 class ProcessPolicy:

@@ -94,6 +94,7 @@ def test_freed_ring_sized_blocks_leave_the_process() -> None:
         out = subprocess.run([sys.executable, "-c", _BIG_BLOCKS, mode], capture_output=True, text=True, check=True)
         return float(out.stdout)
 
-    # glibc's own schedule keeps most of the 96 MiB resident; with the policy it goes back at once.
-    assert held_mib("glibc") > 48
+    # With the policy the 96 MiB go back at once. (glibc's own schedule usually keeps most of
+    # them resident, 96 MiB here, but not always: one CI run saw it return them, so only the
+    # policy's outcome is asserted.)
     assert held_mib("policy") < 8

@@ -9,8 +9,11 @@ unexpected failure through one handler, as one sentence.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import signal
 import time
+from contextlib import suppress
 
 from textual import events, work
 from textual.binding import Binding
@@ -85,10 +88,29 @@ class NetlensApp(NetlensActions):
         return self.main
 
     def on_mount(self) -> None:
+        self._quit_on_signals()
         self._policy.fast_thread_switches()  # see netlens.ui.runtime
         self._policy.return_big_blocks_promptly()
         # After the first refresh: the main screen's panels exist and the first frame is up.
         self.call_after_refresh(self._start_server)
+
+    def _quit_on_signals(self) -> None:
+        """SIGTERM and SIGHUP (the terminal closed) quit as `q` does, so the feeds' cleanup still runs.
+
+        Python's default for both ends the process on the spot: the tracefs
+        instance, the capture socket and the server's listener would be left to
+        the next start's stale cleanup. asyncio's handlers wake the event loop
+        at once; a second signal of the same kind takes the default again.
+        """
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)
+                loop.add_signal_handler(signum, self._signalled, signum)
+
+    def _signalled(self, signum: int) -> None:
+        with suppress(ValueError, RuntimeError, NotImplementedError):
+            asyncio.get_running_loop().remove_signal_handler(signum)
+        self.exit(return_code=128 + signum)
 
     def _start_server(self) -> None:
         try:

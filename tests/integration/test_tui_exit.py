@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import select
+import signal
 import socket
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
 
-from pty_helpers import run_in_pty
+import pytest
+from pty_helpers import REPO, run_in_pty
 
 
 def test_unknown_host_exits_2() -> None:
@@ -36,3 +48,53 @@ def test_stderr_redirected_away_from_the_terminal_is_said_on_stdout(tmp_path) ->
     text = run.output.decode()
     assert "the screen is drawn on standard error, which is redirected away from the terminal" in text
     assert (tmp_path / "err.log").read_bytes() == b""
+
+
+TRACEFS_INSTANCES = Path("/sys/kernel/tracing/instances")
+
+
+def _netlens_instances() -> set[str]:
+    return {path.name for path in TRACEFS_INSTANCES.glob("netlens-*")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_quits_like_q_and_cleans_up(signum: int) -> None:
+    """Killed (SIGTERM) or left by its terminal (SIGHUP), the TUI still removes its tracefs instance."""
+    assert TRACEFS_INSTANCES.is_dir(), "tracefs is not mounted at /sys/kernel/tracing"
+    before = _netlens_instances()
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color")
+    env.pop("TEXTUAL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "netlens", "serve", "--port", "0"], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=REPO, env=env, start_new_session=True)
+    os.close(slave)
+    try:
+        deadline = time.monotonic() + 30
+        ours: set[str] = set()
+        while not ours and time.monotonic() < deadline and proc.poll() is None:
+            # Keep the terminal drained so the app never blocks on a full pty.
+            if select.select([master], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(master, 65536)
+            ours = _netlens_instances() - before
+        assert ours, "the TUI never created its tracefs instance"
+        if signum == signal.SIGHUP:
+            os.close(master)  # the terminal is gone, as when its window is closed
+            master = -1
+        proc.send_signal(signum)
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline:
+            if master >= 0 and select.select([master], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(master, 65536)
+            else:
+                time.sleep(0.05)
+        assert proc.returncode == 128 + signum
+        assert not (ours & _netlens_instances()), "the tracefs instance was left behind"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        if master >= 0:
+            os.close(master)

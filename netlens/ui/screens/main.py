@@ -115,6 +115,8 @@ class MainScreen(Screen[None]):
         self._selection_due = False
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
+        self._flooding = False
+        self._trace_polled = 0.0
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -178,11 +180,17 @@ class MainScreen(Screen[None]):
         if records:
             self._pending.extend(records)
             self._touched |= self.facts.ingest(records)
-        kernel = self.kernel_trace.drain(records, poll=not active)
+        now = time.monotonic()
+        # Under a flood the kernel's events are taken every FLOOD_PAINT seconds too (each take keeps the
+        # newest and counts the rest): building them is per-event work on the UI thread, and the panel
+        # scrolls too fast to read anyway.
+        poll = not active and (not self._flooding or now - self._trace_polled >= FLOOD_PAINT)
+        if poll:
+            self._trace_polled = now
+        kernel = self.kernel_trace.drain(records, poll=poll)
         if kernel:
             self._pending = interleave(self._pending, kernel)
-        now = time.monotonic()
-        flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
+        flooding = self._flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
         if active or flooding:
             wait = MAX_DEFER if active else FLOOD_PAINT
             due = sorted((last, part) for part, last in self._painted.items() if now - last >= wait)

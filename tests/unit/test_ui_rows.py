@@ -160,3 +160,22 @@ def test_fit_line_drops_whole_parts_and_keeps_the_tail() -> None:
     line = fit_line(parts, 30, Text("  ? help"))
     assert line.plain.endswith("? help") and "accepted" not in line.plain and "errors 0" in line.plain
     assert fit_line(parts, 80, Text("  ? help")).plain.startswith(" netlens   accepted 1,234  errors 0")
+
+
+def test_fact_sentences_are_filled_in_when_asked_and_stale_facts_go() -> None:
+    from netlens.server.bus import make_record
+    from netlens.server.events import Accepted, CloseCause, Closed
+    from netlens.ui.facts import FactBook
+
+    book = FactBook()
+    local, peer = ("127.0.0.1", 9000), ("127.0.0.1", 51000)
+    book.ingest([make_record(Accepted, 100.0, 7, peer, local)])
+    touched = book.ingest([make_record(Closed, 101.0, 7, CloseCause.SERVER, "done\x1b[2J")])
+    server_end, client_end = ("127.0.0.1", 9000, "127.0.0.1", 51000), ("127.0.0.1", 51000, "127.0.0.1", 9000)
+    assert touched == {server_end, client_end}
+    fact = book.fact(server_end, since=0.0)
+    assert fact is not None and fact.state == "CLOSED by server" and fact.final
+    assert "The server closed its socket at" in fact.sentence and "\x1b" not in fact.sentence
+    assert book.fact(client_end, since=0.0) is not None
+    book.forget_before(101.5)
+    assert book.fact(server_end, since=0.0) is None and book.fact(client_end, since=0.0) is None

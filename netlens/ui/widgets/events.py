@@ -74,7 +74,7 @@ class EventLog(VirtualList):
             wanted = self.conn_filter
             self._view.extend(i for i in range(start, len(self._records)) if self._records[i][2] == wanted)
         if self.bytes > self.budget:
-            self._forget(self._oldest_over(self.budget // 2))
+            self._forget(*self._oldest_over(self.budget // 2))
         self.rows_changed()
 
     def _merge_point(self, oldest: float) -> int:
@@ -102,19 +102,20 @@ class EventLog(VirtualList):
             return index_at_time([self._records[i][1] for i in self._view], when)
         return index_at_time([record[1] for record in self._records], when)
 
-    def _oldest_over(self, keep: int) -> int:
-        """How many of the oldest records to forget so that at most ``keep`` bytes remain."""
+    def _oldest_over(self, keep: int) -> tuple[int, int]:
+        """How many of the oldest records to forget so that at most ``keep`` bytes remain, and their bytes."""
         excess = self.bytes - keep
-        n = 0
+        n = freed = 0
+        last = len(self._records) - 1
         for record in self._records:
-            if excess <= 0 or n == len(self._records) - 1:
+            if freed >= excess or n == last:
                 break
-            excess -= record_size(record)
+            freed += record_size(record)
             n += 1
-        return n
+        return n, freed
 
-    def _forget(self, n: int) -> None:
-        self.bytes -= sum(map(record_size, self._records[:n]))
+    def _forget(self, n: int, freed: int) -> None:
+        self.bytes -= freed
         del self._records[:n]
         self._events.clear()
         if self._view is not None:

@@ -1,7 +1,9 @@
 """The kernel-trace feed: tracepoints of the served port, joined per socket, for the UI to query.
 
 No textual in here (the feeds' rule). The live feed owns one
-:class:`netlens.trace.TraceSession` filtered to the server's port and a
+:class:`netlens.trace.process.TraceProcess` (a trace session in a helper
+process, so reading and decoding the kernel's buffers never takes the app's
+GIL) filtered to the server's port and a
 :class:`netlens.trace.TimelineBook`; the recorded one replays fixed events
 (deterministic snapshot tests). The UI calls :meth:`KernelTraceFeed.poll` on
 its timer (never one message per event), folds each sock_diag snapshot in
@@ -20,8 +22,9 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceSession, TraceUnavailable, materialize
+from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceUnavailable, materialize
 from netlens.trace.events import TraceRecord
+from netlens.trace.process import TraceProcess
 from netlens.trace.timeline import SocketLike, SocketTimeline
 
 #: Kinds the events panel shows: what happened, not the per-segment tcp_probe stream (sparklines take those).
@@ -148,20 +151,20 @@ class KernelTraceFeed:
 
 
 class LiveTraceFeed(KernelTraceFeed):
-    """Tracepoints of one port, live, from a private tracefs instance."""
+    """Tracepoints of one port, live, from a private tracefs instance read by a helper process."""
 
     def __init__(self, port: int, prefix: str = "netlens") -> None:
         super().__init__()
         self.port = port
         self.prefix = prefix
-        self.session: TraceSession | None = None
+        self.session: TraceProcess | None = None
         # start() runs in a worker: an app that quits meanwhile must not leave a reader running.
         self._lock = threading.Lock()
         self._stopped = False
 
     def start(self) -> None:
-        """Create the instance and start the reader (blocking, a few milliseconds)."""
-        session = TraceSession(TraceFilter.of(ports=(self.port,)), prefix=self.prefix)
+        """Start the helper process, which creates the instance and reads it (blocking, ~0.1-0.3 s)."""
+        session = TraceProcess(TraceFilter.of(ports=(self.port,)), prefix=self.prefix)
         try:
             session.start()
         except TraceUnavailable as exc:

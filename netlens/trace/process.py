@@ -9,7 +9,9 @@ TUI's GIL under a search flood) runs in ``python -m netlens.trace.worker``.
 Here one daemon thread only receives and unpickles record batches (C code
 for the most part) into a bounded buffer; when the consumer falls
 ``capacity`` records behind, the oldest are discarded and counted in
-``stats.dropped``, as the in-process session does. The helper has its own
+``stats.dropped``, as the in-process session does. With ``sampling`` the
+helper sends only what a display can use (see :mod:`netlens.trace.sample`)
+and counts the rest in :attr:`TraceProcess.skipped` / ``probes_skipped``. The helper has its own
 bounded buffer (the session's), whose drops it reports in the same count.
 
 Lifetime: ``start()`` blocks until the helper said whether tracing runs, and
@@ -40,6 +42,7 @@ from typing import Any
 from netlens.trace.events import Kind, TraceEvent, TraceRecord, materialize
 from netlens.trace.filters import TraceFilter
 from netlens.trace.reader import DEFAULT_CAPACITY, DEFAULT_KINDS, TraceStats
+from netlens.trace.sample import Sampling
 from netlens.trace.tracefs import DEFAULT_PREFIX, TraceUnavailable, find_tracefs, remove_stale_instances
 
 #: How long start() waits for the helper's answer (it starts Python and a trace: ~0.2 s when idle).
@@ -62,13 +65,18 @@ class TraceProcess:
 
     def __init__(self, trace_filter: TraceFilter | None = None, kinds: Iterable[Kind] | None = None, *,
                  prefix: str = DEFAULT_PREFIX, capacity: int = DEFAULT_CAPACITY, interval: float = 0.05,
-                 mount: bool = True) -> None:
+                 mount: bool = True, sampling: Sampling | None = None) -> None:
         self.filter = trace_filter or TraceFilter()
         self.kinds = frozenset(kinds) if kinds is not None else DEFAULT_KINDS
         self.prefix = prefix
         self.capacity = capacity
         self.interval = interval
         self.mount = mount
+        #: Sample in the helper (records it leaves out never cross): see :mod:`netlens.trace.sample`.
+        self.sampling = sampling
+        #: Records the helper's sampling left out: beyond the newest, and tcp_probe samples thinned out.
+        self.skipped = 0
+        self.probes_skipped = 0
         #: The helper's tracefs instance (None before start).
         self.path: Path | None = None
         self.missing: list[str] = []
@@ -110,7 +118,7 @@ class TraceProcess:
         atexit.register(self.stop)
         settings = {"filter": self.filter, "kinds": sorted(int(kind) for kind in self.kinds),
                     "prefix": self.prefix, "capacity": self.capacity, "interval": self.interval,
-                    "mount": self.mount}
+                    "mount": self.mount, "sampling": self.sampling}
         try:
             self._conn.send(("start", settings))
             answer = self._conn.recv() if self._conn.poll(START_TIMEOUT) else None
@@ -192,7 +200,7 @@ class TraceProcess:
             while True:
                 message = conn.recv()
                 if message[0] == "records":
-                    self._publish(message[1], message[2])
+                    self._publish(*message[1:])
                 elif message[0] == "error":
                     self.error = message[1]
                 elif message[0] == "stopped":
@@ -203,8 +211,11 @@ class TraceProcess:
         if not self._stopping and self.error is None:
             self.error = "the kernel-trace helper process ended unexpectedly"
 
-    def _publish(self, records: list[TraceRecord], helper_stats: tuple[int, ...]) -> None:
+    def _publish(self, records: list[TraceRecord], helper_stats: tuple[int, ...], skipped: int,
+                 probes_skipped: int) -> None:
         with self._lock:
+            self.skipped += skipped
+            self.probes_skipped += probes_skipped
             self._dropped += max(0, len(self._buffer) + len(records) - self.capacity)
             self._buffer.extend(records)
             self._received += len(records)

@@ -6,8 +6,11 @@ sends one ``("start", settings)``; this process starts a
 :class:`netlens.trace.TraceSession` (tracefs instance ``<prefix>-<this pid>``,
 reader thread, decoding, socket joins: all the GIL time that used to be the
 app's), answers ``("ready", facts)`` or ``("unavailable", sentence)`` /
-``("oserror", errno, strerror)``, then sends ``("records", batch, stats)``
-messages until the parent says ``("stop",)``.
+``("oserror", errno, strerror)``, then sends ``("records", batch, stats,
+skipped, probes_skipped)``
+messages until the parent says ``("stop",)``; with a
+:class:`netlens.trace.sample.Sampling` in the settings, one sampled message
+per ``every`` seconds (the skipped counts ride along).
 
 The instance is removed whatever ends us: a stop, SIGTERM or SIGHUP, or the
 parent's death (its end of the socket closes: EOF while we wait, a broken
@@ -29,8 +32,9 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
-from netlens.trace.events import Kind, TraceRecord
+from netlens.trace.events import Kind
 from netlens.trace.reader import TraceSession, TraceStats
+from netlens.trace.sample import Sampling, sample
 from netlens.trace.tracefs import TraceUnavailable
 
 #: Records per message at most: a message is unpickled in one go by the parent's receiving thread,
@@ -59,9 +63,11 @@ class Worker:
         self.conn = conn
         self.parent = os.getppid()
         self.session: TraceSession | None = None
+        self.sampling: Sampling | None = None
 
     def start(self, settings: dict[str, Any]) -> bool:
         """Start the session the parent asked for and say how it went; True when it runs."""
+        self.sampling = settings["sampling"]
         session = TraceSession(settings["filter"], [Kind(code) for code in settings["kinds"]],
                                prefix=settings["prefix"], capacity=settings["capacity"],
                                interval=settings["interval"], mount=settings["mount"])
@@ -82,9 +88,11 @@ class Worker:
         return True
 
     def run(self, interval: float) -> None:
-        """Forward records every ``interval`` seconds until the parent says stop, goes away, or a signal comes."""
+        """Forward records every ``interval`` seconds (sampling's own) until told to stop, orphaned, or signalled."""
         conn, session = self.conn, self.session
         assert session is not None
+        if self.sampling is not None:
+            interval = self.sampling.every
         while os.getppid() == self.parent and session.error is None:
             if conn.poll(interval):
                 message = conn.recv()  # EOFError: the parent is gone
@@ -93,14 +101,21 @@ class Worker:
             self.forward()
 
     def forward(self) -> None:
-        """Send everything the session has read, in slices of at most BATCH records."""
+        """Send what the session has read: sampled in one message, or everything in slices of BATCH records."""
         session = self.session
         assert session is not None
+        if self.sampling is not None:
+            records = session.drain_records()
+            if records:
+                kept = sample(records, self.sampling)
+                self.conn.send(("records", kept.records, stats_tuple(session.stats), kept.skipped,
+                                kept.probes_skipped))
+            return
         while True:
-            records: list[TraceRecord] = session.drain_records(BATCH)
+            records = session.drain_records(BATCH)
             if not records:
                 return
-            self.conn.send(("records", records, stats_tuple(session.stats)))
+            self.conn.send(("records", records, stats_tuple(session.stats), 0, 0))
             if session.error is not None:
                 return
 

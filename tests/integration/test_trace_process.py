@@ -17,6 +17,7 @@ from trace_helpers import abort, cookie_of, listener
 from netlens.trace import Kind, TraceFilter, TraceUnavailable, materialize
 from netlens.trace.events import TraceRecord
 from netlens.trace.process import TraceProcess
+from netlens.trace.sample import Sampling
 
 
 def _prefix() -> str:
@@ -99,6 +100,25 @@ def test_the_buffer_here_is_bounded_and_what_it_drops_is_counted() -> None:
     assert len(kept) + stats.dropped == stats.delivered  # every record either reached us or is counted lost
 
 
+def test_sampling_in_the_helper_sends_only_the_newest_and_counts_the_rest() -> None:
+    server_listener = listener()
+    port = server_listener.getsockname()[1]
+    sampling = Sampling(newest=5, probes_per_socket=1, every=0.5)
+    trace = TraceProcess(TraceFilter.of(ports=(port,)), prefix=_prefix(), sampling=sampling).start()
+    try:
+        server_listener.listen()
+        for _ in range(6):  # ~60 records within one sampling period
+            _one_connection(server_listener)
+        _until(lambda: trace.stats.delivered >= 30)
+    finally:
+        stats = trace.stop()
+        abort(server_listener)
+    kept = trace.drain_records()
+    assert trace.skipped > 0 and len(kept) < stats.delivered
+    assert len(kept) + trace.skipped + trace.probes_skipped == stats.delivered and stats.lost == 0
+    assert [r[1] for r in kept] == sorted(r[1] for r in kept)
+
+
 def test_the_helpers_refusal_keeps_its_sentence_and_leaves_nothing() -> None:
     trace = TraceProcess(TraceFilter.of(ports=(5000,)), kinds=(), prefix=_prefix())
     with pytest.raises(TraceUnavailable) as raised:
@@ -112,6 +132,7 @@ PARENT = """
 import sys, time
 from netlens.trace import TraceFilter
 from netlens.trace.process import TraceProcess
+from netlens.trace.sample import Sampling
 trace = TraceProcess(TraceFilter.of(ports=(5000,)), prefix=sys.argv[1]).start()
 print(trace.process.pid, trace.path, flush=True)
 time.sleep(60)

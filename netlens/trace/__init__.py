@@ -35,8 +35,12 @@ Tracing
         bounded buffer. ``start()`` raises the same :class:`TraceUnavailable`
         sentences; the instance (named after the helper's pid) is removed on
         ``stop()``, on SIGTERM/SIGHUP to the helper, and when the caller dies
-        (the helper reads EOF on its socket). The app's live feed uses it; the
-        ``netlens trace`` command and labs keep the in-process session.
+        (the helper reads EOF on its socket). ``sampling=Sampling(newest,
+        probes_per_socket, every)`` (:mod:`netlens.trace.sample`) makes the
+        helper send, per ``every`` seconds, only the newest records with
+        tcp_probe thinned per socket, counting the rest in ``.skipped`` and
+        ``.probes_skipped``. The app's live feed uses it; the ``netlens
+        trace`` command and labs keep the in-process session.
     ``TraceFilter.of(ports=(), addresses=(), cookies=())``: what to keep
         (empty: every TCP socket). Applied in the kernel where an event's
         fields allow, then in user space on every event; a socket that

@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -205,8 +204,10 @@ class TraceProcess:
                     self.error = message[1]
                 elif message[0] == "stopped":
                     self._helper_stats = message[1]
+                    if not self._stopping and self.error is None:
+                        self.error = "the kernel-trace helper process was stopped by a signal"
                     return
-        except (EOFError, OSError, pickle.UnpicklingError):
+        except Exception:  # EOF, a cut message: either way the helper is gone, which is said below
             pass
         if not self._stopping and self.error is None:
             self.error = "the kernel-trace helper process ended unexpectedly"

@@ -48,14 +48,6 @@ def stats_tuple(stats: TraceStats) -> tuple[int, ...]:
             stats.malformed)
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGHUP: stop cleanly (remove the instance) and exit."""
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
-
-
 class Worker:
     """One session and the socket to the parent."""
 
@@ -64,6 +56,13 @@ class Worker:
         self.parent = os.getppid()
         self.session: TraceSession | None = None
         self.sampling: Sampling | None = None
+        #: SIGTERM or SIGHUP came: stop at the next turn of the loop (a flag, not an exception, so a message
+        #: being sent is never cut in half).
+        self.signalled = False
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGHUP handler: ask the loop to stop (at most ``interval`` later)."""
+        self.signalled = True
 
     def start(self, settings: dict[str, Any]) -> bool:
         """Start the session the parent asked for and say how it went; True when it runs."""
@@ -71,7 +70,7 @@ class Worker:
         session = TraceSession(settings["filter"], [Kind(code) for code in settings["kinds"]],
                                prefix=settings["prefix"], capacity=settings["capacity"],
                                interval=settings["interval"], mount=settings["mount"])
-        self.session = session  # set first: a signal during start() still gets it stopped
+        self.session = session
         try:
             session.start()
         except TraceUnavailable as exc:
@@ -93,7 +92,7 @@ class Worker:
         assert session is not None
         if self.sampling is not None:
             interval = self.sampling.every
-        while os.getppid() == self.parent and session.error is None:
+        while not self.signalled and os.getppid() == self.parent and session.error is None:
             if conn.poll(interval):
                 message = conn.recv()  # EOFError: the parent is gone
                 if message[0] == "stop":
@@ -137,10 +136,10 @@ class Worker:
 def main(argv: list[str] | None = None) -> int:
     """Serve one trace session over the socket whose descriptor is the first argument."""
     args = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
     worker = Worker(Connection(int(args[0])))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, worker.on_signal)
+    signal.signal(signal.SIGHUP, worker.on_signal)
     try:
         message = worker.conn.recv()
         if message[0] != "start" or not worker.start(message[1]):
@@ -150,15 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, 2)
         os.close(devnull)
         worker.run(message[1]["interval"])
-    except (_Stop, EOFError, OSError):
+    except (EOFError, OSError):
         pass
     except Exception:
         traceback.print_exc()
         return 1
     finally:
-        # A second signal must not cut the instance's removal short (the parent's last resort is SIGKILL).
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         worker.finish()
     return 0
 

@@ -166,3 +166,16 @@ def test_a_killed_helper_is_reported_and_its_instance_removed_on_stop() -> None:
     finally:
         trace.stop()
     assert not trace.path.exists()
+
+
+def test_sigterm_to_the_helper_removes_its_instance_and_says_so() -> None:
+    trace = TraceProcess(TraceFilter.of(ports=(5000,)), prefix=_prefix()).start()
+    try:
+        assert trace.process is not None and trace.path is not None
+        trace.process.terminate()
+        assert trace.process.wait(5) == 0  # a clean exit: it stopped its session first
+        assert not trace.path.exists()
+        _until(lambda: trace.error is not None)
+        assert trace.error == "the kernel-trace helper process was stopped by a signal"
+    finally:
+        trace.stop()

@@ -2,7 +2,7 @@
 
 Run it as root (pytest does not collect it):
 
-    .venv/bin/python tests/benchmarks/bench_trace_process.py [--seconds 5] [--clients 4] [--rounds 2]
+    .venv/bin/python tests/benchmarks/bench_trace_process.py [--seconds 5] [--clients 2] [--rounds 2]
 
 A flood process (not measured) churns short connections on one loopback
 port: ``--clients`` threads, each connecting, sending a request, reading the
@@ -13,13 +13,17 @@ port's kernel events as the UI does, draining every 0.1 s, with
 * ``TraceSession`` (the reference: reader thread, decoding and socket joins in
   this process, competing for its GIL), then
 * ``TraceProcess`` (the same session in ``python -m netlens.trace.worker``;
-  here only a thread receiving pickled batches),
+  here only a thread receiving pickled batches), every record, and
+* ``TraceProcess`` sampling as the app's feed does (``sampled``: per 0.1 s the
+  newest 300 records, 8 tcp_probe per socket; the rest counted as skipped and
+  never sent),
 
 interleaved for ``--rounds`` rounds. Columns: records delivered per second,
-the records lost (``stats.lost``), CPU time of *this* process per second of
-flood (user+system, all threads: the share of a core, and so at most the share
-of the GIL, the app would give to tracing), the same per thousand records, and
-the helper's own CPU (its own core and GIL).
+records skipped by sampling, the records lost (``stats.lost``), CPU time of
+*this* process per second of flood (user+system, all threads: the share of a
+core, and so at most the share of the GIL, the app would give to tracing),
+the same per thousand events traced, and the helper's own CPU (its own core
+and GIL).
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from netlens.trace import TraceFilter, TraceSession, TraceStats
 from netlens.trace.events import TraceRecord
 from netlens.trace.process import TraceProcess
+from netlens.trace.sample import Sampling
+from netlens.ui.trace_feed import POLL_LIMIT, PROBES_PER_POLL
+
+#: What the app's live feed asks of its helper.
+UI_SAMPLING = Sampling(POLL_LIMIT, PROBES_PER_POLL, 0.1)
 
 FLOOD = r"""
 import socket, sys, threading, time
@@ -91,8 +100,11 @@ def follow(kind: str, seconds: float, clients: int) -> dict[str, float]:
     port = free_port()
     trace_filter = TraceFilter.of(ports=(port,))
     prefix = f"ntpb{os.getpid()}"
-    trace: Trace = (TraceSession(trace_filter, prefix=prefix) if kind == "in-process"
-                    else TraceProcess(trace_filter, prefix=prefix)).start()
+    trace: Trace
+    if kind == "in-process":
+        trace = TraceSession(trace_filter, prefix=prefix).start()
+    else:
+        trace = TraceProcess(trace_filter, prefix=prefix, sampling=UI_SAMPLING if kind == "sampled" else None).start()
     try:
         flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(port), str(clients), str(seconds)],
                                  stdout=subprocess.PIPE, text=True)
@@ -108,32 +120,38 @@ def follow(kind: str, seconds: float, clients: int) -> dict[str, float]:
     finally:
         stats = trace.stop()
     records += len(trace.drain_records())
-    return {"records/s": records / elapsed, "lost": stats.lost, "cpu": cpu / elapsed,
-            "per1k": cpu / max(records, 1) * 1000, "helper": helper / elapsed, "conn/s": connections / elapsed}
+    skipped = getattr(trace, "skipped", 0) + getattr(trace, "probes_skipped", 0)
+    return {"records/s": records / elapsed, "lost": stats.lost, "skipped/s": skipped / elapsed, "cpu": cpu / elapsed,
+            "per1k": cpu / max(stats.delivered, 1) * 1000, "helper": helper / elapsed, "conn/s": connections / elapsed}
 
 
 def main() -> None:
     """Interleaved rounds of both readers under the same flood; medians side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (tracefs)")
-    kinds = ("in-process", "helper")
+    kinds = ("in-process", "helper", "sampled")
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for kind in kinds:
             runs[kind].append(follow(kind, args.seconds, args.clients))
+            print(f"  round {round_ + 1}  {line(kind, runs[kind][-1])}", flush=True)
     print(f"Kernel trace of one port under a connection flood ({args.clients} clients, {args.seconds:g} s, "
-          f"{args.rounds} rounds, medians); CPU of the consuming process:")
+          f"{args.rounds} rounds, medians); CPU of the consuming process (and of its helper):")
     for kind in kinds:
-        med = {key: statistics.median(run[key] for run in runs[kind]) for key in runs[kind][0]}
-        print(f"  {kind:10s}  {med['conn/s']:7,.0f} conn/s  {med['records/s']:8,.0f} records/s  "
-              f"lost {med['lost']:6,.0f}   this process {med['cpu'] * 100:5.1f} % of a core "
-              f"({med['per1k'] * 1000:5.1f} ms per 1k records)   helper {med['helper'] * 100:5.1f} %")
+        print(f"  {line(kind, {key: statistics.median(run[key] for run in runs[kind]) for key in runs[kind][0]})}")
 
+
+def line(kind: str, figures: dict[str, float]) -> str:
+    """One row of figures."""
+    return (f"{kind:10s} {figures['conn/s']:6,.0f} conn/s {figures['records/s']:7,.0f} records/s "
+            f"(+{figures['skipped/s']:6,.0f}/s skipped) lost {figures['lost']:7,.0f}  this process "
+            f"{figures['cpu'] * 100:5.1f} % of a core ({figures['per1k'] * 1000:4.1f} ms per 1k events traced)  "
+            f"helper {figures['helper'] * 100:5.1f} %")
 
 if __name__ == "__main__":
     main()

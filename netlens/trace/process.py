@@ -44,7 +44,7 @@ from netlens.trace.reader import DEFAULT_CAPACITY, DEFAULT_KINDS, TraceStats
 from netlens.trace.sample import Sampling
 from netlens.trace.tracefs import DEFAULT_PREFIX, TraceUnavailable, find_tracefs, remove_stale_instances
 
-#: How long start() waits for the helper's answer (it starts Python and a trace: ~0.2 s when idle).
+#: How long start() waits for the helper's answer (it starts Python and a trace: 0.2-0.8 s on a busy machine).
 START_TIMEOUT = 15.0
 #: How long stop() waits for the helper to remove its instance and exit before it kills it.
 STOP_TIMEOUT = 5.0

@@ -151,7 +151,7 @@ class LiveTraceFeed(KernelTraceFeed):
         self._helper_skipped = (0, 0)  # the helper's sampling counts already added to ours
 
     def start(self) -> None:
-        """Start the helper process, which creates the instance and reads it (blocking, ~0.1-0.3 s)."""
+        """Start the helper process, which creates the instance and reads it (blocking: a Python start, ~0.2-0.8 s)."""
         # The helper samples as poll() would (newest POLL_LIMIT, PROBES_PER_POLL per socket, per 0.1 s): under a
         # flood ~90 % of the records then never cross to this process (no unpickling, no draining for nothing).
         session = TraceProcess(TraceFilter.of(ports=(self.port,)), prefix=self.prefix,

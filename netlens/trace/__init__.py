@@ -28,6 +28,19 @@ Tracing
         reader stopped, or None), ``.missing`` (tracepoints this kernel
         lacks), ``.unfiltered`` (kernel filters refused), ``.path``,
         ``.clock`` (``tai``, exact; ``mono`` on kernels before 5.19, approximate).
+    ``netlens.trace.process.TraceProcess(...)`` (same arguments, same
+        consuming side): the session in a helper process (``python -m
+        netlens.trace.worker``), so reading and decoding take none of the
+        caller's GIL; a thread here only unpickles record batches into a
+        bounded buffer. ``start()`` raises the same :class:`TraceUnavailable`
+        sentences; the instance (named after the helper's pid) is removed on
+        ``stop()``, on SIGTERM/SIGHUP to the helper, and when the caller dies
+        (the helper reads EOF on its socket). ``sampling=Sampling(newest,
+        probes_per_socket, every)`` (:mod:`netlens.trace.sample`) makes the
+        helper send, per ``every`` seconds, only the newest records with
+        tcp_probe thinned per socket, counting the rest in ``.skipped`` and
+        ``.probes_skipped``. The app's live feed uses it; the ``netlens
+        trace`` command and labs keep the in-process session.
     ``TraceFilter.of(ports=(), addresses=(), cookies=())``: what to keep
         (empty: every TCP socket). Applied in the kernel where an event's
         fields allow, then in user space on every event; a socket that

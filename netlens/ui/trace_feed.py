@@ -1,7 +1,9 @@
 """The kernel-trace feed: tracepoints of the served port, joined per socket, for the UI to query.
 
 No textual in here (the feeds' rule). The live feed owns one
-:class:`netlens.trace.TraceSession` filtered to the server's port and a
+:class:`netlens.trace.process.TraceProcess` (a trace session in a helper
+process, so reading and decoding the kernel's buffers never takes the app's
+GIL) filtered to the server's port and a
 :class:`netlens.trace.TimelineBook`; the recorded one replays fixed events
 (deterministic snapshot tests). The UI calls :meth:`KernelTraceFeed.poll` on
 its timer (never one message per event), folds each sock_diag snapshot in
@@ -20,8 +22,10 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceSession, TraceUnavailable, materialize
+from netlens.trace import Kind, TimelineBook, TraceEvent, TraceFilter, TraceUnavailable, materialize
 from netlens.trace.events import TraceRecord
+from netlens.trace.process import TraceProcess
+from netlens.trace.sample import Sampling, thin_probes
 from netlens.trace.timeline import SocketLike, SocketTimeline
 
 #: Kinds the events panel shows: what happened, not the per-segment tcp_probe stream (sparklines take those).
@@ -128,40 +132,30 @@ class KernelTraceFeed:
 
     def thin(self, records: list[TraceRecord]) -> list[TraceEvent]:
         """Build the events of ``records``, with each socket's tcp_probe samples thinned to PROBES_PER_POLL."""
-        probes: dict[int, list[TraceRecord]] = {}
-        kept: list[TraceRecord] = []
-        for record in records:
-            if record[0] == Kind.PROBE:
-                probes.setdefault(record[3], []).append(record)
-            else:
-                kept.append(record)
-        for samples in probes.values():
-            if len(samples) > PROBES_PER_POLL:
-                step = len(samples) / PROBES_PER_POLL
-                chosen = [samples[int(i * step)] for i in range(PROBES_PER_POLL - 1)] + [samples[-1]]
-                self.probes_skipped += len(samples) - len(chosen)
-                samples = chosen
-            kept.extend(samples)
-        if probes:
-            kept.sort(key=lambda record: record[1])
+        kept, skipped = thin_probes(records, PROBES_PER_POLL)
+        self.probes_skipped += skipped
         return [materialize(record) for record in kept]
 
 
 class LiveTraceFeed(KernelTraceFeed):
-    """Tracepoints of one port, live, from a private tracefs instance."""
+    """Tracepoints of one port, live, from a private tracefs instance read by a helper process."""
 
     def __init__(self, port: int, prefix: str = "netlens") -> None:
         super().__init__()
         self.port = port
         self.prefix = prefix
-        self.session: TraceSession | None = None
+        self.session: TraceProcess | None = None
         # start() runs in a worker: an app that quits meanwhile must not leave a reader running.
         self._lock = threading.Lock()
         self._stopped = False
+        self._helper_skipped = (0, 0)  # the helper's sampling counts already added to ours
 
     def start(self) -> None:
-        """Create the instance and start the reader (blocking, a few milliseconds)."""
-        session = TraceSession(TraceFilter.of(ports=(self.port,)), prefix=self.prefix)
+        """Start the helper process, which creates the instance and reads it (blocking: a Python start, ~0.2-0.8 s)."""
+        # The helper samples as poll() would (newest POLL_LIMIT, PROBES_PER_POLL per socket, per 0.1 s): under a
+        # flood ~90 % of the records then never cross to this process (no unpickling, no draining for nothing).
+        session = TraceProcess(TraceFilter.of(ports=(self.port,)), prefix=self.prefix,
+                               sampling=Sampling(POLL_LIMIT, PROBES_PER_POLL, 0.1))
         try:
             session.start()
         except TraceUnavailable as exc:
@@ -184,6 +178,10 @@ class LiveTraceFeed(KernelTraceFeed):
             return []
         if session.error is not None and self.unavailable is None:
             self.unavailable = f"The kernel trace stopped: {session.error}"
+        helper_skipped = (session.skipped, session.probes_skipped)
+        self.skipped += helper_skipped[0] - self._helper_skipped[0]
+        self.probes_skipped += helper_skipped[1] - self._helper_skipped[1]
+        self._helper_skipped = helper_skipped
         records = session.drain_records(DRAIN_LIMIT)
         if len(records) > POLL_LIMIT:
             # The present matters more than a backlog: keep the newest, count the rest.

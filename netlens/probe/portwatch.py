@@ -1,0 +1,199 @@
+"""The served port's snapshot, tick after tick, at a cost that does not grow with the namespace's other sockets.
+
+Every dump of connected sockets makes the kernel walk its whole
+established-socket table, whatever the port filter, the states mask or the
+port fields of the request (measured with 50,000 TIME_WAIT sockets on another
+port: 12 ms against 1.8 ms, nearly all of it kernel time, for each of those
+forms; ``tests/benchmarks/bench_probe_timewait.py``). Only two requests skip
+that walk: a dump of listening sockets (their own small table) and an exact
+lookup by 4-tuple. So, per tick, :class:`PortWatch` asks for:
+
+* the port's listeners (a LISTEN-only dump: their accept queues come with them);
+* by 4-tuple, at both ends, the connections the port's server knows (those it
+  holds, and those it closed since the last full dump), and every connection
+  the previous snapshot found (a socket keeps being followed until its
+  lookup misses).
+
+That is exactly the port's sockets unless one arrived that nobody named. It
+takes the full port dump (:meth:`Prober.dump_port`) instead when:
+
+* it has none yet, or the port changed (``first``);
+* a listener's accept queue is not empty (``queue``): connections the server
+  has not accepted, whose 4-tuples only a dump can tell (they show at once);
+* the namespace's ``TCPSynRetrans`` counter moved (``syn-retrans``): a SYN-ACK
+  went out again, so a half-open (SYN_RECV) connection outlived its first
+  second (it shows within a tick or two of that);
+* the server closed more connections since the last full dump than a tick
+  looks up (``closes``): a flood, whose TIME_WAIT sockets must be counted;
+* ``full_every`` seconds passed (``period``): anything else no one named (a
+  connection from this host to the same port elsewhere, a SYN_RECV gone within
+  a second).
+
+The TIME_WAIT sockets the snapshot does not show are counted without listing
+them: those of the last full dump whose timer has not run out since, plus the
+new ones the lookups found. The snapshot has the shape and meaning of
+``Prober.snapshot(port, time_wait_limit=N)``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+from netlens.probe import netlink
+from netlens.probe.model import Snapshot, SocketInfo
+from netlens.probe.snapshot import Address, Prober, look_up
+from netlens.probe.sockdiag import TimeWaitSeen, dump_tcp
+from netlens.probe.sockstat import read_tcp_counter, read_tcp_totals
+
+#: A connection as one end sees it: (local, remote).
+Pair = tuple[Address, Address]
+#: Seconds between two full dumps of the port when nothing asked for one sooner.
+FULL_EVERY = 30.0
+#: Connections closed since the last full dump that a tick looks up; more, and it dumps instead.
+CLOSED_LOOKUPS = 200
+
+
+class Known(NamedTuple):
+    """What the port's server knows of its connections: each as its own end sees it, ``(local, peer)``."""
+
+    #: The connections it holds.
+    open: Sequence[Pair]
+    #: Those it closed in the seconds asked for, newest first (``CLOSED_LOOKUPS + 1`` at most is enough).
+    closed: Sequence[Pair]
+
+
+def _pair(sock: SocketInfo) -> Pair:
+    return ((sock.local_addr, sock.local_port), (sock.remote_addr, sock.remote_port))
+
+
+def _both_ends(pairs: Iterable[Pair]) -> Iterable[Pair]:
+    """Each pair and its mirror: the peer's end is a socket here too when the peer is on this host."""
+    for local, remote in pairs:
+        yield local, remote
+        yield remote, local
+
+
+class PortWatch:
+    """Snapshots of one port for a poller (the UI's probe worker): exact lookups per tick, a full dump when needed.
+
+    ``prober`` makes the full dumps (and owns the ``/proc`` owner cache);
+    ``time_wait_limit`` is as for :meth:`Prober.snapshot`; ``clock``
+    (monotonic seconds) paces the full dumps. ``full_dumps`` and ``lookups``
+    count the snapshots of each kind, and ``last_reason`` says why the
+    newest full dump was taken (``None`` when the newest snapshot was lookups).
+    Not thread-safe: one per poller.
+    """
+
+    def __init__(self, prober: Prober | None = None, time_wait_limit: int = 100, full_every: float = FULL_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.prober = prober or Prober()
+        self.time_wait_limit = time_wait_limit
+        self.full_every = full_every
+        self.clock = clock
+        self.full_dumps = 0
+        self.lookups = 0
+        self.last_reason: str | None = None
+        self._port: int | None = None
+        self._full_at = 0.0  # clock() of the last full dump
+        self._full_wall = 0.0  # time.time() of it: the server's clock
+        self._syn_retrans: int | None = None
+        self._followed: dict[Pair, None] = {}  # 4-tuples the newest snapshot found, as their sockets see them
+        self._old_cookies: frozenset[int] = frozenset()  # TIME_WAIT sockets of the last full dump...
+        self._old_deadlines: list[float] = []  # ...and when their timers run out (time.monotonic), sorted
+
+    def snapshot(self, port: int, known: Callable[[float], Known]) -> Snapshot:
+        """The sockets on ``port`` (listeners, connections at both ends, the newest TIME_WAIT ones).
+
+        ``known(seconds)`` returns what the port's server knows, with the
+        connections it closed in the last ``seconds``. Falls back to what
+        :meth:`Prober.snapshot` does (psutil included) where sock_diag fails.
+        """
+        syn_retrans = read_tcp_counter("TCPSynRetrans")
+        reason = self._due(port, syn_retrans)
+        self._syn_retrans = syn_retrans
+        if reason is None:
+            try:
+                quick = self._look_up(port, known)
+            except OSError:
+                quick = None  # the full path says why, or falls back to psutil
+            if isinstance(quick, Snapshot):
+                self.lookups += 1
+                self.last_reason = None
+                return quick
+            reason = quick or "sock_diag"
+        return self._full(port, reason)
+
+    def _due(self, port: int, syn_retrans: int | None) -> str | None:
+        """Why a full dump is due before looking anything up, or None."""
+        if port != self._port or self.full_dumps == 0:
+            return "first"
+        if self.clock() - self._full_at >= self.full_every:
+            return "period"
+        if syn_retrans != self._syn_retrans:
+            return "syn-retrans"
+        return None
+
+    def _look_up(self, port: int, known: Callable[[float], Known]) -> Snapshot | str:
+        """The tick's snapshot by lookups, or the reason it cannot be complete (then nothing was built)."""
+        sock = netlink.open_sock_diag()
+        try:
+            ts = time.time()
+            listeners = dump_tcp(sock, port=port, states=netlink.LISTEN_ONLY)
+            if any((listener.recv_q or 0) > 0 for listener in listeners):
+                return "queue"
+            server = known(max(0.0, time.time() - self._full_wall))
+            if len(server.closed) > CLOSED_LOOKUPS:
+                return "closes"
+            wanted = dict.fromkeys(self._followed)
+            wanted.update(dict.fromkeys(_both_ends(server.open)))
+            wanted.update(dict.fromkeys(_both_ends(server.closed)))
+            found = look_up(sock, port, wanted)
+        finally:
+            sock.close()
+        connected: list[SocketInfo] = []
+        waiting: list[SocketInfo] = []
+        seen: set[int | None] = set()
+        for sock_info in found:
+            if sock_info.cookie not in seen:  # two 4-tuples asked may name one socket
+                seen.add(sock_info.cookie)
+                (waiting if sock_info.state == "TIME_WAIT" else connected).append(sock_info)
+        shown = heapq.nlargest(self.time_wait_limit, waiting, key=_time_left)
+        new_waiting = sum(1 for sock_info in waiting if sock_info.cookie not in self._old_cookies)
+        alive_old = len(self._old_deadlines) - bisect.bisect_right(self._old_deadlines, time.monotonic())
+        sockets = listeners + connected + shown
+        self._followed = dict.fromkeys(_pair(sock_info) for sock_info in connected + shown)
+        self.prober.place_owners(sockets)
+        return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port,
+                        hidden_time_wait=max(0, alive_old + new_waiting - len(shown)), totals=read_tcp_totals())
+
+    def _full(self, port: int, reason: str) -> Snapshot:
+        """The full port dump; it also resets what the next ticks follow and count."""
+        self._port = port
+        self._full_at = self.clock()
+        self._full_wall = time.time()
+        self.full_dumps += 1
+        self.last_reason = reason
+        try:
+            snapshot, time_wait = self.prober.dump_port(port, time_wait_limit=self.time_wait_limit)
+        except OSError:
+            # No sock_diag: the prober's own choice (psutil, with a note), and no lookups next time either.
+            self._port = None
+            return self.prober.snapshot(port, time_wait_limit=self.time_wait_limit)
+        self._remember(snapshot, time_wait)
+        return snapshot
+
+    def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
+        now = time.monotonic()
+        self._followed = dict.fromkeys(_pair(s) for s in snapshot.sockets if s.state != "LISTEN")
+        self._old_cookies = frozenset(cookie for _, cookie, *_ in time_wait)
+        self._old_deadlines = sorted(now + expires_ms / 1000 for expires_ms, *_ in time_wait)
+
+
+def _time_left(sock: SocketInfo) -> tuple[int, int]:
+    """Milliseconds left on a TIME_WAIT socket's timer (the newest have the most), then its cookie (as the dump)."""
+    return (sock.timer.expires_ms if sock.timer is not None else 0, sock.cookie or 0)
+

@@ -87,7 +87,8 @@ class LiveFeeds:
         self.capture_budget = capture_budget
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
-        self._watch = PortWatch(time_wait_limit=MAX_TIME_WAIT)
+        #: The per-tick snapshots of the port (public for benchmarks and tests: its counters, its clock).
+        self.watch = PortWatch(time_wait_limit=MAX_TIME_WAIT)
         self._packets: PacketFeed | None = None
 
     @property
@@ -118,7 +119,7 @@ class LiveFeeds:
         ticks look up the connections the server knows by 4-tuple instead of dumping the port, so the TIME_WAIT
         sockets of other ports cost nothing (see :mod:`netlens.probe.portwatch` for when it dumps).
         """
-        return self._watch.snapshot(self._server.address[1], self._known)
+        return self.watch.snapshot(self._server.address[1], self._known)
 
     def _known(self, within: float) -> Known:
         """The server's connections, and those it closed in the last ``within`` seconds (from the probe's thread)."""

@@ -97,14 +97,14 @@ def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> 
                 ask(port)
             wait_for(lambda: holds(held))
             other = elsewhere(30, socks)
-            ticks = [(shape(feeds.probe()), shape(full(port)), feeds._watch.last_reason)]  # the first: a dump
+            ticks = [(shape(feeds.probe()), shape(full(port)), feeds.watch.last_reason)]  # the first: a dump
             time.sleep(0.3)
             for _ in range(LIMIT - 1):  # new TIME_WAIT at both ends, after the dump: found by lookups and counted
                 ask(port)
             hang_up(port)
             held.append(socks.keep(socket.create_connection(("127.0.0.1", port), timeout=5)))
             wait_for(lambda: holds(held))
-            ticks += [(shape(feeds.probe()), shape(full(port)), feeds._watch.last_reason) for _ in range(2)]
+            ticks += [(shape(feeds.probe()), shape(full(port)), feeds.watch.last_reason) for _ in range(2)]
             states = Counter(state for _, state in ticks[-1][0][0])
             return ticks, port, other, states
         finally:

@@ -41,7 +41,7 @@ import bisect
 import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import Protocol
 
 from netlens.probe import netlink
 from netlens.probe.model import Snapshot, SocketInfo
@@ -57,13 +57,16 @@ FULL_EVERY = 30.0
 CLOSED_LOOKUPS = 200
 
 
-class Known(NamedTuple):
-    """What the port's server knows of its connections: each as its own end sees it, ``(local, peer)``."""
+class ServerPairs(Protocol):
+    """What the port's server knows of its connections, each as its own end sees it: ``(local, peer)``."""
 
-    #: The connections it holds.
-    open: Sequence[Pair]
-    #: Those it closed in the seconds asked for, newest first (``CLOSED_LOOKUPS + 1`` at most is enough).
-    closed: Sequence[Pair]
+    def open_pairs(self) -> Sequence[Pair]:
+        """The connections it holds."""
+        ...
+
+    def closed_pairs(self, within: float, limit: int) -> Sequence[Pair]:
+        """The newest ``limit`` (at most) of those it closed in the last ``within`` seconds."""
+        ...
 
 
 def _pair(sock: SocketInfo) -> Pair:
@@ -105,11 +108,12 @@ class PortWatch:
         self._old_cookies: frozenset[int] = frozenset()  # TIME_WAIT sockets of the last full dump...
         self._old_deadlines: list[float] = []  # ...and when their timers run out (time.monotonic), sorted
 
-    def snapshot(self, port: int, known: Callable[[float], Known]) -> Snapshot:
+    def snapshot(self, port: int, server: ServerPairs) -> Snapshot:
         """The sockets on ``port`` (listeners, connections at both ends, the newest TIME_WAIT ones).
 
-        ``known(seconds)`` returns what the port's server knows, with the
-        connections it closed in the last ``seconds``. Falls back to what
+        ``server`` tells what the port's server knows (asked only on ticks
+        that look up: its closed connections first, then, unless there are
+        too many to look up, those it holds). Falls back to what
         :meth:`Prober.snapshot` does (psutil included) where sock_diag fails.
         """
         syn_retrans = read_tcp_counter("TCPSynRetrans")
@@ -117,7 +121,7 @@ class PortWatch:
         self._syn_retrans = syn_retrans
         if reason is None:
             try:
-                quick = self._look_up(port, known)
+                quick = self._look_up(port, server)
             except OSError:
                 quick = None  # the full path says why, or falls back to psutil
             if isinstance(quick, Snapshot):
@@ -137,7 +141,7 @@ class PortWatch:
             return "syn-retrans"
         return None
 
-    def _look_up(self, port: int, known: Callable[[float], Known]) -> Snapshot | str:
+    def _look_up(self, port: int, server: ServerPairs) -> Snapshot | str:
         """The tick's snapshot by lookups, or the reason it cannot be complete (then nothing was built)."""
         sock = netlink.open_sock_diag()
         try:
@@ -145,12 +149,12 @@ class PortWatch:
             listeners = dump_tcp(sock, port=port, states=netlink.LISTEN_ONLY)
             if any((listener.recv_q or 0) > 0 for listener in listeners):
                 return "queue"
-            server = known(max(0.0, time.time() - self._full_wall))
-            if len(server.closed) > CLOSED_LOOKUPS:
+            closed = server.closed_pairs(max(0.0, time.time() - self._full_wall), CLOSED_LOOKUPS + 1)
+            if len(closed) > CLOSED_LOOKUPS:
                 return "closes"
             wanted = dict.fromkeys(self._followed)
-            wanted.update(dict.fromkeys(_both_ends(server.open)))
-            wanted.update(dict.fromkeys(_both_ends(server.closed)))
+            wanted.update(dict.fromkeys(_both_ends(server.open_pairs())))
+            wanted.update(dict.fromkeys(_both_ends(closed)))
             found = look_up(sock, port, wanted)
         finally:
             sock.close()

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from netlens.capture.feed import PacketFeed
 from netlens.probe import Snapshot
-from netlens.probe.portwatch import CLOSED_LOOKUPS, Known, PortWatch
+from netlens.probe.portwatch import Pair, PortWatch
 from netlens.server import (
     ConnectionSnapshot,
     Control,
@@ -119,13 +119,15 @@ class LiveFeeds:
         ticks look up the connections the server knows by 4-tuple instead of dumping the port, so the TIME_WAIT
         sockets of other ports cost nothing (see :mod:`netlens.probe.portwatch` for when it dumps).
         """
-        return self.watch.snapshot(self._server.address[1], self._known)
+        return self.watch.snapshot(self._server.address[1], self)
 
-    def _known(self, within: float) -> Known:
-        """The server's connections, and those it closed in the last ``within`` seconds (from the probe's thread)."""
-        server = self._server
-        return Known(open=[(conn.local, conn.peer) for conn in server.snapshot(buffers=False)],
-                     closed=server.recently_closed(limit=CLOSED_LOOKUPS + 1, within=within))
+    def open_pairs(self) -> list[Pair]:
+        """The server's connections as ``(local, peer)`` (for the probe's lookups; from its thread)."""
+        return [(conn.local, conn.peer) for conn in self._server.snapshot(buffers=False)]
+
+    def closed_pairs(self, within: float, limit: int) -> list[Pair]:
+        """The newest ``limit`` connections the server closed in the last ``within`` seconds, as ``(local, peer)``."""
+        return self._server.recently_closed(limit=limit, within=within)
 
     def now(self) -> float:
         """Wall clock."""

@@ -19,7 +19,7 @@ import pytest
 from probe_helpers import Sockets, run_in_private_netns
 
 from netlens.probe import Prober, Snapshot
-from netlens.probe.portwatch import Known, Pair, PortWatch
+from netlens.probe.portwatch import Pair, PortWatch
 from netlens.proto import encode_request
 from netlens.server import ServerConfig
 from netlens.ui.feeds import LiveFeeds
@@ -63,6 +63,20 @@ def elsewhere(count: int, socks: Sockets) -> int:
         server.close()
         client.close()
     return int(listener.getsockname()[1])
+
+
+class Knows:
+    """A server's knowledge, as the test that plays the server has it (``PortWatch``'s ``ServerPairs``)."""
+
+    def __init__(self, held: Callable[[], list[Pair]] = list, closed: list[Pair] | None = None) -> None:
+        self.held = held
+        self.closed = closed if closed is not None else []
+
+    def open_pairs(self) -> list[Pair]:
+        return self.held()
+
+    def closed_pairs(self, within: float, limit: int) -> list[Pair]:
+        return self.closed[:limit]
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -122,6 +136,36 @@ def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> 
     assert not any(other in (key[2], key[4]) for key, _ in sockets)
 
 
+def test_a_dual_stack_server_is_followed_through_v4_mapped_and_ipv6_4_tuples() -> None:
+    def scene() -> tuple[Shape, Shape, str | None, Counter[str]]:
+        socks = Sockets()
+        feeds = LiveFeeds(ServerConfig(mode="search", host="::", port=0), capture=False, kernel_trace=False)
+        feeds.start_server()
+        try:
+            port = feeds.server.address[1]
+            held = [socks.keep(socket.create_connection((host, port), timeout=5)) for host in ("127.0.0.1", "::1")]
+            feeds.probe()  # the first: a dump
+            for host in ("127.0.0.1", "::1"):
+                with socket.create_connection((host, port), timeout=5) as client:
+                    client.sendall(encode_request("search", "morpheus"))
+                    while client.recv(4096):
+                        pass
+            held.append(socks.keep(socket.create_connection(("127.0.0.1", port), timeout=5)))
+            wait_for(lambda: len(feeds.server.snapshot(buffers=False)) == len(held))
+            watched = feeds.probe()
+            families = Counter(f"{s.family} {s.local_addr if s.local_port == port else s.remote_addr}"
+                               for s in watched.sockets if s.state != "LISTEN")  # fmt: skip
+            return shape(watched), shape(full(port)), feeds.watch.last_reason, families
+        finally:
+            feeds.stop()
+            socks.close_all()
+
+    watched, reference, reason, families = run_in_private_netns(scene)
+    assert reason is None and watched == reference
+    # The server's ends are IPv6 sockets (v4-mapped for IPv4 clients), the clients' ends IPv4 or IPv6.
+    assert families == {"IPv6 ::ffff:127.0.0.1": 3, "IPv4 127.0.0.1": 2, "IPv6 ::1": 3}
+
+
 def test_queued_connections_show_at_once_and_a_lingering_syn_recv_within_two_seconds() -> None:
     """What the server cannot name: its accept queue makes the tick dump; a SYN-ACK sent again does too."""
 
@@ -133,9 +177,7 @@ def test_queued_connections_show_at_once_and_a_lingering_syn_recv_within_two_sec
             port = int(listener.getsockname()[1])
             accepted: list[socket.socket] = []
 
-            def known(_within: float) -> Known:
-                pairs: list[Pair] = [(s.getsockname()[:2], s.getpeername()[:2]) for s in accepted]
-                return Known(open=pairs, closed=[])
+            known = Knows(lambda: [(s.getsockname()[:2], s.getpeername()[:2]) for s in accepted])
 
             watch = PortWatch(Prober(backend="sock_diag"), time_wait_limit=LIMIT)
             seen: dict[str, object] = {"first": watch.snapshot(port, known) and watch.last_reason}
@@ -193,10 +235,10 @@ def test_a_slow_period_dump_and_a_flood_of_closes_dump_the_port() -> None:
             reasons = []
             for step in (0.0, 1.0, 4.0, 1.0):  # dumps at 0 s and 5 s
                 now[0] += step
-                watch.snapshot(port, lambda _: Known(open=[], closed=closed))
+                watch.snapshot(port, Knows(closed=closed))
                 reasons.append(watch.last_reason)
             closed += [(("127.0.0.1", port), ("127.0.0.1", 1024 + n)) for n in range(201)]
-            watch.snapshot(port, lambda _: Known(open=[], closed=closed))
+            watch.snapshot(port, Knows(closed=closed))
             reasons.append(watch.last_reason)
             return reasons
         finally:

@@ -45,7 +45,8 @@ from typing import Protocol
 
 from netlens.probe import netlink
 from netlens.probe.model import Snapshot, SocketInfo
-from netlens.probe.snapshot import Address, Prober, look_up
+from netlens.probe.processes import Owners
+from netlens.probe.snapshot import Address, Prober, attach_owners, look_up
 from netlens.probe.sockdiag import TimeWaitSeen, dump_tcp
 from netlens.probe.sockstat import read_tcp_counter, read_tcp_totals
 
@@ -55,6 +56,9 @@ Pair = tuple[Address, Address]
 FULL_EVERY = 30.0
 #: Connections closed since the last full dump that a tick looks up; more, and it dumps instead.
 CLOSED_LOOKUPS = 200
+#: Seconds a tick by lookups trusts the owning processes the last ``/proc`` scan found, while no socket it
+#: cannot place appears: the scan (one listdir per process on the machine, ~2 ms) costs more than the lookups.
+OWNERS_TRUSTED = 5.0
 
 
 class ServerPairs(Protocol):
@@ -107,6 +111,8 @@ class PortWatch:
         self._followed: dict[Pair, None] = {}  # 4-tuples the newest snapshot found, as their sockets see them
         self._old_cookies: frozenset[int] = frozenset()  # TIME_WAIT sockets of the last full dump...
         self._old_deadlines: list[float] = []  # ...and when their timers run out (time.monotonic), sorted
+        self._owners: Owners = {}  # inode -> owners, as the last /proc scan placed them...
+        self._owners_at = -OWNERS_TRUSTED  # ...at this clock()
 
     def snapshot(self, port: int, server: ServerPairs) -> Snapshot:
         """The sockets on ``port`` (listeners, connections at both ends, the newest TIME_WAIT ones).
@@ -170,9 +176,24 @@ class PortWatch:
         alive_old = len(self._old_deadlines) - bisect.bisect_right(self._old_deadlines, time.monotonic())
         sockets = listeners + connected + shown
         self._followed = dict.fromkeys(_pair(sock_info) for sock_info in connected + shown)
-        self.prober.place_owners(sockets)
+        self._place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port,
                         hidden_time_wait=max(0, alive_old + new_waiting - len(shown)), totals=read_tcp_totals())
+
+    def _place_owners(self, sockets: list[SocketInfo]) -> None:
+        """Owners from the last scan while it is recent and places every socket; else a scan (the prober's cache)."""
+        inodes = {sock.inode for sock in sockets if sock.inode}
+        if self.clock() - self._owners_at < OWNERS_TRUSTED and inodes <= self._owners.keys():
+            attach_owners(sockets, self._owners)
+            return
+        self.prober.place_owners(sockets)
+        self._remember_owners(sockets)
+
+    def _remember_owners(self, sockets: Iterable[SocketInfo]) -> None:
+        # An inode no process holds (another namespace's process, one we may not inspect) is remembered
+        # as such: it must not make every tick scan.
+        self._owners = {sock.inode: sock.owners for sock in sockets if sock.inode}
+        self._owners_at = self.clock()
 
     def _full(self, port: int, reason: str) -> Snapshot:
         """The full port dump; it also resets what the next ticks follow and count."""
@@ -193,6 +214,7 @@ class PortWatch:
     def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
         now = time.monotonic()
         self._followed = dict.fromkeys(_pair(s) for s in snapshot.sockets if s.state != "LISTEN")
+        self._remember_owners(snapshot.sockets)
         self._old_cookies = frozenset(cookie for _, cookie, *_ in time_wait)
         self._old_deadlines = sorted(now + expires_ms / 1000 for expires_ms, *_ in time_wait)
 

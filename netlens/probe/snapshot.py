@@ -43,7 +43,7 @@ def _check_limit(limit: int | None) -> None:
         raise ProbeError(f"A TIME_WAIT limit of {limit} makes no sense; give 0 or more.")
 
 
-def _attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
+def attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
     """Fill in ``owners`` of freshly parsed records.
 
     The records were built a moment ago by this snapshot and nobody else
@@ -171,7 +171,7 @@ class Prober:
         # can tell when its cache cannot).
         with self._lock:
             owners = self.scanner.owners(s.inode for s in sockets)
-        _attach_owners(sockets, owners)
+        attach_owners(sockets, owners)
 
     def snapshot_connections(
         self, port: int, connections: Iterable[tuple[Address, Address]], processes: bool = True

@@ -27,12 +27,12 @@ from netlens.ui.feeds import LiveFeeds
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sock_diag is Linux-only")
 LIMIT = 100
 
-#: What a test compares: every socket's identity and state, and the TIME_WAIT sockets left out.
-Shape = tuple[list[tuple[tuple[str, str, int, str, int], str]], int]
+#: What a test compares: every socket's identity, state and owning process, and the TIME_WAIT sockets left out.
+Shape = tuple[list[tuple[tuple[str, str, int, str, int], str, int | None]], int]
 
 
 def shape(snapshot: Snapshot) -> Shape:
-    return sorted((s.key, s.state) for s in snapshot.sockets), snapshot.hidden_time_wait
+    return sorted((s.key, s.state, s.pid) for s in snapshot.sockets), snapshot.hidden_time_wait
 
 
 def full(port: int) -> Snapshot:
@@ -119,7 +119,7 @@ def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> 
             held.append(socks.keep(socket.create_connection(("127.0.0.1", port), timeout=5)))
             wait_for(lambda: holds(held))
             ticks += [(shape(feeds.probe()), shape(full(port)), feeds.watch.last_reason) for _ in range(2)]
-            states = Counter(state for _, state in ticks[-1][0][0])
+            states = Counter(state for _, state, _ in ticks[-1][0][0])
             return ticks, port, other, states
         finally:
             feeds.stop()
@@ -132,8 +132,9 @@ def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> 
     sockets, hidden = ticks[-1][0]
     # 1 listener, 4 held connections at both ends, the 100 newest TIME_WAIT (of 221, 2 at clients' ends).
     assert states == {"LISTEN": 1, "ESTABLISHED": 8, "TIME_WAIT": LIMIT} and hidden == 121
-    assert any(state == "TIME_WAIT" and key[4] == port for key, state in sockets)  # a client's end
-    assert not any(other in (key[2], key[4]) for key, _ in sockets)
+    assert any(state == "TIME_WAIT" and key[4] == port for key, state, _ in sockets)  # a client's end
+    assert not any(other in (key[2], key[4]) for key, _, _ in sockets)
+    assert {pid for _, state, pid in sockets if state != "TIME_WAIT"} == {os.getpid()}  # owners placed
 
 
 def test_a_dual_stack_server_is_followed_through_v4_mapped_and_ipv6_4_tuples() -> None:

@@ -122,6 +122,9 @@ class PortWatch:
         too many to look up, those it holds). Falls back to what
         :meth:`Prober.snapshot` does (psutil included) where sock_diag fails.
         """
+        if not self.prober.wants_sock_diag():  # psutil, as asked: it has no lookups
+            self._port = None
+            return self.prober.snapshot(port, time_wait_limit=self.time_wait_limit)
         syn_retrans = read_tcp_counter("TCPSynRetrans")
         reason = self._due(port, syn_retrans)
         self._syn_retrans = syn_retrans

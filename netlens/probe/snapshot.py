@@ -127,6 +127,12 @@ class Prober:
             )
             return psutil_snapshot(port, processes, note, time_wait_limit)
 
+    def wants_sock_diag(self) -> bool:
+        """True when :meth:`snapshot` tries sock_diag first: the backend (else ``$NETLENS_PROBE_BACKEND``) is
+        "sock_diag", or "auto" on Linux."""
+        choice = self.backend or os.environ.get(BACKEND_ENV) or "auto"
+        return choice == "sock_diag" or (choice == "auto" and sys.platform.startswith("linux"))
+
     def _sock_diag(
         self, port: int | None, processes: bool, time_wait_limit: int | None, time_wait_keep: Collection[int]
     ) -> Snapshot:

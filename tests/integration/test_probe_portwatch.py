@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 from probe_helpers import Sockets, run_in_private_netns
 
-from netlens.probe import Prober, Snapshot
+from netlens.probe import BACKEND_ENV, Prober, Snapshot, netlink
 from netlens.probe.portwatch import Pair, PortWatch
 from netlens.proto import encode_request
 from netlens.server import ServerConfig
@@ -246,3 +246,27 @@ def test_a_slow_period_dump_and_a_flood_of_closes_dump_the_port() -> None:
             socks.close_all()
 
     assert run_in_private_netns(scene) == ["first", None, "period", None, "closes"]
+
+
+def test_the_psutil_backend_and_a_refused_sock_diag_give_the_probers_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    socks = Sockets()
+    try:
+        listener = socks.listener()
+        port = int(listener.getsockname()[1])
+        socks.pair(listener)
+        monkeypatch.setenv(BACKEND_ENV, "psutil")
+        chosen = PortWatch().snapshot(port, Knows())
+        monkeypatch.delenv(BACKEND_ENV)
+
+        def refuse() -> socket.socket:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(netlink, "open_sock_diag", refuse)
+        watch = PortWatch()
+        refused = [watch.snapshot(port, Knows()) for _ in range(2)]
+    finally:
+        socks.close_all()
+    assert chosen.source == "psutil" and chosen.note is not None and chosen.note.startswith(f"{BACKEND_ENV}=psutil")
+    for snap in refused:
+        assert snap.source == "psutil" and snap.note is not None and "refused its sock_diag" in snap.note
+        assert sorted(s.state for s in snap.sockets) == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]

@@ -10,8 +10,8 @@ lookup by 4-tuple. So, per tick, :class:`PortWatch` asks for:
 
 * the port's listeners (a LISTEN-only dump: their accept queues come with them);
 * by 4-tuple, at both ends, the connections the port's server knows (those it
-  holds, and those it closed since the last full dump), and every connection
-  the previous snapshot found (a socket keeps being followed until its
+  holds, and those it closed since the previous tick), and every connection
+  the previous snapshot showed (a socket keeps being followed until its
   lookup misses).
 
 That is exactly the port's sockets unless one arrived that nobody named. It
@@ -23,21 +23,23 @@ takes the full port dump (:meth:`Prober.dump_port`) instead when:
 * the namespace's ``TCPSynRetrans`` counter moved (``syn-retrans``): a SYN-ACK
   went out again, so a half-open (SYN_RECV) connection outlived its first
   second (it shows within a tick or two of that);
-* the server closed more connections since the last full dump than a tick
-  looks up (``closes``): a flood, whose TIME_WAIT sockets must be counted;
+* the server closed more connections since the previous tick than a tick
+  looks up (``closes``, 200): a flood, whose closes the server no longer all
+  remembers;
 * ``full_every`` seconds passed (``period``): anything else no one named (a
   connection from this host to the same port elsewhere, a SYN_RECV gone within
   a second).
 
 The TIME_WAIT sockets the snapshot does not show are counted without listing
-them: those of the last full dump whose timer has not run out since, plus the
-new ones the lookups found. The snapshot has the shape and meaning of
-``Prober.snapshot(port, time_wait_limit=N)``.
+them: those of the last full dump and those the lookups found since (each
+once, by cookie), until their timers run out. The snapshot has the shape and
+meaning of ``Prober.snapshot(port, time_wait_limit=N)``; between full dumps,
+that count still holds a TIME_WAIT socket the kernel ended early (a new SYN on
+its 4-tuple, an RST) until its timer would have run out.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -54,8 +56,12 @@ from netlens.probe.sockstat import read_tcp_counter, read_tcp_totals
 Pair = tuple[Address, Address]
 #: Seconds between two full dumps of the port when nothing asked for one sooner.
 FULL_EVERY = 30.0
-#: Connections closed since the last full dump that a tick looks up; more, and it dumps instead.
+#: Connections closed since the previous tick that a tick looks up; more, and it dumps instead (the
+#: server remembers its newest 256 closes).
 CLOSED_LOOKUPS = 200
+#: Seconds the closes a tick asks for reach back before the previous tick asked: the server stamps a close a
+#: moment before it files it, so a close filed just after a tick asked is not lost to the next one.
+CLOSE_OVERLAP = 0.25
 #: Seconds a tick by lookups trusts the owning processes the last ``/proc`` scan found, while no socket it
 #: cannot place appears: the scan (one listdir per process on the machine, ~2 ms) costs more than the lookups.
 OWNERS_TRUSTED = 5.0
@@ -106,11 +112,13 @@ class PortWatch:
         self.last_reason: str | None = None
         self._port: int | None = None
         self._full_at = 0.0  # clock() of the last full dump
-        self._full_wall = 0.0  # time.time() of it: the server's clock
+        self._asked_wall = 0.0  # time.time() (the server's clock) when the closes were last asked for, or dumped
         self._syn_retrans: int | None = None
         self._followed: dict[Pair, None] = {}  # 4-tuples the newest snapshot found, as their sockets see them
-        self._old_cookies: frozenset[int] = frozenset()  # TIME_WAIT sockets of the last full dump...
-        self._old_deadlines: list[float] = []  # ...and when their timers run out (time.monotonic), sorted
+        # Every TIME_WAIT socket of the port counted (shown or not), as a heap of (timer's end in
+        # time.monotonic, cookie), and their cookies: a socket found again is not counted twice.
+        self._time_wait: list[tuple[float, int]] = []
+        self._time_wait_cookies: set[int] = set()
         self._owners: Owners = {}  # inode -> owners, as the last /proc scan placed them...
         self._owners_at = -OWNERS_TRUSTED  # ...at this clock()
 
@@ -158,9 +166,11 @@ class PortWatch:
             listeners = dump_tcp(sock, port=port, states=netlink.LISTEN_ONLY)
             if any((listener.recv_q or 0) > 0 for listener in listeners):
                 return "queue"
-            closed = server.closed_pairs(max(0.0, time.time() - self._full_wall), CLOSED_LOOKUPS + 1)
+            asked = time.time()
+            closed = server.closed_pairs(max(0.0, asked - self._asked_wall) + CLOSE_OVERLAP, CLOSED_LOOKUPS + 1)
             if len(closed) > CLOSED_LOOKUPS:
                 return "closes"
+            self._asked_wall = asked
             wanted = dict.fromkeys(self._followed)
             wanted.update(dict.fromkeys(_both_ends(server.open_pairs())))
             wanted.update(dict.fromkeys(_both_ends(closed)))
@@ -174,14 +184,32 @@ class PortWatch:
             if sock_info.cookie not in seen:  # two 4-tuples asked may name one socket
                 seen.add(sock_info.cookie)
                 (waiting if sock_info.state == "TIME_WAIT" else connected).append(sock_info)
+        # The newest TIME_WAIT sockets of the port are among those found: the previous tick's newest, and
+        # those of the connections closed since (each looked up once: only those shown are followed after).
         shown = heapq.nlargest(self.time_wait_limit, waiting, key=_time_left)
-        new_waiting = sum(1 for sock_info in waiting if sock_info.cookie not in self._old_cookies)
-        alive_old = len(self._old_deadlines) - bisect.bisect_right(self._old_deadlines, time.monotonic())
+        counted = self._count_time_wait((_time_left(sock_info) for sock_info in waiting), reset=False)
         sockets = listeners + connected + shown
         self._followed = dict.fromkeys(_pair(sock_info) for sock_info in connected + shown)
         self._place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port,
-                        hidden_time_wait=max(0, alive_old + new_waiting - len(shown)), totals=read_tcp_totals())
+                        hidden_time_wait=max(0, counted - len(shown)), totals=read_tcp_totals())
+
+    def _count_time_wait(self, found: Iterable[tuple[int, int]], reset: bool) -> int:
+        """Count the TIME_WAIT sockets ``found`` (``(ms left, cookie)``) with those counted before; return how many
+        still run their timer. ``reset``: forget those counted before (a full dump has seen them all)."""
+        now = time.monotonic()
+        if reset:  # thousands under a flood: one heapify, not a push each
+            self._time_wait = [(now + expires_ms / 1000, cookie) for expires_ms, cookie in found]
+            heapq.heapify(self._time_wait)
+            self._time_wait_cookies = {cookie for _, cookie in self._time_wait}
+        heap, cookies = self._time_wait, self._time_wait_cookies
+        for expires_ms, cookie in () if reset else found:
+            if cookie not in cookies:
+                cookies.add(cookie)
+                heapq.heappush(heap, (now + expires_ms / 1000, cookie))
+        while heap and heap[0][0] <= now:
+            cookies.discard(heapq.heappop(heap)[1])
+        return len(heap)
 
     def _place_owners(self, sockets: list[SocketInfo]) -> None:
         """Owners from the last scan while it is recent and places every socket; else a scan (the prober's cache)."""
@@ -202,7 +230,7 @@ class PortWatch:
         """The full port dump; it also resets what the next ticks follow and count."""
         self._port = port
         self._full_at = self.clock()
-        self._full_wall = time.time()
+        self._asked_wall = time.time()
         self.full_dumps += 1
         self.last_reason = reason
         try:
@@ -215,11 +243,9 @@ class PortWatch:
         return snapshot
 
     def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
-        now = time.monotonic()
         self._followed = dict.fromkeys(_pair(s) for s in snapshot.sockets if s.state != "LISTEN")
         self._remember_owners(snapshot.sockets)
-        self._old_cookies = frozenset(cookie for _, cookie, *_ in time_wait)
-        self._old_deadlines = sorted(now + expires_ms / 1000 for expires_ms, *_ in time_wait)
+        self._count_time_wait(((expires_ms, cookie) for expires_ms, cookie, *_ in time_wait), reset=True)
 
 
 def _time_left(sock: SocketInfo) -> tuple[int, int]:

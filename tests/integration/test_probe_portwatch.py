@@ -119,19 +119,24 @@ def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> 
             held.append(socks.keep(socket.create_connection(("127.0.0.1", port), timeout=5)))
             wait_for(lambda: holds(held))
             ticks += [(shape(feeds.probe()), shape(full(port)), feeds.watch.last_reason) for _ in range(2)]
-            states = Counter(state for _, state, _ in ticks[-1][0][0])
+            time.sleep(0.3)
+            for _ in range(LIMIT):  # more, after ticks by lookups: each TIME_WAIT counted once
+                ask(port)
+            ticks.append((shape(feeds.probe()), shape(full(port)), feeds.watch.last_reason))
+            states = Counter(state for _, state, _ in ticks[2][0][0])
             return ticks, port, other, states
         finally:
             feeds.stop()
             socks.close_all()
 
     ticks, port, other, states = run_in_private_netns(scene)
-    assert [reason for _, _, reason in ticks] == ["first", None, None]
+    assert [reason for _, _, reason in ticks] == ["first", None, None, None]
     for watched, reference, _ in ticks:
         assert watched == reference
-    sockets, hidden = ticks[-1][0]
+    sockets, hidden = ticks[2][0]
     # 1 listener, 4 held connections at both ends, the 100 newest TIME_WAIT (of 221, 2 at clients' ends).
     assert states == {"LISTEN": 1, "ESTABLISHED": 8, "TIME_WAIT": LIMIT} and hidden == 121
+    assert ticks[3][0][1] == 221
     assert any(state == "TIME_WAIT" and key[4] == port for key, state, _ in sockets)  # a client's end
     assert not any(other in (key[2], key[4]) for key, _, _ in sockets)
     assert {pid for _, state, pid in sockets if state != "TIME_WAIT"} == {os.getpid()}  # owners placed

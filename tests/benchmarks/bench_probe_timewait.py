@@ -227,10 +227,12 @@ class TickClock:
 class TickSeries:
     """One way of taking the UI's per-tick snapshot, timed tick by tick (wall, and this thread's CPU)."""
 
-    def __init__(self, take: Callable[[], object], clock: TickClock) -> None:
+    def __init__(self, take: Callable[[], object], clock: TickClock, watch: PortWatch | None = None) -> None:
         self.take = take
         self.clock = clock
+        self.watch = watch
         self.walls: list[float] = []
+        self.full: list[bool] = []  # per tick: was it a full dump (``watch``'s ticks only)
         self.user = self.system = 0.0
 
     def run(self, ticks: int) -> None:
@@ -240,6 +242,7 @@ class TickSeries:
             start = time.perf_counter()
             self.take()
             self.walls.append(time.perf_counter() - start)
+            self.full.append(self.watch is not None and self.watch.last_reason is not None)
             self.clock.now += 1.0
         after = resource.getrusage(resource.RUSAGE_THREAD)
         self.user += after.ru_utime - before.ru_utime
@@ -248,9 +251,20 @@ class TickSeries:
     def figures(self) -> tuple[float, float, float, float]:
         """Mean and p95 wall ms per tick; mean user and sys ms per tick."""
         count = len(self.walls)
-        p95 = sorted(self.walls)[max(0, round(0.95 * count) - 1)]
-        return (statistics.fmean(self.walls) * 1000, p95 * 1000, self.user / count * 1000,
-                self.system / count * 1000)
+        return (*_mean_p95(self.walls), self.user / count * 1000, self.system / count * 1000)
+
+    def split(self) -> tuple[tuple[float, float], tuple[float, float], int]:
+        """Mean and p95 wall ms of the ticks by lookups, then of the full dumps, and how many full dumps."""
+        lookups = [wall for wall, full in zip(self.walls, self.full, strict=True) if not full]
+        dumps = [wall for wall, full in zip(self.walls, self.full, strict=True) if full]
+        return _mean_p95(lookups), _mean_p95(dumps), len(dumps)
+
+
+def _mean_p95(walls: list[float]) -> tuple[float, float]:
+    if not walls:
+        return (float("nan"), float("nan"))
+    p95 = sorted(walls)[max(0, round(0.95 * len(walls)) - 1)]
+    return statistics.fmean(walls) * 1000, p95 * 1000
 
 
 def ui_series(feeds: LiveFeeds) -> dict[str, TickSeries]:
@@ -263,20 +277,25 @@ def ui_series(feeds: LiveFeeds) -> dict[str, TickSeries]:
     return {
         f"before: Prober.snapshot(port, time_wait_limit={UI_LIMIT})":
             TickSeries(lambda: prober.snapshot(port, time_wait_limit=UI_LIMIT), TickClock()),
-        "after:  LiveFeeds.probe()  ({} full dumps)": TickSeries(feeds.probe, clock),
+        "after:  LiveFeeds.probe()": TickSeries(feeds.probe, clock, feeds.watch),
     }  # fmt: skip
 
 
-def print_ticks(ticks: int, labels: tuple[str, str], left: dict[str, TickSeries], right: dict[str, TickSeries],
-                dumps: tuple[int, int]) -> None:
+def print_ticks(ticks: int, labels: tuple[str, str], left: dict[str, TickSeries], right: dict[str, TickSeries]) -> None:
     print(f"\nThe UI's per-tick snapshot, {ticks} ticks a side, in turns (served port: a search server, "
           f"50 connections, 200 TIME_WAIT):")  # fmt: skip
     print(f"{'':52}{labels[0]:>36}{labels[1]:>36}")
     for name in left:
         cells = [f"{mean:6.2f} {p95:6.2f} ({u:5.2f} u {s:5.2f} s)"
                  for mean, p95, u, s in (left[name].figures(), right[name].figures())]  # fmt: skip
-        title = name.format(f"{dumps[0]}+{dumps[1]}")
-        print(f"{title:<52}{cells[0]:>36}{cells[1]:>36}")
+        print(f"{name:<52}{cells[0]:>36}{cells[1]:>36}")
+        if left[name].watch is None:
+            continue
+        sides = (left[name].split(), right[name].split())
+        cells = [f"{quick[0]:6.2f} {quick[1]:6.2f} {'':17}" for quick, _, _ in sides]
+        print(f"{'  its ticks by lookups':<52}{cells[0]:>36}{cells[1]:>36}")
+        cells = [f"{dumps[0]:6.2f} {dumps[1]:6.2f} {f'({count} of them)':<17}" for _, dumps, count in sides]
+        print(f"{'  its full dumps (the first, then every 30 s)':<52}{cells[0]:>36}{cells[1]:>36}")
     print(f"{'':52}{'ms per tick: mean p95 (user, sys)':>72}")
 
 
@@ -348,7 +367,7 @@ def main() -> int:
             for series in side.series.values():
                 series.run(per_round)
     print_ticks(per_round * args.rounds, ("0 TIME_WAIT elsewhere", f"{args.elsewhere} elsewhere"), quiet.series,
-                busy.series, (quiet.feeds.watch.full_dumps, busy.feeds.watch.full_dumps))
+                busy.series)
     quiet.close()
 
     # The flood: TIME_WAIT sockets on the served port itself.

@@ -38,6 +38,7 @@ import resource
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -172,6 +173,20 @@ def per_family_dump(port: int) -> None:
         sock.close()
 
 
+def dump_form(port: int, states: int = netlink.ALL_STATES, bytecode: bool = True, request_port: bool = False) -> None:
+    """One dump of the port's sockets in another form: a states mask, or the port in the request's own
+    ``idiag_sport`` field (which the kernel compares before taking a socket) instead of the bytecode."""
+    sock = netlink.open_sock_diag()
+    try:
+        request = bytearray(netlink.build_compat_dump_request(
+            SNAPSHOT_EXT, states=states, bytecode=netlink.port_filter_bytecode(port) if bytecode else b""))
+        if request_port:  # inet_diag_sockid.idiag_sport, big-endian, right after the 4-byte request head
+            struct.pack_into(">H", request, netlink.NLMSGHDR.size + 4, port)
+        netlink.run_dump(sock, bytes(request), DumpParser(port, light_time_wait=True).feed)
+    finally:
+        sock.close()
+
+
 def rows(port: int, runs: int, known: list[Pair]) -> dict[str, tuple[float, float, float]]:
     """Every measured line for the served ``port``; ``known`` are the pairs its server knows."""
     prober = Prober(backend="sock_diag")
@@ -185,6 +200,12 @@ def rows(port: int, runs: int, known: list[Pair]) -> dict[str, tuple[float, floa
         "  sock_diag alone (processes=False)": measure(
             lambda: prober.snapshot(port, processes=False, time_wait_limit=UI_LIMIT), runs),
         "  before: one dump per family (2 walks)": measure(lambda: per_family_dump(port), runs),
+        "  dump, every state but TIME_WAIT (states mask)": measure(
+            lambda: dump_form(port, states=netlink.ALL_STATES & ~(1 << netlink.TIME_WAIT)), runs),
+        "  dump, the port in the request, no bytecode": measure(
+            lambda: dump_form(port, bytecode=False, request_port=True), runs),
+        "  dump, LISTEN only (the listeners' own table)": measure(
+            lambda: dump_form(port, states=netlink.LISTEN_ONLY), runs),
         "  /proc/net/sockstat (the count of the rest)": measure(read_tcp_totals, runs),
     }  # fmt: skip
     ss = shutil.which("ss")

@@ -20,6 +20,18 @@ Taking snapshots
         counted from ``/proc/net/sockstat`` (``Snapshot.totals``), never listed.
     ``ProbeError`` (a :class:`netlens.errors.UserError`): nothing could list sockets.
 
+Polling one served port (:mod:`netlens.probe.portwatch`)
+    ``PortWatch(prober=None, time_wait_limit=100, full_every=30.0, clock=time.monotonic)``;
+    ``.snapshot(port, server) -> Snapshot``
+        What ``Prober.snapshot(port, time_wait_limit=N)`` gives, at a cost
+        that does not grow with the namespace's other sockets: most ticks
+        look up by 4-tuple what ``server`` (a ``ServerPairs``: ``open_pairs()``,
+        ``closed_pairs(within, limit)``) knows, plus what the previous tick
+        found, and dump only the listeners; a full port dump when an accept
+        queue is not empty, a SYN-ACK was sent again, the server closed more
+        than ``CLOSED_LOOKUPS`` connections since the last one, or every
+        ``full_every`` seconds. ``full_dumps``, ``lookups``, ``last_reason``.
+
 The records (frozen, slotted dataclasses; ``None`` means unknown, never 0)
     ``Snapshot``: ``ts`` (``time.time()``), ``sockets``, ``source``
     ("sock_diag" | "psutil"), ``note`` (why the fallback, or None), ``port``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ from netlens.errors import UserError
 from netlens.probe import netlink
 from netlens.probe.model import Snapshot, SocketInfo
 from netlens.probe.processes import Owners, OwnerScanner
-from netlens.probe.sockdiag import SNAPSHOT_EXT, DumpParser, dump_tcp, pick_time_wait
+from netlens.probe.sockdiag import SNAPSHOT_EXT, DumpParser, TimeWaitSeen, dump_tcp, pick_time_wait
 from netlens.probe.sockstat import read_tcp_totals
 
 #: Environment variable that picks the source: "auto" (default), "sock_diag" or "psutil".
@@ -42,7 +43,7 @@ def _check_limit(limit: int | None) -> None:
         raise ProbeError(f"A TIME_WAIT limit of {limit} makes no sense; give 0 or more.")
 
 
-def _attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
+def attach_owners(sockets: list[SocketInfo], owners: Owners) -> None:
     """Fill in ``owners`` of freshly parsed records.
 
     The records were built a moment ago by this snapshot and nobody else
@@ -126,9 +127,27 @@ class Prober:
             )
             return psutil_snapshot(port, processes, note, time_wait_limit)
 
+    def wants_sock_diag(self) -> bool:
+        """True when :meth:`snapshot` tries sock_diag first: the backend (else ``$NETLENS_PROBE_BACKEND``) is
+        "sock_diag", or "auto" on Linux."""
+        choice = self.backend or os.environ.get(BACKEND_ENV) or "auto"
+        return choice == "sock_diag" or (choice == "auto" and sys.platform.startswith("linux"))
+
     def _sock_diag(
         self, port: int | None, processes: bool, time_wait_limit: int | None, time_wait_keep: Collection[int]
     ) -> Snapshot:
+        return self.dump_port(port, processes, time_wait_limit, time_wait_keep)[0]
+
+    def dump_port(
+        self, port: int | None, processes: bool = True, time_wait_limit: int | None = None,
+        time_wait_keep: Collection[int] = (),
+    ) -> tuple[Snapshot, list[TimeWaitSeen]]:
+        """:meth:`snapshot` through sock_diag only, with every TIME_WAIT socket seen (shown or not) beside it.
+
+        The second item is empty without a ``time_wait_limit`` (then every
+        TIME_WAIT socket is in the snapshot). ``OSError`` where the kernel
+        refuses sock_diag.
+        """
         # The garbage collector is left alone: its policy belongs to the process
         # (the TUI sets its own), not to a library's worker thread.
         parser = DumpParser(port, light_time_wait=time_wait_limit is not None)
@@ -145,18 +164,20 @@ class Prober:
             hidden = len(parser.time_wait) - len(shown)
             sockets += shown
         if processes:
-            self._place_owners(sockets)
-        return Snapshot(
+            self.place_owners(sockets)
+        snapshot = Snapshot(
             ts=ts, sockets=tuple(sockets), source="sock_diag", note=None, port=port,
             hidden_time_wait=hidden, totals=totals,
         )  # fmt: skip
+        return snapshot, parser.time_wait or []
 
-    def _place_owners(self, sockets: list[SocketInfo]) -> None:
+    def place_owners(self, sockets: list[SocketInfo]) -> None:
+        """Attach their owning processes to freshly parsed ``sockets`` (records nobody else holds yet)."""
         # After the dump, so the scan knows which inodes to place (and
         # can tell when its cache cannot).
         with self._lock:
             owners = self.scanner.owners(s.inode for s in sockets)
-        _attach_owners(sockets, owners)
+        attach_owners(sockets, owners)
 
     def snapshot_connections(
         self, port: int, connections: Iterable[tuple[Address, Address]], processes: bool = True
@@ -178,24 +199,32 @@ class Prober:
         """
         _check_port(port)
         pairs = dict.fromkeys(pair for local, remote in connections for pair in ((local, remote), (remote, local)))
-        listeners = DumpParser(port)
-        found = DumpParser(port)
         sock = netlink.open_sock_diag()
         try:
             ts = time.time()
-            dump_tcp(sock, port=port, parser=listeners, states=netlink.LISTEN_ONLY)
-            requests = [netlink.build_exact_request(local, remote, SNAPSHOT_EXT, seq)
-                        for seq, (local, remote) in enumerate(pairs, start=10)]
-            for start in range(0, len(requests), LOOKUP_BATCH):
-                netlink.run_lookups(sock, requests[start:start + LOOKUP_BATCH], found.feed)
+            listeners = dump_tcp(sock, port=port, states=netlink.LISTEN_ONLY)
+            sockets = listeners + look_up(sock, port, pairs)
         finally:
             sock.close()
-        # A tuple with no socket may be answered with the listener of its port: already listed.
-        sockets = listeners.sockets + [s for s in found.sockets if s.state != "LISTEN"]
         if processes:
-            self._place_owners(sockets)
+            self.place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port, totals=read_tcp_totals(),
                         port_counted=False)
+
+
+def look_up(sock: socket.socket, port: int, pairs: Iterable[tuple[Address, Address]]) -> list[SocketInfo]:
+    """The sockets (without owners) with these ``(local, remote)`` 4-tuples, by exact lookups on ``sock``.
+
+    No walk of the kernel's socket table: the cost follows the pairs. A pair
+    with no socket is left out (the kernel may answer it with the listener of
+    its port, which is dropped: a listener comes from a LISTEN-only dump).
+    """
+    requests = [netlink.build_exact_request(local, remote, SNAPSHOT_EXT, seq)
+                for seq, (local, remote) in enumerate(pairs, start=10)]
+    found = DumpParser(port)
+    for start in range(0, len(requests), LOOKUP_BATCH):
+        netlink.run_lookups(sock, requests[start:start + LOOKUP_BATCH], found.feed)
+    return [s for s in found.sockets if s.state != "LISTEN"]
 
 
 def psutil_snapshot(

@@ -48,3 +48,28 @@ def read_tcp_totals(proc: str = PROC) -> TcpTotals | None:
         v6 = {}  # a kernel without IPv6
     # TIME_WAIT sockets of both families share one counter, in "TCP:".
     return TcpTotals(sockets=v4["inuse"] + v6.get("inuse", 0), time_wait=v4["tw"])
+
+
+def read_tcp_counter(name: str, proc: str = PROC) -> int | None:
+    """One of the namespace's ``TcpExt`` counters in ``/proc/net/netstat`` (``nstat``'s names), or ``None`` if absent.
+
+    ``TcpExt:`` comes as two lines, the names then the values; a kernel
+    counter only grows (wrapping aside), so a change tells that the event it
+    counts happened somewhere in the namespace since the last reading.
+    """
+    for net in _NET_DIRS:
+        try:
+            with open(f"{proc}/{net}/netstat", encoding="ascii") as handle:
+                lines = [line.split() for line in handle if line.startswith("TcpExt:")]
+            break
+        except (OSError, UnicodeDecodeError):
+            continue
+    else:
+        return None
+    if len(lines) < 2 or name not in lines[0]:
+        return None
+    index = lines[0].index(name)
+    try:
+        return int(lines[1][index])
+    except (IndexError, ValueError):
+        return None

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from netlens.capture.feed import PacketFeed
-from netlens.probe import Prober, Snapshot
+from netlens.probe import Snapshot
+from netlens.probe.portwatch import Pair, PortWatch
 from netlens.server import (
     ConnectionSnapshot,
     Control,
@@ -86,7 +87,8 @@ class LiveFeeds:
         self.capture_budget = capture_budget
         self._server = Server(config)
         self._events = self._server.subscribe(from_start=True)
-        self._prober = Prober()
+        #: The per-tick snapshots of the port (public for benchmarks and tests: its counters, its clock).
+        self.watch = PortWatch(time_wait_limit=MAX_TIME_WAIT)
         self._packets: PacketFeed | None = None
 
     @property
@@ -111,10 +113,21 @@ class LiveFeeds:
         self._server.start()
 
     def probe(self) -> Snapshot:
-        """The kernel's sockets on the server's port (blocking, from a worker thread)."""
-        # The newest TIME_WAIT sockets only (the table shows no more): the rest are counted, never built,
-        # so a flood of finished requests costs the probe (and the GIL it shares) nothing more.
-        return self._prober.snapshot(port=self._server.address[1], time_wait_limit=MAX_TIME_WAIT)
+        """The kernel's sockets on the server's port (blocking, from a worker thread).
+
+        The newest TIME_WAIT sockets only (the table shows no more): the rest are counted, never built. Most
+        ticks look up the connections the server knows by 4-tuple instead of dumping the port, so the TIME_WAIT
+        sockets of other ports cost nothing (see :mod:`netlens.probe.portwatch` for when it dumps).
+        """
+        return self.watch.snapshot(self._server.address[1], self)
+
+    def open_pairs(self) -> list[Pair]:
+        """The server's connections as ``(local, peer)`` (for the probe's lookups; from its thread)."""
+        return [(conn.local, conn.peer) for conn in self._server.snapshot(buffers=False)]
+
+    def closed_pairs(self, within: float, limit: int) -> list[Pair]:
+        """The newest ``limit`` connections the server closed in the last ``within`` seconds, as ``(local, peer)``."""
+        return self._server.recently_closed(limit=limit, within=within)
 
     def now(self) -> float:
         """Wall clock."""

@@ -24,7 +24,7 @@ from netlens.probe.attributes import (
     tcp_info_span,
 )
 from netlens.probe.sockdiag import DumpParser, pick_time_wait
-from netlens.probe.sockstat import read_tcp_totals
+from netlens.probe.sockstat import read_tcp_counter, read_tcp_totals
 from netlens.probe.tcpinfo import parse_tcp_info
 
 # --- replies -----------------------------------------------------------------
@@ -224,6 +224,22 @@ def test_totals_come_from_sockstat_and_sockstat6(tmp_path: Path) -> None:
     (net / "sockstat").write_text("TCP: inuse x\n")
     assert read_tcp_totals(str(tmp_path)) is None
     assert read_tcp_totals(str(tmp_path / "absent")) is None
+
+
+def test_a_tcpext_counter_is_read_by_name_from_netstat(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    netstat = net / "netstat"
+    netstat.write_text("TcpExt: SyncookiesSent TCPSynRetrans TCPOrigDataSent\nTcpExt: 0 17 4242\n"
+                       "IpExt: InNoRoutes TCPSynRetrans\nIpExt: 5 6\n")  # fmt: skip
+    assert read_tcp_counter("TCPSynRetrans", str(tmp_path)) == 17
+    assert read_tcp_counter("TCPOrigDataSent", str(tmp_path)) == 4242
+    assert read_tcp_counter("InNoRoutes", str(tmp_path)) is None  # not a TcpExt counter
+    netstat.write_text("TcpExt: TCPSynRetrans TCPOrigDataSent\nTcpExt: 3\n")  # a short values line
+    assert read_tcp_counter("TCPOrigDataSent", str(tmp_path)) is None
+    netstat.write_text("TcpExt: TCPSynRetrans\nTcpExt: many\n")
+    assert read_tcp_counter("TCPSynRetrans", str(tmp_path)) is None
+    assert read_tcp_counter("TCPSynRetrans", str(tmp_path / "absent")) is None
 
 
 # --- attributes --------------------------------------------------------------

@@ -146,24 +146,26 @@ class RecordFormatter:
         append = out.append
         caches = self._caches
         describers = DESCRIBERS
-        whos = self._whos
         last_ms, stamp = self._last_ms, self._stamp
+        # Most lines share their millisecond and connection with the line before:
+        # the "HH:MM:SS.mmm      #12 " prefix is then the one already made.
+        last_conn, prefix = -1, b""
         for record in records:
             ms = int(record[1] * 1000)
-            if ms != last_ms:
-                last_ms = ms
-                stamp = self._stamp_of(ms)
-            who = whos.get(record[2])
-            if who is None:
-                who = self._who(record[2])
+            conn = record[2]
+            if ms != last_ms or conn != last_conn:
+                if ms != last_ms:
+                    last_ms = ms
+                    stamp = self._stamp_of(ms)
+                last_conn = conn
+                prefix = stamp + (self._whos.get(conn) or self._who(conn))
             # The fields: the stamp and the connection would make every key unique.
             key = record[3:]
-            code = record[0]
-            text = caches[code].get(key)
+            text = caches[record[0]].get(key)
             if text is None:
+                code = record[0]
                 text = self._remember(code, key, describers[code](*key) + "\n")
-            append(stamp)
-            append(who)
+            append(prefix)
             append(text)
         self._last_ms, self._stamp = last_ms, stamp
         return b"".join(out)
@@ -173,14 +175,29 @@ class RecordFormatter:
         append = out.append
         caches = self._caches
         heads = _ENCODED_HEADS
+        # A float's repr() is most of a line's cost: events stamped by one clock
+        # reading (one step of the loop) share it.
+        last_ts, stamp = None, b""
+        last_conn, conn_text = -1, b""
         for record in records:
+            ts = record[1]
+            if ts != last_ts:
+                last_ts = ts
+                # %r of a float is its repr(), as json.dumps writes it.
+                stamp = b"%r" % ts
+            conn = record[2]
+            if conn != last_conn:
+                last_conn = conn
+                conn_text = b', "conn": %d' % conn
             key = record[3:]
             code = record[0]
             tail = caches[code].get(key)
             if tail is None:
                 tail = self._remember(code, key, _json_fields(record) + "}\n")
-            # %r of a float is its repr(), as json.dumps writes it.
-            append(b'%s%r, "conn": %d%s' % (heads[code], record[1], record[2], tail))
+            append(heads[code])
+            append(stamp)
+            append(conn_text)
+            append(tail)
         return b"".join(out)
 
 

@@ -34,6 +34,7 @@ class Accepting(Transfers):
         # connection. The listener's plain numbers make the same socket.
         accept = self._listener._accept  # type: ignore[attr-defined]
         family, proto = self._listen_family, self._listen_proto
+        deadline = self._request_timeout()
         for _ in range(ACCEPT_BURST):
             try:
                 fd, raw_peer = accept()
@@ -49,9 +50,9 @@ class Accepting(Transfers):
             sock.setblocking(False)
             now = _now()
             local = self._fixed_local or address_of(sock.getsockname())
-            conn = Connection(self._next_id, sock, address_of(raw_peer), local, self._new_session(), now,
-                              cookie_of(sock))
-            deadline = self._request_timeout()
+            # IPv4 peers come as (host, port) already; IPv6 ones with flowinfo and scope id.
+            peer = raw_peer if len(raw_peer) == 2 else address_of(raw_peer)
+            conn = Connection(self._next_id, sock, peer, local, self._new_session(), now, cookie_of(sock))
             if deadline:
                 conn.deadline = now + deadline
             self._next_id += 1

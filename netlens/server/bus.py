@@ -99,8 +99,8 @@ class EventBus:
         seq = self.published
         start = seq & self._mask
         stop = start + count
-        new_sizes = [RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
-                     for last in [record[-1] for record in records]]
+        new_sizes = [RECORD_OVERHEAD + len(record[-1]) if record[-1].__class__ in _SIZED else RECORD_OVERHEAD
+                     for record in records]
         sizes = self._sizes
         # Slots of dead records hold size 0: the sum is what the overwritten live records held.
         held = self.bytes - sum(sizes[start:stop]) + sum(new_sizes)

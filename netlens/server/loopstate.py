@@ -83,7 +83,10 @@ class LoopState:
         #: Keeps one record for the bus (or drops it when events are off).
         self._record: Callable[[EventRecord], None] = (
             self._pending.append if config.publish_events else _drop)
+        #: Publishes one record at once, bypassing the wake-up's batch (events off: drops it).
+        self._publish_now: Callable[[EventRecord], None] = self.bus.publish if config.publish_events else _drop
         self._interest = Interest()
+        self._epoll_modify = self._interest.epoll.modify
         self._recv_size = config.recv_size
         #: Echo mode (every session echoes): the read path skips asking the session.
         self._echo_mode = config.mode == "echo"

@@ -13,7 +13,7 @@ import time
 from netlens.display import plural
 from netlens.server.connection import SNAPSHOT_BYTES, Connection
 from netlens.server.events import RECORD_DATA_BYTES, CloseCause
-from netlens.server.interest import READ, WRITE
+from netlens.server.interest import EPOLL_FLAGS, READ, WRITE
 from netlens.server.loopstate import CLOSED, ERROR, MASK, PEER_FIN, QUEUED, RECV, SENT, STAGE, LoopState
 from netlens.server.sessions import Outcome
 from netlens.server.sockets import reset_close, unread_bytes
@@ -197,7 +197,7 @@ class Transfers(LoopState):
         elif want == 0:
             self._interest.unregister(conn.fd)
         else:
-            self._interest.modify(conn.fd, want)
+            self._epoll_modify(conn.fd, EPOLL_FLAGS[want])
         conn.mask = want
         self._record((MASK, now or _now(), conn.id, old, want))
 
@@ -217,7 +217,9 @@ class Transfers(LoopState):
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)
-        self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
+        # `_value_`, not `value`: the enum's property costs more than the rest of this line.
+        by: str = cause._value_
+        self._closed_by[by] = self._closed_by.get(by, 0) + 1
         # What happened before is published before the peer can see the FIN/RST.
         self._flush_events()
         if abort:
@@ -227,8 +229,8 @@ class Transfers(LoopState):
         # Stamped after close(), like the kernel's own events of it, and published at once.
         now = _now()
         self._remember_close(conn, now)
-        self._record((CLOSED, now, conn.id, cause.value, reason))
-        self._flush_events()
+        # (Nothing was recorded since the flush above: publishing this one alone keeps the order.)
+        self._publish_now((CLOSED, now, conn.id, by, reason))
 
     def _shutdown_write(self, conn: Connection) -> None:
         conn.shutdown_after_flush = False

@@ -102,12 +102,15 @@ class EventBus:
         new_sizes = [RECORD_OVERHEAD + len(record[-1]) if record[-1].__class__ in _SIZED else RECORD_OVERHEAD
                      for record in records]
         sizes = self._sizes
-        # Slots of dead records hold size 0: the sum is what the overwritten live records held.
-        held = self.bytes - sum(sizes[start:stop]) + sum(new_sizes)
-        if stop > self.capacity or held > self.budget:
-            # Wrapping round the ring's end, or letting records go for the budget: rare.
+        added = sum(new_sizes)
+        # Without the records it overwrites, the ring would still fit the budget after
+        # every record of the batch: nothing is let go for the budget on the way.
+        if stop > self.capacity or self.bytes + added > self.budget:
+            # Wrapping round the ring's end, or near the budget: record by record.
             self._publish_each(records, new_sizes)
             return
+        # Slots of dead records hold size 0: the sum is what the overwritten live records held.
+        held = self.bytes - sum(sizes[start:stop]) + added
         # `oldest` moves before any slot is overwritten, so a reader copying meanwhile
         # counts what it may have seen overwritten as lost (see _read).
         if seq + count - self.oldest > self.capacity:

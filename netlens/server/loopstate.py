@@ -87,6 +87,7 @@ class LoopState:
         self._publish_now: Callable[[EventRecord], None] = self.bus.publish if config.publish_events else _drop
         self._interest = Interest()
         self._epoll_modify = self._interest.epoll.modify
+        self._epoll_register = self._interest.epoll.register
         self._recv_size = config.recv_size
         #: Echo mode (every session echoes): the read path skips asking the session.
         self._echo_mode = config.mode == "echo"

@@ -55,17 +55,17 @@ class Transfers(LoopState):
             conn.last_in = data[:SNAPSHOT_BYTES]
             self._record((RECV, now, conn.id, n, data[:RECORD_DATA_BYTES]))
         if self._echo_mode:
-            self._echo(conn, data)
+            self._echo(conn, data, n)
             return
         self._apply(conn, conn.session.on_data(data))
 
-    def _echo(self, conn: Connection, data: bytes) -> None:
-        """Echo mode's whole job (what EchoSession.on_data says), without building an Outcome."""
+    def _echo(self, conn: Connection, data: bytes, size: int) -> None:
+        """Echo mode's whole job (what EchoSession.on_data says) for ``size`` bytes, without building an Outcome."""
         if conn.write_shut:
-            conn.unechoed += len(data)
+            conn.unechoed += size
             return
         self._echoed += 1
-        self._echoed_bytes += len(data)
+        self._echoed_bytes += size
         if conn.outbox:
             # Earlier bytes still wait for the socket to be writable: these queue behind
             # them, and past the echo buffer limit the mask stops reading this peer.
@@ -84,8 +84,8 @@ class Transfers(LoopState):
             conn.bytes_out += n
             conn.send_calls += 1
             self._bytes_out += n
-            self._record((SENT, _now(), conn.id, n, len(data) - n))
-        if n < len(data):
+            self._record((SENT, _now(), conn.id, n, size - n))
+        if n < size:
             conn.outbox += memoryview(data)[n:]
             self._update_mask(conn)
 
@@ -184,16 +184,19 @@ class Transfers(LoopState):
         """
         want = 0
         # Echo backpressure: stop reading a peer that does not read its echoes.
-        backlogged = conn.session.mode == "echo" and len(conn.outbox) > self.config.echo_buffer_limit
+        outbox = conn.outbox
+        backlogged = self._echo_mode and len(outbox) > self.config.echo_buffer_limit
         if conn.reading and not conn.paused and not backlogged:
             want = READ
-        if conn.outbox:
+        if outbox:
             want |= WRITE
         old = conn.mask
         if want == old:
             return
         if old == 0:
-            self._interest.register(conn.fd, want, conn)
+            # Interest.register, without the call: once per connection.
+            self._epoll_register(conn.fd, EPOLL_FLAGS[want])
+            self._interest.targets[conn.fd] = conn
         elif want == 0:
             self._interest.unregister(conn.fd)
         else:
@@ -213,7 +216,7 @@ class Transfers(LoopState):
             conn.mask = 0
         if not abort:
             # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
-            unread = unread_bytes(conn.sock)
+            unread = unread_bytes(conn.fd)
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)

@@ -103,7 +103,7 @@ def test_publishing_a_batch_holds_what_publishing_one_by_one_holds() -> None:
     assert late_batch.dropped == late_one.dropped > 0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(batches=st.lists(st.lists(st.integers(0, 900), max_size=40), max_size=30),
        budget_records=st.integers(2, 40), reads=st.lists(st.integers(0, 50), max_size=30))
 def test_batches_of_any_size_hold_and_read_what_one_by_one_publishing_does(

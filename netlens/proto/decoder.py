@@ -54,6 +54,7 @@ def _decode_json(text: str) -> Any:
 # JSON strings (which may hold brackets) and the brackets outside them.
 _JSON_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _OPENERS = frozenset(b"[{")
+_REQUIRED = frozenset(REQUIRED_KEYS)
 
 
 def json_too_deep(raw: bytes | bytearray, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -261,8 +262,9 @@ class Decoder:
 
     def _parse_header(self, raw: bytearray) -> dict[str, Any]:
         header = self._json_object(raw, "JSON header")
-        missing = [key for key in REQUIRED_KEYS if key not in header]
-        if missing:
+        # One set comparison in C for the usual header that has every key.
+        if not header.keys() >= _REQUIRED:
+            missing = [key for key in REQUIRED_KEYS if key not in header]
             raise self._fail("JSON header is missing " + ", ".join(repr(k) for k in missing), True)
         byteorder = header["byteorder"]
         if not isinstance(byteorder, str) or byteorder not in BYTEORDERS:

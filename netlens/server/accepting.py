@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import time
 
 from netlens.server.connection import Connection
@@ -28,9 +29,15 @@ class Accepting(Transfers):
 
     def _accept(self) -> None:
         assert self._listener is not None
+        # socket.accept() builds the new socket from the listener's family and type
+        # properties, each an enum conversion: what the loop spent most on per
+        # connection. The listener's plain numbers make the same socket.
+        accept = self._listener._accept  # type: ignore[attr-defined]
+        family, proto = self._listen_family, self._listen_proto
+        deadline = self._request_timeout()
         for _ in range(ACCEPT_BURST):
             try:
-                sock, raw_peer = self._listener.accept()
+                fd, raw_peer = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -39,19 +46,21 @@ class Accepting(Transfers):
                 elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
                     self._emit(ERROR, 0, "accept", exc.strerror or str(exc))
                 return
+            sock = socket.socket(family, socket.SOCK_STREAM, proto, fd)
             sock.setblocking(False)
             now = _now()
             local = self._fixed_local or address_of(sock.getsockname())
-            conn = Connection(self._next_id, sock, address_of(raw_peer), local, self._new_session(), now,
-                              cookie_of(sock))
-            deadline = self._request_timeout()
+            # IPv4 peers come as (host, port) already; IPv6 ones with flowinfo and scope id.
+            peer = raw_peer if len(raw_peer) == 2 else address_of(raw_peer)
+            conn = Connection(self._next_id, sock, peer, local, self._new_session(), now, cookie_of(sock))
             if deadline:
                 conn.deadline = now + deadline
             self._next_id += 1
             self._accepted += 1
             self._conns[conn.id] = conn
-            self._record((ACCEPTED, _now(), conn.id, conn.peer, conn.local, conn.cookie))
-            self._update_mask(conn)
+            self._record((ACCEPTED, now, conn.id, conn.peer, conn.local, conn.cookie))
+            # Registered in the same step as the accept: one clock reading stamps both.
+            self._update_mask(conn, now)
 
     def _new_session(self) -> Session:
         if self.config.mode == "echo":

@@ -88,21 +88,53 @@ class EventBus:
         self.published = seq + 1
 
     def publish_many(self, records: list[EventRecord]) -> None:
-        """:meth:`publish` each record in order (the loop hands over one wake-up's records at once)."""
+        """:meth:`publish` each record in order (the loop hands over one wake-up's records at once).
+
+        The usual batch (it fits the ring and the byte budget) is stored with
+        slice assignments: the per-record Python work is one size estimate, not
+        a dozen bookkeeping steps. A batch that would cross the budget takes
+        the one-by-one path, so what is let go is exactly what :meth:`publish` lets go.
+        """
+        count = len(records)
+        seq = self.published
+        start = seq & self._mask
+        stop = start + count
+        new_sizes = [RECORD_OVERHEAD + len(record[-1]) if record[-1].__class__ in _SIZED else RECORD_OVERHEAD
+                     for record in records]
+        sizes = self._sizes
+        added = sum(new_sizes)
+        # Without the records it overwrites, the ring would still fit the budget after
+        # every record of the batch: nothing is let go for the budget on the way.
+        if stop > self.capacity or self.bytes + added > self.budget:
+            # Wrapping round the ring's end, or near the budget: record by record.
+            self._publish_each(records, new_sizes)
+            return
+        # Slots of dead records hold size 0: the sum is what the overwritten live records held.
+        held = self.bytes - sum(sizes[start:stop]) + added
+        # `oldest` moves before any slot is overwritten, so a reader copying meanwhile
+        # counts what it may have seen overwritten as lost (see _read).
+        if seq + count - self.oldest > self.capacity:
+            self.oldest = seq + count - self.capacity
+        self._ring[start:stop] = records
+        sizes[start:stop] = new_sizes
+        self.bytes = held
+        # Every slot is written before the counter moves (see publish).
+        self.published = seq + count
+
+    def _publish_each(self, records: list[EventRecord], new_sizes: list[int]) -> None:
+        """:meth:`publish_many` record by record, letting the oldest go as the budget requires."""
         seq = self.published
         mask, capacity, budget = self._mask, self.capacity, self.budget
         ring, sizes = self._ring, self._sizes
         held = self.bytes
         # The ring is full by count from this sequence number on (see publish).
         full_at = self.oldest + capacity
-        for record in records:
+        for record, size in zip(records, new_sizes, strict=True):
             slot = seq & mask
             if seq >= full_at:
                 self.oldest = full_at = seq - capacity + 1
                 full_at += capacity
                 held -= sizes[slot]
-            last = record[-1]
-            size = RECORD_OVERHEAD + len(last) if last.__class__ in _SIZED else RECORD_OVERHEAD
             held += size
             if held > budget:
                 self.bytes = held
@@ -113,7 +145,6 @@ class EventBus:
             ring[slot] = record
             seq += 1
         self.bytes = held
-        # Every slot is written before the counter moves (see publish).
         self.published = seq
 
     def _evict(self, upto: int) -> None:
@@ -123,6 +154,8 @@ class EventBus:
             oldest = self.oldest
             self.oldest = oldest + 1
             self.bytes -= sizes[oldest & mask]
+            # A dead slot holds size 0 (publish_many sums what a batch overwrites).
+            sizes[oldest & mask] = 0
             ring[oldest & mask] = None
             self.evicted += 1
 
@@ -140,9 +173,13 @@ class EventBus:
             lost, cursor = oldest - cursor, oldest
         if limit is not None:
             end = min(end, cursor + limit)
-        mask = self._mask
-        ring = self._ring
-        records = [ring[seq & mask] for seq in range(cursor, end)]
+        records: list[EventRecord | None] = []
+        if end > cursor:
+            ring = self._ring
+            start = cursor & self._mask
+            stop = start + end - cursor
+            # Slices, not a comprehension: a busy server hands over thousands at a time.
+            records = ring[start:stop] if stop <= self.capacity else ring[start:] + ring[:stop - self.capacity]
         # The writer may have moved on while we copied: anything now older than
         # the ring holds was possibly overwritten or let go, so count it lost, not shown.
         overwritten = self.oldest - cursor

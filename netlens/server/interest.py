@@ -55,6 +55,14 @@ class Interest:
         except (OSError, ValueError):
             pass  # closed already: the kernel dropped it from the interest list itself
 
+    def forget(self, fd: int) -> None:
+        """Stop serving ``fd`` that is about to be closed (closing removes it from the epoll set).
+
+        Only for a descriptor no other descriptor duplicates: epoll keeps watching
+        an open file while any descriptor of it is open.
+        """
+        self.targets.pop(fd, None)
+
     def wait(self, timeout: float | None) -> list[tuple[int, int]]:
         """``(fd, epoll flags)`` of the ready descriptors (``timeout`` seconds; None: forever)."""
         return self.epoll.poll(-1 if timeout is None else timeout)

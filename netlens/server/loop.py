@@ -69,6 +69,7 @@ class Server(Accepting, ControlPaths):
             raise RuntimeError("server already started")
         self._listener = bind_listener(self.config.host, self.config.port, self.config.backlog)
         self.address = address_of(self._listener.getsockname())
+        self._listen_family, self._listen_proto = int(self._listener.family), self._listener.proto
         if self.address[0] not in ("0.0.0.0", "::"):
             self._fixed_local = self.address
         self._interest.register(self._listener.fileno(), READ, LISTENER)
@@ -192,6 +193,7 @@ class Server(Accepting, ControlPaths):
     def _run(self) -> None:
         wait = self._interest.wait
         targets = self._interest.targets
+        on_readable = self._on_readable
         finished: list[Completion] = []
         try:
             while not self._stopping:
@@ -201,7 +203,15 @@ class Server(Accepting, ControlPaths):
                         # Gone when an earlier socket of this batch closed it.
                         target = targets.get(fd)
                         if target.__class__ is Connection:
-                            self._service(target, READ if flags == EPOLLIN else ready_mask(flags))
+                            if flags != EPOLLIN:
+                                self._service(target, ready_mask(flags))
+                            elif target.mask & READ:
+                                # The usual wake-up (readable, nothing else), served without
+                                # _service's checks: a busy loop does this thousands of times a second.
+                                try:
+                                    on_readable(target)
+                                except Exception as exc:  # one broken connection must never stop the loop
+                                    self._serve_failed(target, exc)
                         elif target is LISTENER:
                             self._accept()
                         elif target is WAKER:
@@ -226,8 +236,12 @@ class Server(Accepting, ControlPaths):
             if events & WRITE and not conn.closed and conn.mask & WRITE:
                 self._on_writable(conn)
         except Exception as exc:  # one broken connection must never stop the loop
-            self._emit(ERROR, conn.id, "serving the connection", cut(f"{type(exc).__name__}: {exc}", 300))
-            self._close(conn, CloseCause.ERROR, f"internal error: {type(exc).__name__}")
+            self._serve_failed(conn, exc)
+
+    def _serve_failed(self, conn: Connection, exc: Exception) -> None:
+        """Say what broke while serving ``conn`` and close it (the loop carries on)."""
+        self._emit(ERROR, conn.id, "serving the connection", cut(f"{type(exc).__name__}: {exc}", 300))
+        self._close(conn, CloseCause.ERROR, f"internal error: {type(exc).__name__}")
 
     def _scan_interval(self) -> float:
         """How often idle connections and request deadlines are checked (0: never)."""
@@ -241,16 +255,18 @@ class Server(Accepting, ControlPaths):
         return max(0.0, self._hook_due - time.monotonic())
 
     def _select_timeout(self) -> float | None:
-        waits = []
-        interval = self._scan_every
         hook_wait = self._hook_wait()
+        if self._listener_registered:
+            # The usual case, without building a list of candidates.
+            if not (self._scan_every and self._conns):
+                return hook_wait
+            return self._scan_every if hook_wait is None or hook_wait > self._scan_every else hook_wait
+        waits = [max(0.0, self._listener_resume_at - time.monotonic())]
         if hook_wait is not None:
             waits.append(hook_wait)
-        if interval and self._conns:
-            waits.append(interval)
-        if not self._listener_registered:
-            waits.append(max(0.0, self._listener_resume_at - time.monotonic()))
-        return min(waits) if waits else None
+        if self._scan_every and self._conns:
+            waits.append(self._scan_every)
+        return min(waits)
 
     def _timers(self) -> None:
         """After each wake-up: the listener's rest after EMFILE, idle/deadline closes, then ``after_wake``."""

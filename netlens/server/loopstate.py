@@ -83,10 +83,19 @@ class LoopState:
         #: Keeps one record for the bus (or drops it when events are off).
         self._record: Callable[[EventRecord], None] = (
             self._pending.append if config.publish_events else _drop)
+        #: Publishes one record at once, bypassing the wake-up's batch (events off: drops it).
+        self._publish_now: Callable[[EventRecord], None] = self.bus.publish if config.publish_events else _drop
         self._interest = Interest()
+        self._epoll_modify = self._interest.epoll.modify
+        self._epoll_register = self._interest.epoll.register
         self._recv_size = config.recv_size
+        #: Echo mode (every session echoes): the read path skips asking the session.
+        self._echo_mode = config.mode == "echo"
         self._listener: socket.socket | None = None
         self._listener_registered = False
+        #: The listener's address family and protocol as plain numbers (see Accepting._accept).
+        self._listen_family = int(socket.AF_INET)
+        self._listen_proto = 0
         self._listener_resume_at = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)

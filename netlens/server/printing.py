@@ -14,6 +14,7 @@ encode under every locale. ``json.loads`` of a JSON line equals
 from __future__ import annotations
 
 import json.encoder
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -145,43 +146,82 @@ class RecordFormatter:
         out: list[bytes] = []
         append = out.append
         caches = self._caches
-        describers = DESCRIBERS
-        whos = self._whos
         last_ms, stamp = self._last_ms, self._stamp
+        # Most lines share their millisecond and connection with the line before:
+        # the "HH:MM:SS.mmm      #12 " prefix is then the one already made. A stamp
+        # inside [low, high) has the millisecond of the last one (see _millisecond).
+        low, high = _millisecond(last_ms)
+        last_conn, prefix = -1, b""
         for record in records:
-            ms = int(record[1] * 1000)
-            if ms != last_ms:
-                last_ms = ms
-                stamp = self._stamp_of(ms)
-            who = whos.get(record[2])
-            if who is None:
-                who = self._who(record[2])
+            conn = record[2]
+            if conn != last_conn or not low <= record[1] < high:
+                ms = int(record[1] * 1000)
+                if ms != last_ms:
+                    last_ms = ms
+                    stamp = self._stamp_of(ms)
+                    low, high = _millisecond(ms)
+                last_conn = conn
+                prefix = stamp + (self._whos.get(conn) or self._who(conn))
             # The fields: the stamp and the connection would make every key unique.
-            key = record[3:]
-            code = record[0]
-            text = caches[code].get(key)
+            text = caches[record[0]].get(record[3:])
             if text is None:
-                text = self._remember(code, key, describers[code](*key) + "\n")
-            append(stamp)
-            append(who)
+                text = self._describe(record)
+            append(prefix)
             append(text)
         self._last_ms, self._stamp = last_ms, stamp
         return b"".join(out)
+
+    def _describe(self, record: EventRecord) -> bytes:
+        """A record's encoded text line after the connection column (kept for the next like it)."""
+        code = record[0]
+        key = record[3:]
+        return self._remember(code, key, DESCRIBERS[code](*key) + "\n")
 
     def _json(self, records: Sequence[EventRecord]) -> bytes:
         out: list[bytes] = []
         append = out.append
         caches = self._caches
         heads = _ENCODED_HEADS
+        # A float's repr() is most of a line's cost: events stamped by one clock
+        # reading (one step of the loop) share it.
+        last_ts, stamp = None, b""
+        last_conn, conn_text = -1, b""
         for record in records:
+            ts = record[1]
+            if ts != last_ts:
+                last_ts = ts
+                # %r of a float is its repr(), as json.dumps writes it.
+                stamp = b"%r" % ts
+            conn = record[2]
+            if conn != last_conn:
+                last_conn = conn
+                conn_text = b', "conn": %d' % conn
             key = record[3:]
             code = record[0]
             tail = caches[code].get(key)
             if tail is None:
                 tail = self._remember(code, key, _json_fields(record) + "}\n")
-            # %r of a float is its repr(), as json.dumps writes it.
-            append(b'%s%r, "conn": %d%s' % (heads[code], record[1], record[2], tail))
+            append(heads[code])
+            append(stamp)
+            append(conn_text)
+            append(tail)
         return b"".join(out)
+
+
+def _millisecond(ms: int) -> tuple[float, float]:
+    """Stamps ``ts`` in ``[low, high)`` all have ``int(ts * 1000) == ms`` (a comparison, not a product).
+
+    The bounds are the float quotients moved inwards by a few units in the last
+    place, so rounding can never put a stamp of the range in the next
+    millisecond; the few stamps left between ranges take the exact path.
+    """
+    if ms < 0:
+        return 0.0, 0.0
+    low = math.nextafter(ms / 1000, math.inf)
+    high = (ms + 1) / 1000
+    for _ in range(3):
+        high = math.nextafter(high, -math.inf)
+    return low, high
 
 
 def _json_fields(record: EventRecord) -> str:

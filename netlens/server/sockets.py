@@ -20,6 +20,9 @@ from netlens.server.events import Address
 SO_COOKIE = getattr(socket, "SO_COOKIE", 57)
 _COOKIE = struct.Struct("=Q")
 _INT = struct.Struct("i")
+_unpack_int = _INT.unpack
+_ioctl = fcntl.ioctl
+_FIONREAD = termios.FIONREAD
 
 
 def address_of(raw: Any) -> Address:
@@ -44,10 +47,13 @@ def cookie_of(sock: socket.socket) -> int | None:
         return None
 
 
-def unread_bytes(sock: socket.socket) -> int:
-    """Bytes waiting in the socket's receive queue (ioctl FIONREAD, a.k.a. SIOCINQ); 0 if unknown."""
+def unread_bytes(sock: socket.socket | int) -> int:
+    """Bytes waiting in the socket's receive queue (ioctl FIONREAD, a.k.a. SIOCINQ); 0 if unknown.
+
+    ``sock``: the socket or its descriptor (the loop keeps it, saving a fileno() call).
+    """
     try:
-        return int(_INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+        return int(_unpack_int(_ioctl(sock, _FIONREAD, b"\0\0\0\0"))[0])
     except OSError:
         return 0
 

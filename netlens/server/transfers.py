@@ -13,7 +13,7 @@ import time
 from netlens.display import plural
 from netlens.server.connection import SNAPSHOT_BYTES, Connection
 from netlens.server.events import RECORD_DATA_BYTES, CloseCause
-from netlens.server.interest import READ, WRITE
+from netlens.server.interest import EPOLL_FLAGS, READ, WRITE
 from netlens.server.loopstate import CLOSED, ERROR, MASK, PEER_FIN, QUEUED, RECV, SENT, STAGE, LoopState
 from netlens.server.sessions import Outcome
 from netlens.server.sockets import reset_close, unread_bytes
@@ -46,22 +46,26 @@ class Transfers(LoopState):
         n = len(data)
         conn.bytes_in += n
         conn.recv_calls += 1
-        # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
-        conn.last_in = data if n <= SNAPSHOT_BYTES else data[:SNAPSHOT_BYTES]
         self._bytes_in += n
-        self._record((RECV, now, conn.id, n, data if n <= RECORD_DATA_BYTES else data[:RECORD_DATA_BYTES]))
-        if conn.session.mode == "echo":
-            self._echo(conn, data)
+        # Events and the inspector keep what a screen shows, not every chunk's 64 KiB.
+        if n <= RECORD_DATA_BYTES:
+            conn.last_in = data
+            self._record((RECV, now, conn.id, n, data))
+        else:
+            conn.last_in = data[:SNAPSHOT_BYTES]
+            self._record((RECV, now, conn.id, n, data[:RECORD_DATA_BYTES]))
+        if self._echo_mode:
+            self._echo(conn, data, n)
             return
         self._apply(conn, conn.session.on_data(data))
 
-    def _echo(self, conn: Connection, data: bytes) -> None:
-        """Echo mode's whole job (what EchoSession.on_data says), without building an Outcome."""
+    def _echo(self, conn: Connection, data: bytes, size: int) -> None:
+        """Echo mode's whole job (what EchoSession.on_data says) for ``size`` bytes, without building an Outcome."""
         if conn.write_shut:
-            conn.unechoed += len(data)
+            conn.unechoed += size
             return
         self._echoed += 1
-        self._echoed_bytes += len(data)
+        self._echoed_bytes += size
         if conn.outbox:
             # Earlier bytes still wait for the socket to be writable: these queue behind
             # them, and past the echo buffer limit the mask stops reading this peer.
@@ -80,15 +84,18 @@ class Transfers(LoopState):
             conn.bytes_out += n
             conn.send_calls += 1
             self._bytes_out += n
-            self._record((SENT, _now(), conn.id, n, len(data) - n))
-        if n < len(data):
+            self._record((SENT, _now(), conn.id, n, size - n))
+        if n < size:
             conn.outbox += memoryview(data)[n:]
             self._update_mask(conn)
 
     def _apply(self, conn: Connection, outcome: Outcome) -> None:
         cid = conn.id
+        # What the session decided from one chunk, and the mask change that follows,
+        # are one step: one clock reading stamps them all.
+        now = _now()
         for stage, detail in outcome.stages:
-            self._record((STAGE, _now(), cid, stage, detail))
+            self._record((STAGE, now, cid, stage, detail))
         if outcome.error is not None:
             self._protocol_errors += 1
             self._emit(ERROR, cid, "protocol", outcome.error)
@@ -108,7 +115,7 @@ class Transfers(LoopState):
                 elif outcome.summary is not None:
                     self._requests += 1
                     conn.deadline = float("inf")
-                    self._record((QUEUED, _now(), cid, len(reply), outcome.summary))
+                    self._record((QUEUED, now, cid, len(reply), outcome.summary))
         if outcome.stop_reading:
             conn.reading = False
         if outcome.close_after_reply:
@@ -124,10 +131,14 @@ class Transfers(LoopState):
         if conn.outbox and echo and not conn.mask & WRITE:
             # Echo sends at once: usually the kernel takes it all and WRITE interest is
             # never needed; only what it cannot take waits for the socket to be writable.
-            # (Search mode keeps the reference's visible READ -> WRITE switch.)
             self._on_writable(conn)
             return
-        self._update_mask(conn)
+        self._update_mask(conn, now)
+        if conn.outbox and conn.mask & WRITE:
+            # Search mode keeps the reference's visible READ -> WRITE switch, then sends
+            # at once rather than after another epoll_wait(): a socket with an empty
+            # send buffer is writable, and send() says how much the kernel took.
+            self._on_writable(conn)
 
     def _send(self, conn: Connection, data: bytes | bytearray) -> int | None:
         """``send()`` what the kernel takes: bytes sent (0 if none), None if that closed the connection."""
@@ -154,9 +165,9 @@ class Transfers(LoopState):
         del conn.outbox[:n]
         conn.bytes_out += n
         conn.send_calls += 1
-        conn.last_activity = _now()
+        now = conn.last_activity = _now()
         self._bytes_out += n
-        self._record((SENT, _now(), conn.id, n, len(conn.outbox)))
+        self._record((SENT, now, conn.id, n, len(conn.outbox)))
         if not conn.outbox:
             if conn.close_after_flush:
                 self._close(conn, conn.close_cause, conn.close_reason)
@@ -166,26 +177,32 @@ class Transfers(LoopState):
         # Also re-enables reading once an echo backlog drains below its limit.
         self._update_mask(conn)
 
-    def _update_mask(self, conn: Connection) -> None:
-        """Register exactly the interest the connection has now (never WRITE with nothing to send)."""
+    def _update_mask(self, conn: Connection, now: float = 0.0) -> None:
+        """Register exactly the interest the connection has now (never WRITE with nothing to send).
+
+        ``now``: the clock reading of the step that changed it (0: read the clock).
+        """
         want = 0
         # Echo backpressure: stop reading a peer that does not read its echoes.
-        backlogged = conn.session.mode == "echo" and len(conn.outbox) > self.config.echo_buffer_limit
+        outbox = conn.outbox
+        backlogged = self._echo_mode and len(outbox) > self.config.echo_buffer_limit
         if conn.reading and not conn.paused and not backlogged:
             want = READ
-        if conn.outbox:
+        if outbox:
             want |= WRITE
         old = conn.mask
         if want == old:
             return
         if old == 0:
-            self._interest.register(conn.fd, want, conn)
+            # Interest.register, without the call: once per connection.
+            self._epoll_register(conn.fd, EPOLL_FLAGS[want])
+            self._interest.targets[conn.fd] = conn
         elif want == 0:
             self._interest.unregister(conn.fd)
         else:
-            self._interest.modify(conn.fd, want)
+            self._epoll_modify(conn.fd, EPOLL_FLAGS[want])
         conn.mask = want
-        self._record((MASK, _now(), conn.id, old, want))
+        self._record((MASK, now or _now(), conn.id, old, want))
 
     def _close(self, conn: Connection, cause: CloseCause, reason: str, abort: bool = False) -> None:
         """Close once (idempotent); ``abort`` sends RST instead of FIN."""
@@ -193,15 +210,19 @@ class Transfers(LoopState):
             return
         conn.closed = True
         if conn.mask:
-            self._interest.unregister(conn.fd)
+            # close() below takes the socket out of the epoll set (nothing else holds its
+            # file): one epoll_ctl() a connection saved.
+            self._interest.forget(conn.fd)
             conn.mask = 0
         if not abort:
             # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
-            unread = unread_bytes(conn.sock)
+            unread = unread_bytes(conn.fd)
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)
-        self._closed_by[cause.value] = self._closed_by.get(cause.value, 0) + 1
+        # `_value_`, not `value`: the enum's property costs more than the rest of this line.
+        by: str = cause._value_
+        self._closed_by[by] = self._closed_by.get(by, 0) + 1
         # What happened before is published before the peer can see the FIN/RST.
         self._flush_events()
         if abort:
@@ -211,8 +232,8 @@ class Transfers(LoopState):
         # Stamped after close(), like the kernel's own events of it, and published at once.
         now = _now()
         self._remember_close(conn, now)
-        self._record((CLOSED, now, conn.id, cause.value, reason))
-        self._flush_events()
+        # (Nothing was recorded since the flush above: publishing this one alone keeps the order.)
+        self._publish_now((CLOSED, now, conn.id, by, reason))
 
     def _shutdown_write(self, conn: Connection) -> None:
         conn.shutdown_after_flush = False

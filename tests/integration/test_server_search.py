@@ -139,3 +139,16 @@ def test_accepted_event_names_both_ends(search_server: Server) -> None:
     wait_for(lambda: search_server.stats().active == 0)
     accepted = next(e for e in sub.drain() if isinstance(e, Accepted))
     assert accepted.peer == reply.local and accepted.local == search_server.address
+
+
+def test_one_exchange_in_order_with_one_stamp_per_loop_step(search_server: Server) -> None:
+    """Accept+register, recv, the session's stages+queue+WRITE switch, send, close: one clock reading each step."""
+    sub = search_server.subscribe(from_start=False)
+    clients.search(*search_server.address, "morpheus")
+    wait_for(lambda: search_server.stats().active == 0)
+    events = sub.drain()
+    assert [e.kind for e in events] == ["accepted", "mask", "recv", "stage", "stage", "stage", "queued",
+                                        "mask", "send", "closed"]
+    stamps = [e.ts for e in events]
+    assert stamps[0] == stamps[1] and len(set(stamps[3:8])) == 1
+    assert stamps == sorted(stamps) and stamps[2] <= stamps[3] <= stamps[8] <= stamps[9]

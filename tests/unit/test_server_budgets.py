@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netlens.server.bus import RECORD_OVERHEAD, EventBus, make_record, record_size
 from netlens.server.events import (
@@ -69,3 +73,34 @@ def test_batch_formatters_match_the_event_classes() -> None:
         assert line == safe_json(record_dict(record))
         assert not any(c in line for c in "\x1b\x85\u202e\ud800")
         line.encode("utf-8")
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from([0, 1, 2, 3, 1e-7, 1e-6, 4e-4, 1e-3, 0.7]),
+                                st.integers(1, 4)), min_size=1, max_size=300),
+       start=st.floats(1.6e9, 2.1e9), batch=st.integers(1, 64))
+def test_batch_lines_match_the_record_lines_for_any_stamps(
+        steps: list[tuple[float, int]], start: float, batch: int) -> None:
+    """Stamps shared by a loop step, a few units in the last place apart, or across milliseconds and seconds."""
+    records, ts = [], start
+    for step, conn in steps:
+        # Integer steps: that many units in the last place (millisecond edges are found that way too).
+        for _ in range(int(step)):
+            ts = math.nextafter(ts, math.inf)
+        ts += step if step < 1 else 0.0
+        records.append(make_record(Sent, ts, conn, 44, 0) if conn % 2
+                       else make_record(Received, ts, conn, 3, b"a\x1bc"))
+    text, as_json = RecordFormatter(), RecordFormatter(as_json=True)
+    lines = b"".join(text.format_bytes(records[i:i + batch]) for i in range(0, len(records), batch))
+    assert lines.decode().splitlines() == [record_line(r) for r in records]
+    objects = b"".join(as_json.format_bytes(records[i:i + batch]) for i in range(0, len(records), batch))
+    assert objects.decode().splitlines() == [safe_json(record_dict(r)) for r in records]
+
+
+def test_millisecond_bounds_hold_only_stamps_of_that_millisecond() -> None:
+    from netlens.server.printing import _millisecond
+
+    for ms in (1_796_157_287_000, 1_796_157_287_999, 1_700_000_000_001, 2_099_999_999_999):
+        low, high = _millisecond(ms)
+        assert int(low * 1000) == ms and int(math.nextafter(high, -math.inf) * 1000) == ms
+        assert int(math.nextafter(low, -math.inf) * 1000) <= ms and high <= (ms + 1) / 1000

@@ -6,8 +6,10 @@ import dataclasses
 import gc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from netlens.server.bus import EventBus, make_record
+from netlens.server.bus import RECORD_OVERHEAD, EventBus, make_record, record_size
 from netlens.server.events import CloseCause, Closed, Received, Sent, StageReached
 
 
@@ -99,3 +101,30 @@ def test_publishing_a_batch_holds_what_publishing_one_by_one_holds() -> None:
     assert batch.evicted > 0 and batch.oldest > len(records) - 64
     assert late_batch.drain_records() == late_one.drain_records()
     assert late_batch.dropped == late_one.dropped > 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(0, 900), max_size=40), max_size=30),
+       budget_records=st.integers(2, 40), reads=st.lists(st.integers(0, 50), max_size=30))
+def test_batches_of_any_size_hold_and_read_what_one_by_one_publishing_does(
+        batches: list[list[int]], budget_records: int, reads: list[int]) -> None:
+    """The slice path (batches that fit), the wrap and the budget path all agree with publish()."""
+    one = EventBus(capacity=32, budget=budget_records * (RECORD_OVERHEAD + 450))
+    many = EventBus(capacity=32, budget=one.budget)
+    one_reader, many_reader = one.subscribe(), many.subscribe()
+    seq = 0
+    for batch, limit in zip(batches, reads + [None] * len(batches), strict=False):
+        records = []
+        for size in batch:
+            # Sized last fields (bytes, text) and plain ones (counts) alike.
+            records.append(make_record(Received, float(seq), 1, size, b"x" * size) if size % 3
+                           else make_record(Sent, float(seq), 1, size, 0))
+            seq += 1
+        for record in records:
+            one.publish(record)
+        many.publish_many(records)
+        state = ("published", "oldest", "bytes", "evicted")
+        assert [getattr(many, name) for name in state] == [getattr(one, name) for name in state]
+        assert many.bytes == sum(record_size(r) for r in many._ring if r is not None)
+        assert many_reader.drain_records(limit) == one_reader.drain_records(limit)
+        assert many_reader.dropped == one_reader.dropped

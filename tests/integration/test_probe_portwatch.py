@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pytest
 from probe_helpers import Sockets, run_in_private_netns
+from waiting import wait_for
 
 from netlens.probe import BACKEND_ENV, Prober, Snapshot, netlink
 from netlens.probe.portwatch import Pair, PortWatch
@@ -77,13 +78,6 @@ class Knows:
 
     def closed_pairs(self, within: float, limit: int) -> list[Pair]:
         return self.closed[:limit]
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_the_feeds_tick_by_lookups_equals_the_full_dump_in_a_realistic_mix() -> None:

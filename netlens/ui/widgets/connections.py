@@ -192,17 +192,20 @@ class ConnectionsTable(VirtualTable):
                 self._render_rows(self.visible_keys())
 
     def apply_facts(self, ends: set[tuple[str, int, str, int]], now: float) -> list[str]:
-        """The server just published news about these connection ends: redraw their rows at once.
+        """The server just published news about these connection ends: redraw their rows on screen at once.
 
-        Returns the keys of the rows redrawn. (They move to their new place
-        at the next kernel snapshot, not under the reader's eyes right now.)
+        Returns the keys of the rows with news. (They move to their new place
+        at the next kernel snapshot, not under the reader's eyes right now.
+        Rows off screen show their news when they come into view: under a
+        flood hundreds of rows a second have news, and nobody sees them.)
         """
         keys = [key for end in ends if (key := self._by_end.get(end)) is not None]
         if keys:
             self._now = now
             self._facts_since_order = True
+            shown = set(self.visible_keys())
             with self.app.batch_update():
-                self._render_rows(keys)
+                self._render_rows([key for key in keys if key in shown])
         return keys
 
     def _skey(self, key: tuple[object, ...]) -> str:

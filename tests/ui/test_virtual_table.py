@@ -203,3 +203,28 @@ async def test_markup_in_cells_is_shown_literally() -> None:
         await pilot.pause()
         line = shown(table, 0)
         assert "[bold red]x[/]" in line and "\\x1b[2J" in line
+
+
+async def test_click_home_end_and_the_focused_cursor_colour() -> None:
+    app = Tables(2)
+    async with app.run_test(size=(80, 60)) as pilot:
+        table, other = app.tables
+        fill(table)
+        fill(other)
+        table.focus()
+        await pilot.pause()
+        await pilot.press("end")
+        assert table.cursor_key == KEYS[-1]
+        await pilot.press("home")
+        assert table.cursor_key == KEYS[0]
+        await pilot.click(table, offset=(3, table.header_height + 4))
+        assert table.cursor_key == "row-4"
+
+        def cursor_background() -> object:
+            strip = table.render_line(table.cursor_row - int(table.scroll_y) + table.header_height)
+            return next(seg.style.bgcolor for seg in strip if "row-4" in seg.text and seg.style is not None)
+
+        focused = cursor_background()
+        other.focus()
+        await pilot.pause()
+        assert focused is not None and cursor_background() != focused

@@ -228,3 +228,27 @@ async def test_click_home_end_and_the_focused_cursor_colour() -> None:
         other.focus()
         await pilot.pause()
         assert focused is not None and cursor_background() != focused
+
+
+async def test_rows_added_above_in_one_batch_keep_the_cursor_row_in_view() -> None:
+    app = Tables()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.tables[0]
+        fill(table)
+        table.move_cursor(35)
+        await pilot.pause()
+        scrolled = table.scroll_y
+        added = [f"new-{i}" for i in range(20)]
+        with table.changes():
+            for key in added:
+                table.put_row(key, cells(key))
+            table.place_rows([*added, *KEYS])
+        await pilot.pause()
+        assert table.cursor_key == "row-35" and table.cursor_row == 55
+        assert "row-35" in table.visible_keys() and table.scroll_y > scrolled
+        # Scrolled away by hand, the view stays put while other rows come and go below.
+        table.scroll_to(y=0, animate=False, immediate=True)
+        with table.changes():
+            table.put_row("last", cells("last"))
+        await pilot.pause()
+        assert table.scroll_y == 0

@@ -171,6 +171,7 @@ class VirtualTable(ScrollView, can_focus=True):
         #: Inside :meth:`changes`: the virtual size is set once, at the end.
         self._changing = 0
         self._resize_due = False
+        self._scroll_due = False
         self._base_style = Style()
         self._header_style = Style()
         self._cursor_style = Style()
@@ -235,6 +236,10 @@ class VirtualTable(ScrollView, can_focus=True):
             self._changing -= 1
             if not self._changing and self._resize_due:
                 self._rows_changed()
+            if not self._changing and self._scroll_due:
+                # Not inside: the old size would have limited the scroll.
+                self._scroll_due = False
+                self.scroll_to_row(self._cursor)
 
     def put_row(self, key: str, cells: Sequence[Text]) -> bool:
         """Add row ``key`` (at the end) or set its cells; True if it was added or looks different now."""
@@ -301,7 +306,7 @@ class VirtualTable(ScrollView, can_focus=True):
         """Show ``keys`` in this order: repaint only the screen lines that now show another row."""
         top, height = int(self.scroll_y), max(0, self._rows_height())
         before = self._keys[top: top + height]
-        count = len(self._keys)
+        count, cursor = len(self._keys), self._cursor
         self._keys = keys
         self._index = {key: index for index, key in enumerate(keys)}
         cursor_key = self._cursor_key
@@ -316,19 +321,21 @@ class VirtualTable(ScrollView, can_focus=True):
             if line >= len(before) or line >= len(after) or before[line] != after[line]:
                 self._refresh_row(top + line)
         self._note_cursor()
-        if cursor_key is not None and cursor_key == self._cursor_key:
-            # The cursor's row moved: keep it in view (DataTable's move_cursor did too).
-            self.scroll_to_row(self._cursor)
+        if cursor_key is not None and cursor_key == self._cursor_key and self._cursor != cursor:
+            # The cursor's row moved: keep it in view (as the DataTable did).
+            self._scroll_due = True
+            if not self._changing:
+                self._scroll_due = False
+                self.scroll_to_row(self._cursor)
 
-    def _note_cursor(self) -> bool:
-        """Post :class:`RowHighlighted` if the cursor is on another row than last time; True if it is."""
+    def _note_cursor(self) -> None:
+        """Post :class:`RowHighlighted` if the cursor is on another row than last time."""
         key = self.cursor_key
         if key == self._cursor_key:
-            return False
+            return
         self._cursor_key = key
         if key is not None:
             self.post_message(self.RowHighlighted(self, key, self._cursor))
-        return True
 
     def _widen(self, cells: Sequence[Text]) -> bool:
         widened = False

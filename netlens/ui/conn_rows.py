@@ -138,6 +138,8 @@ class Placed:
     group: int
     #: Larger is newer: accept time or first sight; for TIME_WAIT, the time its timer runs out.
     born: float
+    #: :func:`pair_id` of the socket, if the caller keeps it (it never changes for a row).
+    pair: object = None
 
 
 def born(sock: SocketInfo, first_seen: float, created: float | None, now: float) -> float:
@@ -156,12 +158,20 @@ def order(rows: Iterable[Placed], server_port: int) -> list[str]:
     pairs: dict[object, list[Placed]] = {}
     for placed in rows:
         sock = placed.socket
-        ident: object = placed.key if sock.state == "LISTEN" else pair_id(sock)
-        pairs.setdefault(ident, []).append(placed)
+        ident: object = placed.key if sock.state == "LISTEN" else placed.pair or pair_id(sock)
+        ends = pairs.get(ident)
+        if ends is None:
+            pairs[ident] = [placed]
+        else:
+            ends.append(placed)
     ranked = []
     for ends in pairs.values():
-        lead = min(ends, key=lambda p: (p.group, p.socket.local_port != server_port))
-        ends.sort(key=lambda p: p.socket.local_port != server_port)
-        ranked.append(((lead.group, -lead.born, ends[0].key), ends))
-    ranked.sort(key=lambda item: item[0])
-    return [placed.key for _, ends in ranked for placed in ends]
+        # Thousands of rows under a flood, re-ordered every second: a lone end needs no min() or sort().
+        if len(ends) == 1:
+            lead = ends[0]
+        else:
+            lead = min(ends, key=lambda p: (p.group, p.socket.local_port != server_port))
+            ends.sort(key=lambda p: p.socket.local_port != server_port)
+        ranked.append((lead.group, -lead.born, ends[0].key, ends))
+    ranked.sort(key=lambda item: item[:3])
+    return [placed.key for *_, ends in ranked for placed in ends]

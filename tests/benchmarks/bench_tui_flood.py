@@ -60,9 +60,12 @@ NETLENS = [sys.executable, "-m", "netlens"]
 PALETTE_PROMPT = "Search for commands"
 PKTS = re.compile(r"lo: ([\d,]+) pkts")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
-#: Background of a focused cursor row in Textual's default theme: DataTable's, and the packet list's.
+#: Background of a focused cursor row in Textual's default theme: DataTable's (the light app), and the packet list's.
 TABLE_CURSOR = "48;5;32"
 LIST_CURSOR = "48;5;130"
+#: netlens's connections table (a VirtualTable) draws its focused cursor in DataTable's colours
+#: ($block-cursor-background; $block-cursor-blurred-background when unfocused, which is not this).
+CONNECTIONS_CURSOR = TABLE_CURSOR
 
 LIGHT_APP = '''
 from textual.app import App, ComposeResult
@@ -307,7 +310,7 @@ def arrow_targets(name: str, tmux: Tmux) -> dict[str, CursorRow]:
     if name != "netlens":
         return {"table": CursorRow(tmux, "", TABLE_CURSOR, 2)}
     return {"packets": CursorRow(tmux, "Packets", LIST_CURSOR, 1),
-            "connections": CursorRow(tmux, "Connections", TABLE_CURSOR, 3)}
+            "connections": CursorRow(tmux, "Connections", CONNECTIONS_CURSOR, 3)}
 
 
 def arrow_keys(name: str, tmux: Tmux, presses: int, load: Flood) -> dict[str, list[float]]:

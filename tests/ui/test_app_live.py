@@ -57,8 +57,8 @@ def live_app(mode: str = "search", capture: bool = True) -> NetlensApp:
 def table_row(app: NetlensApp, local_port: int, remote_port: int) -> list[str] | None:
     """Cells (as text) of the table row for one socket, or None."""
     table = app.screen.query_one(ConnectionsTable)
-    for key in list(table.rows):
-        sock = table._rows[key.value].socket
+    for key in list(table.ordered_keys):
+        sock = table._rows[key].socket
         if sock.local_port == local_port and sock.remote_port == remote_port:
             return [str(cell) for cell in table.get_row(key)]
     return None
@@ -68,8 +68,8 @@ async def select(pilot, app: NetlensApp, local_port: int, remote_port: int) -> N
     """Wait for the socket's row, put the cursor on it and focus the table (as a user would)."""
     await until(pilot, lambda: table_row(app, local_port, remote_port))
     table = app.screen.query_one(ConnectionsTable)
-    key = next(k.value for k in table.rows if table._rows[k.value].socket.local_port == local_port
-               and table._rows[k.value].socket.remote_port == remote_port)
+    key = next(k for k in table.ordered_keys if table._rows[k].socket.local_port == local_port
+               and table._rows[k].socket.remote_port == remote_port)
     assert table.select_key(key)
     table.focus()
     await until(pilot, lambda: app.screen.selection_shown)

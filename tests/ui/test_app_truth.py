@@ -34,8 +34,8 @@ SIZE = (120, 40)
 def cell(app: NetlensApp, local_port: int, remote_port: int, column: str):  # type: ignore[no-untyped-def]
     """The Text in one cell of the row for one socket (or None)."""
     table = app.screen.query_one(ConnectionsTable)
-    for key in list(table.rows):
-        sock = table._rows[key.value].socket
+    for key in list(table.ordered_keys):
+        sock = table._rows[key].socket
         if sock.local_port == local_port and sock.remote_port == remote_port:
             return table.get_cell(key, column)
     return None

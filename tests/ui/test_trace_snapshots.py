@@ -85,7 +85,7 @@ def test_inspector_with_kernel_trace(snap_compare) -> None:
     async def inspect_time_wait(pilot) -> None:  # type: ignore[no-untyped-def]
         await ready(pilot)
         table = pilot.app.screen.query_one(ConnectionsTable)
-        key = next(k.value for k in table.rows if table._rows[k.value].socket.state == "TIME_WAIT")
+        key = next(k for k, row in table._rows.items() if row.socket.state == "TIME_WAIT")
         assert table.select_key(key)
         await shown(pilot)
         pilot.app.screen.query_one("#inspector").focus()

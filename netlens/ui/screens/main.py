@@ -323,7 +323,7 @@ class MainScreen(Screen[None]):
         selection = self.table.selection
         return selection.socket if selection is not None else None
 
-    def on_data_table_row_highlighted(self, event: ConnectionsTable.RowHighlighted) -> None:
+    def on_virtual_table_row_highlighted(self, event: ConnectionsTable.RowHighlighted) -> None:
         """Moving the cursor shows that connection in the inspector (and filters, if on), after its frame.
 
         The table's cursor row is painted first; the inspector (tens of

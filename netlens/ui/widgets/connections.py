@@ -1,11 +1,14 @@
 """The connections table: ss/netstat/lsof/TCPView in one, updated in place.
 
 Rows are keyed by the connection's 4-tuple, so an update removes the rows
-that are gone, rewrites only the cells that changed and appends new rows —
-inside one ``batch_update()`` — and the cursor stays on the same connection.
-A cell counts as changed when its text *or its style* changed (Rich's
-``Text.__eq__`` compares text only), so a row's colour always follows its
-state: new rows are green and changed ones yellow for a moment, closed ones red.
+that are gone, rewrites only the rows whose cells changed and appends new
+rows — inside one ``batch_update()`` — and the cursor stays on the same
+connection. A cell counts as changed when its text *or its style* changed
+(Rich's ``Text.__eq__`` compares text only), so a row's colour always follows
+its state: new rows are green and changed ones yellow for a moment, closed
+ones red. The table is a :class:`~netlens.ui.widgets.virtual_table.VirtualTable`:
+only rows whose cells changed are rendered again, a cursor move repaints two
+lines (Textual's DataTable re-rendered every visible row for either).
 The server's events reach a row at once (:meth:`ConnectionsTable.apply_facts`),
 the kernel's snapshots once a second (:meth:`ConnectionsTable.apply`).
 """
@@ -17,20 +20,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.binding import Binding
-from textual.coordinate import Coordinate
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from netlens.display import endpoint
 from netlens.probe import ConnectionRow, RowStatus, SocketInfo, TrackerUpdate
+from netlens.probe.fastbuild import fast_builder
 from netlens.server import ConnectionSnapshot
 from netlens.textsafe import safe_str
-from netlens.ui.conn_rows import Placed, StateCell, age_cell, born, compact_size, order, state_cell, state_group
+from netlens.ui.conn_rows import (
+    Placed,
+    StateCell,
+    age_cell,
+    born,
+    compact_size,
+    order,
+    pair_id,
+    state_cell,
+    state_group,
+)
 from netlens.ui.facts import Fact, FactBook
 from netlens.ui.fit import clip_words
 from netlens.ui.format import wire
+from netlens.ui.widgets.virtual_table import VirtualTable
 
 #: Seconds a new/changed row keeps its colour.
 HIGHLIGHT_HOLD = 2.0
@@ -50,10 +60,13 @@ COLUMNS = (
 )
 
 ServerConns = dict[tuple[str, int, str, int], ConnectionSnapshot]
+End = tuple[str, int, str, int]
+
+_placed = fast_builder(Placed)
 
 
 def row_key(key: tuple[object, ...]) -> str:
-    """The DataTable key of a connection 4-tuple key."""
+    """The table's row key of a connection 4-tuple key."""
     return "|".join(str(part) for part in key)
 
 
@@ -67,11 +80,6 @@ def peer_key(sock: SocketInfo) -> tuple[str, int, str, int]:
     return (sock.remote_addr, sock.remote_port, sock.local_addr, sock.local_port)
 
 
-def same_cell(before: Text, after: Text) -> bool:
-    """True when two cells look the same: text, style and spans (``Text.__eq__`` ignores style)."""
-    return before.plain == after.plain and before.style == after.style and before.spans == after.spans
-
-
 @dataclass(frozen=True)
 class Selection:
     """What the cursor is on: the kernel's record and, for a server socket, the server's id."""
@@ -82,21 +90,15 @@ class Selection:
     conn: int | None
 
 
-class ConnectionsTable(DataTable[Text]):
+class ConnectionsTable(VirtualTable):
     """One row per TCP socket on the server's port (both ends of loopback connections)."""
 
     DEFAULT_CSS = """
     ConnectionsTable { height: 1fr; }
     """
 
-    BINDINGS = [
-        Binding("home", "first_row", "First row", show=False),
-        Binding("end", "last_row", "Last row", show=False),
-    ]
-
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._cells: dict[str, tuple[Text, ...]] = {}
+        super().__init__(COLUMNS, id=id)
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._moved: dict[str, tuple[float, str]] = {}
         self._rows: dict[str, ConnectionRow] = {}
@@ -104,8 +106,9 @@ class ConnectionsTable(DataTable[Text]):
         self._states: dict[str, StateCell] = {}
         self._created: dict[str, float] = {}
         self._by_end: dict[tuple[str, int, str, int], str] = {}
-        #: Row keys in the order the table shows them.
-        self._order: list[str] = []
+        #: Per row, what never changes for its 4-tuple: its end and its peer's as the server names them,
+        #: and the pair both ends share (ordering thousands of rows every second asks for them).
+        self._ends: dict[str, tuple[End, End, object]] = {}
         self._skeys: dict[tuple[object, ...], str] = {}
         self._facts_since_order = False
         #: What the last update brought: the rows re-render from these when they scroll into view.
@@ -116,23 +119,14 @@ class ConnectionsTable(DataTable[Text]):
         self._listening_since: float | None = None
         self._server_port = 0
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
-
     @property
     def selection(self) -> Selection | None:
         """The connection under the cursor, if any."""
-        if not self.row_count:
+        key = self.cursor_key
+        row = self._rows.get(key) if key is not None else None
+        if key is None or row is None:
             return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # the cursor is between updates
-            return None
-        row = self._rows.get(key or "")
-        if row is None:
-            return None
-        return Selection(key or "", row.socket, row.status, self._conns.get(key or ""))
+        return Selection(key, row.socket, row.status, self._conns.get(key))
 
     def state_of(self, key: str) -> StateCell | None:
         """What the State column of row ``key`` says now (and where that came from)."""
@@ -157,18 +151,8 @@ class ConnectionsTable(DataTable[Text]):
         """Move the cursor to row ``key``; False if it is not shown."""
         if key not in self._rows:
             return False
-        self.move_cursor(row=self.get_row_index(key), animate=False)
+        self.move_cursor(self.get_row_index(key))
         return True
-
-    def action_first_row(self) -> None:
-        """Home: the first row (the listener)."""
-        if self.row_count:
-            self.move_cursor(row=0, animate=False)
-
-    def action_last_row(self) -> None:
-        """End: the last row."""
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
 
     # ------------------------------------------------------------------ updates
 
@@ -180,48 +164,48 @@ class ConnectionsTable(DataTable[Text]):
         signature says so), so an update costs in proportion to what moved;
         rows are re-sorted only when one came, went or changed state.
         """
-        selected = self.selection
         self._server, self._facts, self._now = server, facts, now
         self._kernel_ts = update.ts
         self._listening_since, self._server_port = listening_since, server_port
         reorder = bool(update.added or update.removed or update.closed or self._facts_since_order)
-        with self.app.batch_update():
+        with self.app.batch_update(), self.changes():
             self._remove_all([self._skey(key) for key in update.removed])
-            if update.removed:
-                self._order = [key for key in self._order if key in self._rows]
             for row in update.rows:
                 skey = self._skey(row.key)
                 previous = self._rows.get(skey)
                 if previous is None:
-                    self._by_end[server_key(row.socket)] = skey
+                    sock = row.socket
+                    mine = server_key(sock)
+                    self._by_end[mine] = skey
+                    self._ends[skey] = (mine, peer_key(sock), pair_id(sock))
                 elif previous.socket.state != row.socket.state:
                     reorder = True
                 self._rows[skey] = row
                 snap = server.get(server_key(row.socket)) if row.status is not RowStatus.CLOSED else None
                 if snap is not None:
                     self._conns[skey] = snap.conn
-            # Only rows on screen (and new ones) are drawn: any cell update makes DataTable re-render
-            # every visible row (~0.1 ms a row). The others catch up when they scroll into view.
-            self._render_rows([*self._visible_keys(), *(k for k in self._rows if k not in self._cells)])
+            # Only rows on screen (and new ones) get their cells worked out: the others catch up when
+            # they scroll into view. (The cursor follows its row: VirtualTable keeps it on its key.)
+            self._render_rows([*self.visible_keys(), *(k for k in self._rows if k not in self._cells)])
             if reorder:
                 self._reorder()
-            if selected is not None and selected.key in self._rows:
-                index = self.get_row_index(selected.key)
-                if index != self.cursor_row:
-                    self.move_cursor(row=index, animate=False)
+                self._render_rows(self.visible_keys())
 
     def apply_facts(self, ends: set[tuple[str, int, str, int]], now: float) -> list[str]:
-        """The server just published news about these connection ends: redraw their rows at once.
+        """The server just published news about these connection ends: redraw their rows on screen at once.
 
-        Returns the keys of the rows redrawn. (They move to their new place
-        at the next kernel snapshot, not under the reader's eyes right now.)
+        Returns the keys of the rows with news. (They move to their new place
+        at the next kernel snapshot, not under the reader's eyes right now.
+        Rows off screen show their news when they come into view: under a
+        flood hundreds of rows a second have news, and nobody sees them.)
         """
         keys = [key for end in ends if (key := self._by_end.get(end)) is not None]
         if keys:
             self._now = now
             self._facts_since_order = True
+            shown = set(self.visible_keys())
             with self.app.batch_update():
-                self._render_rows(keys)
+                self._render_rows([key for key in keys if key in shown])
         return keys
 
     def _skey(self, key: tuple[object, ...]) -> str:
@@ -235,56 +219,19 @@ class ConnectionsTable(DataTable[Text]):
         gone = [skey for skey in skeys if skey in self._rows]
         if not gone:
             return
-        self._remove_rows(gone)
+        self.remove_rows(gone)
         for skey in gone:
             row = self._rows.pop(skey)
             self._by_end.pop(server_key(row.socket), None)
             self._skeys.pop(row.key, None)
-            for table in (self._cells, self._signatures, self._conns, self._moved, self._states, self._created):
+            for table in (self._signatures, self._conns, self._moved, self._states, self._created, self._ends):
                 table.pop(skey, None)
-
-    def _remove_rows(self, skeys: list[str]) -> None:
-        """``DataTable.remove_row`` for many rows at once: one pass over the row index, not one per row.
-
-        Under a flood a snapshot removes hundreds of rows of a table of
-        hundreds, and each ``remove_row`` rebuilds the whole row index: 60 ms
-        of the UI thread per snapshot, in the way of key presses. This does
-        what ``remove_row`` does (pinned Textual 8.2.8) with one rebuild.
-        """
-        if len(skeys) == 1:
-            self.remove_row(skeys[0])
-            return
-        gone = {RowKey(skey) for skey in skeys}
-        locations = self._row_locations
-        kept = sorted(((locations.get(key) or 0, key) for key in locations if key not in gone),
-                      key=lambda pair: pair[0])
-        self._require_update_dimensions = True
-        self.check_idle()
-        self._row_locations = TwoWayDict({key: index for index, (_, key) in enumerate(kept)})
-        for key in gone:
-            for column_key in self._data.get(key, {}):
-                self._updated_cells.discard(CellKey(key, column_key))
-            del self.rows[key]
-            del self._data[key]
-        self.cursor_coordinate = self.cursor_coordinate
-        self.hover_coordinate = self.hover_coordinate
-        self._update_count += 1
-        self.refresh(layout=True)
-
-    def _visible_keys(self) -> list[str]:
-        top = int(self.scroll_y)
-        keys = []
-        for index in range(top, min(self.row_count, top + self.size.height)):
-            key = self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
-            if key is not None:
-                keys.append(key)
-        return keys
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         """Rows that scroll into view show current values, not the ones from when they were last on screen."""
         super().watch_scroll_y(old_value, new_value)
         if int(old_value) != int(new_value) and self._rows:
-            self._render_rows(self._visible_keys())
+            self._render_rows(self.visible_keys())
 
     def _render_rows(self, keys: Iterable[str]) -> None:
         for skey in keys:
@@ -317,51 +264,24 @@ class ConnectionsTable(DataTable[Text]):
         if self._signatures.get(skey) == signature:
             return
         self._signatures[skey] = signature
-        cells = self._render_cells(skey, row, snap, state, age)
-        old = self._cells.get(skey)
-        if old is None:
-            self.add_row(*cells, key=skey)
-            self._order.append(skey)
-        else:
-            for (column, _), before, after in zip(COLUMNS, old, cells, strict=False):
-                if not same_cell(before, after):
-                    # A value wider than its column (17 KiB -> 6.2 MiB) widens it instead of being cut.
-                    wider = after.cell_len > self.columns[ColumnKey(column)].content_width
-                    self.update_cell(skey, column, after, update_width=wider)
-        self._cells[skey] = cells
+        # Re-rendered only if a cell looks different; a value wider than its column (17 KiB -> 6.2 MiB)
+        # widens it instead of being cut.
+        self.put_row(skey, self._row_cells(skey, row, snap, state, age))
 
     def _reorder(self) -> None:
         """Sort the rows into display order if it changed (see :func:`netlens.ui.conn_rows.order`)."""
         self._facts_since_order = False
         placed = []
-        facts, kernel_ts = self._facts, self._kernel_ts
+        fact, kernel_ts, server, ends, known, now = (self._facts.fact, self._kernel_ts, self._server, self._ends,
+                                                     self._created, self._now)
         for skey, row in self._rows.items():
             sock = row.socket
-            snap = self._server.get(server_key(sock)) or self._server.get(peer_key(sock))
-            created = snap.created if snap is not None else self._created.get(skey)
-            group = state_group(row, facts.fact(server_key(sock), row.first_seen), kernel_ts)
-            placed.append(Placed(skey, sock, group, born(sock, row.first_seen, created, self._now)))
-        wanted = order(placed, self._server_port)
-        if wanted == self._order:
-            return
-        self._order = wanted
-        self._place_rows(wanted)
-
-    def _place_rows(self, wanted: list[str]) -> None:
-        """Show the rows in the order ``wanted`` (row keys): what ``DataTable.sort`` does, without a sort.
-
-        The order is known already; sorting by a key made of every row's
-        cells cost more than working the order out (pinned Textual 8.2.8).
-        """
-        keys = {key.value: key for key in self._data}
-        placed = [keys[skey] for skey in wanted if skey in keys]
-        if len(placed) < len(keys):  # rows the order does not know keep their order, after the others
-            known = set(placed)
-            placed += sorted((key for key in keys.values() if key not in known),
-                             key=lambda key: self._row_locations.get(key) or 0)
-        self._row_locations = TwoWayDict({key: index for index, key in enumerate(placed)})
-        self._update_count += 1
-        self.refresh()
+            mine, theirs, pair = ends[skey]
+            snap = server.get(mine) or server.get(theirs)
+            created = snap.created if snap is not None else known.get(skey)
+            group = state_group(row, fact(mine, row.first_seen), kernel_ts)
+            placed.append(_placed(skey, sock, group, born(sock, row.first_seen, created, now), pair))
+        self.place_rows(order(placed, self._server_port))
 
     def _bytes_moved(self, skey: str, row: ConnectionRow) -> str:
         # Decoding TCP_INFO costs ~12 µs: only again when the tracker saw the counters move.
@@ -377,7 +297,7 @@ class ConnectionsTable(DataTable[Text]):
         self._moved[skey] = (row.last_change, moved)
         return moved
 
-    def _render_cells(self, skey: str, row: ConnectionRow, snap: ConnectionSnapshot | None, state: StateCell,
+    def _row_cells(self, skey: str, row: ConnectionRow, snap: ConnectionSnapshot | None, state: StateCell,
                       age: str) -> tuple[Text, ...]:
         sock = row.socket
         tint = state.tint

@@ -21,6 +21,28 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 
+def resize_virtual(view: ScrollView, size: Size) -> None:
+    """Set ``view``'s virtual size without a screen-wide layout when only the row count moved.
+
+    ``virtual_size`` is a layout reactive: assigning it re-lays out and
+    repaints the whole screen, which at 10 updates a second under a
+    packet flood cost a third of the UI's time. While the scrollbars stay
+    as they are, updating the value and the scrollbars is all it takes.
+    (Relies on ScrollView._scroll_update, stable in the pinned Textual.)
+    """
+    old = view.virtual_size
+    if size == old:
+        return
+    height = view.scrollable_content_region.height
+    width = view.scrollable_content_region.width
+    same_bars = (old.height > height) == (size.height > height) and (old.width > width) == (size.width > width)
+    if same_bars and view.size.height:
+        view.set_reactive(ScrollView.virtual_size, size)
+        view._scroll_update(size)
+    else:
+        view.virtual_size = size
+
+
 class VirtualList(ScrollView, can_focus=True):
     """Base class: override :meth:`row_count` and :meth:`render_row`."""
 
@@ -87,7 +109,7 @@ class VirtualList(ScrollView, can_focus=True):
         count = self.row_count()
         grew = count != self._count
         self._count = count
-        self._resize_virtual(Size(self.row_width(), count))
+        resize_virtual(self, Size(self.row_width(), count))
         if self.follow and count:
             if self.cursor != count - 1:
                 self.cursor = count - 1
@@ -97,27 +119,6 @@ class VirtualList(ScrollView, can_focus=True):
             self.cursor = count - 1
         if grew or reset:
             self.refresh()
-
-    def _resize_virtual(self, size: Size) -> None:
-        """Set the virtual size without a screen-wide layout when only the row count moved.
-
-        ``virtual_size`` is a layout reactive: assigning it re-lays out and
-        repaints the whole screen, which at 10 updates a second under a
-        packet flood cost a third of the UI's time. While the scrollbars stay
-        as they are, updating the value and the scrollbars is all it takes.
-        (Relies on ScrollView._scroll_update, stable in the pinned Textual.)
-        """
-        old = self.virtual_size
-        if size == old:
-            return
-        height = self.scrollable_content_region.height
-        width = self.scrollable_content_region.width
-        same_bars = (old.height > height) == (size.height > height) and (old.width > width) == (size.width > width)
-        if same_bars and self.size.height:
-            self.set_reactive(VirtualList.virtual_size, size)
-            self._scroll_update(size)
-        else:
-            self.virtual_size = size
 
     # -- drawing ----------------------------------------------------------------------
 

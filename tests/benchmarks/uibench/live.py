@@ -67,7 +67,7 @@ async def measure_target(app: Any, meter: Meter, target: Target, args: argparse.
         target.widget.action_last()
     else:
         rows = target.widget.row_count
-        target.widget.move_cursor(row=min(rows - 1, 5), animate=False)
+        target.widget.move_cursor(min(rows - 1, 5))
     await asyncio.sleep(0.5)
     presses: list[Press] = []
     stop = threading.Event()
@@ -202,7 +202,7 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
                     targets.append(Target("packet list", app.main.query_one(PacketList), "virtual-list--cursor"))
                 if args.target in ("connections", "both"):
                     targets.append(Target("connections table", app.main.query_one(ConnectionsTable),
-                                          "datatable--cursor"))
+                                          "virtual-table--cursor"))
                 for target in targets:
                     if target.rows() < 3:
                         print(f"  the {target.name} has {target.rows()} rows: no cursor to move, skipped", flush=True)

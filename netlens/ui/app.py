@@ -35,7 +35,7 @@ from netlens.ui.screens.prompts import PortInUseScreen, TooSmallScreen
 #: Smallest terminal the four panels fit in.
 MIN_SIZE = (80, 24)
 #: How often the kernel is asked (seconds): every second, like `watch ss`; each table update
-#: redraws the visible rows (DataTable re-renders them all after any cell update).
+#: redraws only the rows whose cells changed (see netlens.ui.widgets.virtual_table).
 PROBE_INTERVAL = 1.0
 #: How often the status line's server counters are read (seconds).
 STATS_INTERVAL = 0.25

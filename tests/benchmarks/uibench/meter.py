@@ -159,7 +159,7 @@ class Meter:
                 mark(before)
 
             widget.action_cursor = action_cursor
-        else:  # the DataTable
+        else:  # the connections table
             up, down = widget.action_cursor_up, widget.action_cursor_down
 
             def action_cursor_up() -> None:

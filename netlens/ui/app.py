@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
+import threading
 import time
 from contextlib import suppress
 
@@ -49,6 +51,8 @@ MAX_DEFER = 5.0
 #: (twice as long after each further failure, up to RESTART_MAX).
 RESTART_AFTER = 2.0
 RESTART_MAX = 60.0
+#: Seconds a quit asked for by SIGTERM may take before the process ends without Textual's goodbye.
+SHUTDOWN_GRACE = 3.0
 #: Longest a failure sentence may be (a huge exception text must not fill the screen).
 SENTENCE_LIMIT = 300
 
@@ -95,12 +99,15 @@ class NetlensApp(NetlensActions):
         self.call_after_refresh(self._start_server)
 
     def _quit_on_signals(self) -> None:
-        """SIGTERM and SIGHUP (the terminal closed) quit as `q` does, so the feeds' cleanup still runs.
+        """SIGTERM quits as `q` does and SIGHUP (the terminal closed) stops the engines, then the process.
 
         Python's default for both ends the process on the spot: the tracefs
         instance, the capture socket and the server's listener would be left to
         the next start's stale cleanup. asyncio's handlers wake the event loop
-        at once; a second signal of the same kind takes the default again.
+        at once. Textual's own shutdown needs a live terminal (it writes to it,
+        and its input thread never ends on a terminal that hung up), so SIGHUP
+        skips it, and a SIGTERM whose quit has not ended the process within
+        SHUTDOWN_GRACE seconds is finished the same way.
         """
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -108,9 +115,23 @@ class NetlensApp(NetlensActions):
                 loop.add_signal_handler(signum, self._signalled, signum)
 
     def _signalled(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self._stop_and_leave(signum)
         with suppress(ValueError, RuntimeError, NotImplementedError):
             asyncio.get_running_loop().remove_signal_handler(signum)
+        watchdog = threading.Timer(SHUTDOWN_GRACE, self._stop_and_leave, args=(signum,))
+        watchdog.daemon = True  # a quit that ends in time ends the process; this never holds it
+        watchdog.start()
         self.exit(return_code=128 + signum)
+
+    def _stop_and_leave(self, signum: int) -> None:
+        """Stop every engine (idempotent) and end the process now, whatever the terminal's state."""
+        try:
+            if self.main is not None:
+                self.main.kernel_trace.stop()
+            self.feeds.stop()
+        finally:
+            os._exit(128 + signum)
 
     def _start_server(self) -> None:
         try:

@@ -117,6 +117,9 @@ class MainScreen(Screen[None]):
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
         self._flooding = False
         self._trace_polled = 0.0
+        #: Records drained while keys were being pressed, and when records were last read.
+        self._undigested: list[tuple[object, ...]] = []
+        self._digested = 0.0
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -171,16 +174,24 @@ class MainScreen(Screen[None]):
         instead, one of them per tick: nobody reads rows scrolling that fast,
         and each repaint takes time from key presses and from the server
         sharing the process (and the UI thread that is busy in a long frame
-        is late for the next key). While keys are being pressed the repaints
-        wait (the key's frame comes first), and when they are overdue they
-        come one per tick too.
+        is late for the next key). While keys are being pressed nothing is
+        read or repainted (the key's frame comes first) for up to MAX_DEFER
+        seconds; overdue repaints then come one per tick.
         """
         records = self.feeds.events.drain_records()
         active = getattr(self.app, "user_active", False)
+        now = time.monotonic()
+        if active and now - self._digested < MAX_DEFER:
+            # A key was just pressed: its frame first. Taking the records off the bus is cheap (and keeps it
+            # from overflowing); reading them (facts, kernel joins, the log) waits for a tick without a key.
+            self._undigested.extend(records)
+            return
+        if self._undigested:
+            records, self._undigested = self._undigested + records, []
+        self._digested = now
         if records:
             self._pending.extend(records)
             self._touched |= self.facts.ingest(records)
-        now = time.monotonic()
         # Under a flood the kernel's events are taken every FLOOD_PAINT seconds too (each take keeps the
         # newest and counts the rest): building them is per-event work on the UI thread, and the panel
         # scrolls too fast to read anyway.

@@ -215,11 +215,20 @@ class PacketRing:
             return bytes(chunk.data[start:end])
 
     def record(self, no: int) -> tuple[int, bytes]:
-        """``(ts_ns, frame)`` of packet ``no`` under one lock acquisition."""
+        """``(ts_ns, frame)`` of packet ``no`` under one lock acquisition.
+
+        What ``_locate`` and ``span`` do, inline: the packet list reads every visible row this way.
+        """
         with self._lock:
-            chunk, i = self._locate(no)
-            start, end = chunk.span(i)
-            return chunk.stamps[i], bytes(chunk.data[start:end])
+            index = bisect_right(self._starts, no) - 1
+            if index < 0 or no > self._last:
+                self._locate(no)  # raises the IndexError that says why
+            chunk = self._chunks[index]
+            i = no - chunk.first
+            offsets, data = chunk.offsets, chunk.data
+            frame = data[offsets[i]:offsets[i + 1] if i + 1 < len(offsets) else len(data)]
+            # A sealed chunk's slice is bytes already; the tail's is a bytearray (copied to bytes).
+            return chunk.stamps[i], frame if type(frame) is bytes else bytes(frame)
 
     def ts_ns(self, no: int) -> int:
         """Capture time of packet ``no`` in epoch nanoseconds."""

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 _MASK = 0xFFFFFFFF
 #: Packets processed per update() call at most, so one call never stalls a UI frame for long.
 DEFAULT_UPDATE_LIMIT = 50_000
+#: Packets read from the ring at a time by update().
+_SLICE = 4096
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
@@ -51,7 +53,8 @@ _CONTROL = SYN | FIN | RST
 #: Then note_segment() only indexes its plain segments; SYN, FIN and RST still go through it.
 _SETTLING = SEEN_SYN_ACK | SEEN_ACK | SEEN_DATA
 _SETTLED = _SETTLING
-#: ``_tuple_new(PacketSummary, fields)`` is ``PacketSummary(*fields)`` without the NamedTuple's ``__new__``.
+#: ``_tuple_new(PacketSummary, fields)`` is ``PacketSummary(*fields)`` without the NamedTuple's ``__new__``
+#: (likewise for ``Mark``).
 _tuple_new = tuple.__new__
 
 
@@ -87,7 +90,10 @@ class PacketStore:
         self._next = ring.first
         self._sid = array("I")
         self._sid_base = self._next
-        self._marks: dict[int, tuple[Mark, ...]] = {}
+        #: Each flagged packet's marks, flat: ``(name, detail, name, detail...)``. A flat tuple of strings is
+        #: one the garbage collector stops tracking (unlike Marks, or tuples of fresh tuples), so a capture
+        #: full of marked packets does not grow every full collection and set off more of them.
+        self._marks: dict[int, tuple[str, ...]] = {}
         self._info: dict[int, str] = {}
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
@@ -118,20 +124,30 @@ class PacketStore:
         return max(0, self.ring.last - self.last)
 
     def update(self, limit: int | None = DEFAULT_UPDATE_LIMIT) -> int:
-        """Analyse the packets appended since the last call (at most ``limit``); returns how many."""
+        """Analyse the packets appended since the last call (at most ``limit``); returns how many.
+
+        The ring is read in slices of ``_SLICE`` packets: every young garbage collection walks the
+        lists of a slice still being analysed, so long lists (a million frames) made each one slow.
+        """
         ring = self.ring
-        first = ring.first
-        if first > self._next:
+        last, linktype = ring.last, ring.linktype
+        if ring.first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
-            self.skip_to(first)
-        numbers, stamps, frames = ring.columns(self._next, limit=limit)
-        if frames:
-            self._process(zip(numbers, stamps, frames, strict=True), ring.linktype)
+            self.skip_to(ring.first)
+        done = 0
+        while limit is None or done < limit:
+            numbers, stamps, frames = ring.columns(self._next, last, _SLICE if limit is None else
+                                                   min(_SLICE, limit - done))
+            if not frames:
+                break
+            self.skip_to(numbers[0])  # (the capture evicted more since the last slice)
+            self._process(zip(numbers, stamps, frames, strict=True), linktype)
             self._next = numbers[-1] + 1
+            done += len(frames)
         if ring.evicted != self._evicted_seen:
             self._evicted_seen = ring.evicted
             self._prune(ring.first)
-        return len(frames)
+        return done
 
     def skip_to(self, no: int) -> int:
         """Leave packets up to ``no`` (excluded) unanalysed, as if evicted; returns how many.
@@ -185,7 +201,8 @@ class PacketStore:
             marks = analyze(stream, d, tcp, ts_ns, no, frame)
             copy = False
             if marks:
-                marked[no] = marks
+                marked[no] = ((marks[0].name, marks[0].detail) if len(marks) == 1
+                              else tuple([text for mark in marks for text in mark]))
                 # A capture duplicate repeats bytes its first copy delivered (or held for a gap): feeding
                 # them again to the protocols would change nothing.
                 copy = marks[0].name == "capture-duplicate"
@@ -198,8 +215,10 @@ class PacketStore:
                     apps = stream.apps = StreamApps([p for p in self.protocols
                                                      if p.claims(stream.client_port, stream.server_port)])
                 if apps.listening[d] and not copy:  # directions no protocol reads (any more) cost nothing
-                    if apps.sides[d].next_seq is None:
-                        _start_apps(stream, d, apps)
+                    if apps.sides[d].next_seq is None and f.syn_seen and f.base is not None:
+                        # Known ISN: the byte stream starts right after the SYN, even if the first
+                        # data segment captured is not the first one sent.
+                        apps.start_at(d, (f.base + 1) & _MASK)
                     events = apps.feed(d, seq, frame[start:start + length], no, ts_ns)
                     if events or apps.abandoned or apps.unfinished[d]:
                         self._took_apps(stream, d, no, events)
@@ -296,7 +315,8 @@ class PacketStore:
 
     def analysis(self, no: int) -> list[Mark]:
         """Analysis flags of packet ``no``, each able to explain its rule (``mark.rule``)."""
-        return list(self._marks.get(no, ()))
+        flat = self._marks.get(no, ())
+        return [_tuple_new(Mark, flat[i:i + 2]) for i in range(0, len(flat), 2)]
 
     def flagged(self) -> list[int]:
         """Numbers of stored packets that carry at least one analysis flag."""
@@ -361,7 +381,7 @@ class PacketStore:
             info = f"{info} [{note}]" if info else f"[{note}]"
         marks = self._marks.get(no)
         if marks:
-            names = tuple(mark.name for mark in marks)
+            names = marks[::2]
             severity: int = worst(names)
         else:
             names, severity = (), 0
@@ -477,12 +497,3 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
-
-
-def _start_apps(stream: Stream, d: int, apps: StreamApps) -> None:
-    """Where direction ``d``'s byte stream starts, before its first payload goes to the protocols."""
-    f = stream.dirs[d]
-    if f.syn_seen and f.base is not None:
-        # Known ISN: the byte stream starts right after the SYN, even if the
-        # first data segment captured is not the first one sent.
-        apps.start_at(d, (f.base + 1) & _MASK)

@@ -56,23 +56,24 @@ def print_table(title: str, rows: Sequence[tuple[str, str, str]], trees: Sequenc
 
     With two trees or more, the last column is the first tree's median over the second's.
     """
-    print(title)
+    if title:
+        print(title)
     names = [label(tree) for tree in trees]
-    header = "".join(f"{name[:26]:>28}" for name in names)
-    print(f"  {'':<38}{header}" + ("   this/other" if len(trees) > 1 else ""))
+    header = "".join(f"  {name[:26]:<26}" for name in names)
+    print(f"  {'':<38}{header}" + (" this/other" if len(trees) > 1 else ""))
     for key, description, fmt in rows:
         cells, medians = [], []
         for tree in trees:
             values = [r[tree][key] for r in rounds if key in r.get(tree, {})]
             if not values:
-                cells.append(f"{'-':>28}")
+                cells.append(f"{'-':>10}{'':18}")
                 medians.append(float("nan"))
                 continue
             median = statistics.median(values)
             medians.append(median)
             spread = f"[{format(min(values), fmt)}-{format(max(values), fmt)}]" if len(values) > 1 else ""
-            cells.append(f"{format(median, fmt):>12} {spread:>15}")
+            cells.append(f"{format(median, fmt):>10} {spread:<17}")
         ratio = ""
         if len(trees) > 1 and medians[1] and medians[1] == medians[1] and medians[0] == medians[0]:
-            ratio = f"   {medians[0] / medians[1]:10.2f}"
+            ratio = f" {medians[0] / medians[1]:10.2f}"
         print(f"  {description:<38}{''.join(cells)}{ratio}")

@@ -59,8 +59,9 @@ def print_table(title: str, rows: Sequence[tuple[str, str, str]], trees: Sequenc
     if title:
         print(title)
     names = [label(tree) for tree in trees]
+    width = max(38, *(len(description) + 1 for _, description, _ in rows))
     header = "".join(f"  {name[:26]:<26}" for name in names)
-    print(f"  {'':<38}{header}" + (" this/other" if len(trees) > 1 else ""))
+    print(f"  {'':<{width}}{header}" + (" this/other" if len(trees) > 1 else ""))
     for key, description, fmt in rows:
         cells, medians = [], []
         for tree in trees:
@@ -76,4 +77,4 @@ def print_table(title: str, rows: Sequence[tuple[str, str, str]], trees: Sequenc
         ratio = ""
         if len(trees) > 1 and medians[1] and medians[1] == medians[1] and medians[0] == medians[0]:
             ratio = f" {medians[0] / medians[1]:10.2f}"
-        print(f"  {description:<38}{''.join(cells)}{ratio}")
+        print(f"  {description:<{width}}{''.join(cells)}{ratio}")

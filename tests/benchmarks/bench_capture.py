@@ -35,6 +35,7 @@ import json
 import multiprocessing as mp
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -158,7 +159,7 @@ def netlens_capturer(tree: Path, method: str, notes: set[str]) -> Callable[[int]
         if not ready.startswith("ready"):
             proc.kill()
             raise SystemExit(f"the capture in {tree} did not start: {ready.strip() or proc.wait()}")
-        notes.add(ready.split(" ", 1)[1].strip())
+        notes.add(re.sub(r"port \d+", "port N", ready.split(" ", 1)[1].strip()))
 
         def finish() -> dict[str, float]:
             assert proc.stdin is not None

@@ -261,11 +261,11 @@ def measure_exchange(args: argparse.Namespace, trees: list[Path]) -> None:
     rounds: list[dict[Path, dict[str, float]]] = []
     baseline = []
     filters: set[str] = set()
-    for _ in range(args.rounds):
+    for turn in range(args.rounds):
         plain = run_exchange(args.round_trips, no_capturer)
         baseline.append(plain["expected"] / plain["elapsed"])
         got: dict[Path, dict[str, float]] = {}
-        for tree in trees:
+        for tree in trees[turn % len(trees):] + trees[:turn % len(trees)]:  # each round starts with the next
             got[tree] = {}
             for method in ("mmap", "recvmsg"):
                 figures = run_exchange(args.round_trips, netlens_capturer(tree, method, filters))

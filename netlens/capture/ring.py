@@ -234,10 +234,7 @@ class PacketRing:
 
     def frame(self, no: int) -> bytes:
         """The bytes of packet ``no``; IndexError if it was evicted or does not exist yet."""
-        with self._lock:
-            chunk, i = self._locate(no)
-            start, end = chunk.span(i)
-            return bytes(chunk.data[start:end])
+        return self.record(no)[1]
 
     def record(self, no: int) -> tuple[int, bytes]:
         """``(ts_ns, frame)`` of packet ``no`` under one lock acquisition.

@@ -101,6 +101,9 @@ def main() -> int:
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() after the warm-up, so full collections skip the objects "
                              "alive by then (measures what the collector's pauses cost)")
+    parser.add_argument("--no-kernel-trace", action="store_true",
+                        help="live phase without the kernel-trace feed (as the app was before it had one; with "
+                             "--against, other trees run without this option)")
     parser.add_argument("--against", type=Path, action="append", default=[],
                         help="another checkout: run its bench_ui.py and this one in turn, figures side by side")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each tree (medians)")

@@ -27,6 +27,8 @@ _KEY_FRAME = re.compile(r"key->frame, (?P<target>.+?)\s+n=\s*(?P<painted>\d+)/(?
                         r"\s+p99\s+(?P<p99>[\d.na]+)\s+max\s+(?P<max>[\d.na]+) ms.*?"
                         r"at (?P<pps>[\d,]+) packets/s.*?packet list (?P<behind>[\d,]+) packets behind")
 _REFRESH = re.compile(r"refresh, cursor (?P<where>\w+)\s+(?P<what>.+?)\s{2,}(?P<cells>(?:[\d,]+:\s+[\d.]+ ms\s*)+)")
+#: Options of this tree's bench_ui.py that the other trees' do not have.
+THIS_TREE_ONLY = ("--no-kernel-trace",)
 _CELL = re.compile(r"([\d,]+):\s+([\d.]+) ms")
 
 
@@ -90,7 +92,9 @@ def compare(trees: list[Path], rounds: int, argv: Sequence[str]) -> int:
             venv = tree / ".venv" / "bin" / "python"
             python = str(venv) if venv.exists() and tree != trees[0] else sys.executable
             started = time.monotonic()
-            run = subprocess.run([python, str(tree / "tests" / "benchmarks" / "bench_ui.py"), *argv],
+            # Options older trees do not know (their app has no kernel-trace feed) go to this tree only.
+            options = list(argv) if tree == trees[0] else [arg for arg in argv if arg not in THIS_TREE_ONLY]
+            run = subprocess.run([python, str(tree / "tests" / "benchmarks" / "bench_ui.py"), *options],
                                  capture_output=True, text=True, cwd=tree, timeout=1800)
             log = logs / f"round{turn + 1}-{label(tree).replace('/', '_')}.txt"
             log.write_text(run.stdout + run.stderr, encoding="utf-8")

@@ -215,10 +215,8 @@ class PacketStore:
                     apps = stream.apps = StreamApps([p for p in self.protocols
                                                      if p.claims(stream.client_port, stream.server_port)])
                 if apps.listening[d] and not copy:  # directions no protocol reads (any more) cost nothing
-                    if apps.sides[d].next_seq is None and f.syn_seen and f.base is not None:
-                        # Known ISN: the byte stream starts right after the SYN, even if the first
-                        # data segment captured is not the first one sent.
-                        apps.start_at(d, (f.base + 1) & _MASK)
+                    if apps.sides[d].next_seq is None:
+                        apps.start_after_syn(d, f.syn_seen, f.base)
                     events = apps.feed(d, seq, frame[start:start + length], no, ts_ns)
                     if events or apps.abandoned or apps.unfinished[d]:
                         self._took_apps(stream, d, no, events)

@@ -53,6 +53,12 @@ class StreamApps:
         if side.next_seq is None:
             side.next_seq = seq
 
+    def start_after_syn(self, direction: int, syn_seen: bool, isn: int | None) -> None:
+        """Before ``direction``'s first payload: with its SYN seen, its byte stream starts right after the ISN,
+        even if the first data segment captured is not the first one sent."""
+        if syn_seen and isn is not None:
+            self.start_at(direction, (isn + 1) & _MASK)
+
     def feed(self, direction: int, seq: int, data: bytes, no: int, ts_ns: int) -> list[MessageEvent]:
         """One segment's payload; returns the message events the now in-order bytes completed."""
         side = self.sides[direction]

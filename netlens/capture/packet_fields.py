@@ -17,8 +17,8 @@ from typing import Any
 
 from netlens.capture.analysis import Mark
 from netlens.capture.frames import ACK, FLAG_LETTERS, Other, Tcp, decode, format_ip
-from netlens.capture.store import PacketStore, direction_of, relative_numbers
-from netlens.capture.streams import Stream
+from netlens.capture.store import PacketStore
+from netlens.capture.streams import Stream, direction_of, relative_numbers
 from netlens.errors import UserError
 from netlens.textsafe import safe_str
 

@@ -78,6 +78,9 @@ class PacketRing:
         self._chunks: list[_Chunk] = []
         self._starts: list[int] = []  # first packet number of each chunk, for bisect
         self._tail: _Chunk | None = None
+        #: Packets and bytes that still fit in the bounds and the tail chunk (0: append() works it out).
+        self._room_packets = 0
+        self._room_bytes = 0
         self._last = 0
         self._count = 0
         self._bytes = 0
@@ -92,14 +95,14 @@ class PacketRing:
         """Store one frame captured at ``ts_ns`` (epoch nanoseconds); returns its packet number."""
         size = len(frame)
         with self._lock:
-            if self._count and (self._count >= self.max_packets or self._bytes + size > self.max_bytes):
-                self._make_room(size)
-            chunk = self._tail
-            if chunk is None or (
-                len(chunk.offsets) >= self._chunk_packets
-                or (chunk.offsets and len(chunk.data) + size > self._chunk_bytes)
-            ):
-                chunk = self._new_chunk()
+            # The capture thread's per-packet path: one test of the room left (see _make_way), not four.
+            if self._room_packets and size <= self._room_bytes:
+                chunk = self._tail
+                assert chunk is not None
+            else:
+                chunk = self._make_way(size)
+            self._room_packets -= 1
+            self._room_bytes -= size
             data = chunk.data
             chunk.offsets.append(len(data))
             data += frame  # the tail chunk's data is a bytearray
@@ -112,6 +115,27 @@ class PacketRing:
             if orig_len is not None and orig_len != size:
                 self._orig[self._last] = orig_len
             return self._last
+
+    def _make_way(self, size: int) -> _Chunk:
+        """Evict and start a chunk as the bounds require for a frame of ``size`` bytes; returns the tail.
+
+        Also works out the room left after it: how many more packets, and bytes, fit in both the
+        ring's bounds and the tail chunk; append() takes the fast path while they do.
+        """
+        if self._count and (self._count >= self.max_packets or self._bytes + size > self.max_bytes):
+            self._make_room(size)
+        chunk = self._tail
+        if chunk is None or (
+            len(chunk.offsets) >= self._chunk_packets
+            or (chunk.offsets and len(chunk.data) + size > self._chunk_bytes)
+        ):
+            chunk = self._new_chunk()
+        self._room_packets = min(self.max_packets - self._count, self._chunk_packets - len(chunk.offsets))
+        self._room_bytes = min(self.max_bytes - self._bytes, self._chunk_bytes - len(chunk.data))
+        if size > self._room_bytes:
+            # An oversized frame still goes into an empty ring or chunk; the next append works out again.
+            self._room_packets, self._room_bytes = 1, size
+        return chunk
 
     def _new_chunk(self) -> _Chunk:
         if self._tail is not None:
@@ -157,6 +181,7 @@ class PacketRing:
             self._tail = None
             self._count = 0
             self._bytes = 0
+            self._room_packets = self._room_bytes = 0
             self._orig.clear()
             return forgotten
 
@@ -209,17 +234,23 @@ class PacketRing:
 
     def frame(self, no: int) -> bytes:
         """The bytes of packet ``no``; IndexError if it was evicted or does not exist yet."""
-        with self._lock:
-            chunk, i = self._locate(no)
-            start, end = chunk.span(i)
-            return bytes(chunk.data[start:end])
+        return self.record(no)[1]
 
     def record(self, no: int) -> tuple[int, bytes]:
-        """``(ts_ns, frame)`` of packet ``no`` under one lock acquisition."""
+        """``(ts_ns, frame)`` of packet ``no`` under one lock acquisition.
+
+        What ``_locate`` and ``span`` do, inline: the packet list reads every visible row this way.
+        """
         with self._lock:
-            chunk, i = self._locate(no)
-            start, end = chunk.span(i)
-            return chunk.stamps[i], bytes(chunk.data[start:end])
+            index = bisect_right(self._starts, no) - 1
+            if index < 0 or no > self._last:
+                self._locate(no)  # raises the IndexError that says why
+            chunk = self._chunks[index]
+            i = no - chunk.first
+            offsets, data = chunk.offsets, chunk.data
+            frame = data[offsets[i]:offsets[i + 1] if i + 1 < len(offsets) else len(data)]
+            # A sealed chunk's slice is bytes already; the tail's is a bytearray (copied to bytes).
+            return chunk.stamps[i], frame if type(frame) is bytes else bytes(frame)
 
     def ts_ns(self, no: int) -> int:
         """Capture time of packet ``no`` in epoch nanoseconds."""

@@ -33,7 +33,7 @@ from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp,
 from netlens.capture.ladder import Ladder, ladder
 from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
-from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, note_segment
+from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, direction_of, note_segment
 from netlens.capture.summary import PacketSummary
 from netlens.textsafe import safe_bytes, safe_str
 
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 _MASK = 0xFFFFFFFF
 #: Packets processed per update() call at most, so one call never stalls a UI frame for long.
 DEFAULT_UPDATE_LIMIT = 50_000
+#: Packets read from the ring at a time by update().
+_SLICE = 4096
 _PREVIEW = 40
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
@@ -51,6 +53,9 @@ _CONTROL = SYN | FIN | RST
 #: Then note_segment() only indexes its plain segments; SYN, FIN and RST still go through it.
 _SETTLING = SEEN_SYN_ACK | SEEN_ACK | SEEN_DATA
 _SETTLED = _SETTLING
+#: ``_tuple_new(PacketSummary, fields)`` is ``PacketSummary(*fields)`` without the NamedTuple's ``__new__``
+#: (likewise for ``Mark``).
+_tuple_new = tuple.__new__
 
 
 class MessageRecord(NamedTuple):
@@ -81,10 +86,14 @@ class PacketStore:
         self.protocols = tuple(registered() if protocols is None else protocols)
         self._table = StreamTable(server_ports)
         self._by_key = self._table.by_key
+        self._by_id = self._table.by_id
         self._next = ring.first
         self._sid = array("I")
         self._sid_base = self._next
-        self._marks: dict[int, tuple[Mark, ...]] = {}
+        #: Each flagged packet's marks, flat: ``(name, detail, name, detail...)``. A flat tuple of strings is
+        #: one the garbage collector stops tracking (unlike Marks, or tuples of fresh tuples), so a capture
+        #: full of marked packets does not grow every full collection and set off more of them.
+        self._marks: dict[int, tuple[str, ...]] = {}
         self._info: dict[int, str] = {}
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
@@ -115,20 +124,30 @@ class PacketStore:
         return max(0, self.ring.last - self.last)
 
     def update(self, limit: int | None = DEFAULT_UPDATE_LIMIT) -> int:
-        """Analyse the packets appended since the last call (at most ``limit``); returns how many."""
+        """Analyse the packets appended since the last call (at most ``limit``); returns how many.
+
+        The ring is read in slices of ``_SLICE`` packets: every young garbage collection walks the
+        lists of a slice still being analysed, so long lists (a million frames) made each one slow.
+        """
         ring = self.ring
-        first = ring.first
-        if first > self._next:
+        last, linktype = ring.last, ring.linktype
+        if ring.first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
-            self.skip_to(first)
-        numbers, stamps, frames = ring.columns(self._next, limit=limit)
-        if frames:
-            self._process(zip(numbers, stamps, frames, strict=True), ring.linktype)
+            self.skip_to(ring.first)
+        done = 0
+        while limit is None or done < limit:
+            numbers, stamps, frames = ring.columns(self._next, last, _SLICE if limit is None else
+                                                   min(_SLICE, limit - done))
+            if not frames:
+                break
+            self.skip_to(numbers[0])  # (the capture evicted more since the last slice)
+            self._process(zip(numbers, stamps, frames, strict=True), linktype)
             self._next = numbers[-1] + 1
+            done += len(frames)
         if ring.evicted != self._evicted_seen:
             self._evicted_seen = ring.evicted
             self._prune(ring.first)
-        return len(frames)
+        return done
 
     def skip_to(self, no: int) -> int:
         """Leave packets up to ``no`` (excluded) unanalysed, as if evicted; returns how many.
@@ -182,7 +201,8 @@ class PacketStore:
             marks = analyze(stream, d, tcp, ts_ns, no, frame)
             copy = False
             if marks:
-                marked[no] = marks
+                marked[no] = ((marks[0].name, marks[0].detail) if len(marks) == 1
+                              else tuple([text for mark in marks for text in mark]))
                 # A capture duplicate repeats bytes its first copy delivered (or held for a gap): feeding
                 # them again to the protocols would change nothing.
                 copy = marks[0].name == "capture-duplicate"
@@ -196,7 +216,7 @@ class PacketStore:
                                                      if p.claims(stream.client_port, stream.server_port)])
                 if apps.listening[d] and not copy:  # directions no protocol reads (any more) cost nothing
                     if apps.sides[d].next_seq is None:
-                        _start_apps(stream, d, apps)
+                        apps.start_after_syn(d, f.syn_seen, f.base)
                     events = apps.feed(d, seq, frame[start:start + length], no, ts_ns)
                     if events or apps.abandoned or apps.unfinished[d]:
                         self._took_apps(stream, d, no, events)
@@ -293,7 +313,8 @@ class PacketStore:
 
     def analysis(self, no: int) -> list[Mark]:
         """Analysis flags of packet ``no``, each able to explain its rule (``mark.rule``)."""
-        return list(self._marks.get(no, ()))
+        flat = self._marks.get(no, ())
+        return [_tuple_new(Mark, flat[i:i + 2]) for i in range(0, len(flat), 2)]
 
     def flagged(self) -> list[int]:
         """Numbers of stored packets that carry at least one analysis flag."""
@@ -318,44 +339,59 @@ class PacketStore:
         return [self._summarize(no, ts_ns, frame) for no, ts_ns, frame in self.ring.read(start, stop)]
 
     def _summarize(self, no: int, ts_ns: int, frame: bytes) -> PacketSummary:
+        """One row. It runs for every visible row of every refresh: the header fields are unpacked into
+        locals once and the row built without the NamedTuple's Python-level ``__new__``."""
         ring = self.ring
-        origin = ring.first_ts_ns or ts_ns
-        rel = (ts_ns - origin) / 1e9
+        rel = (ts_ns - (ring.first_ts_ns or ts_ns)) / 1e9
         tcp = decode(frame, ring.linktype)
-        if type(tcp) is Other:
+        if type(tcp) is not Tcp:
+            assert isinstance(tcp, Other)
             return PacketSummary(no, ts_ns / 1e9, rel, tcp.proto, tcp.src, tcp.sport, tcp.dst, tcp.dport, "",
                                  None, None, None, None, safe_str(tcp.info), (), None, None, len(frame))
-        assert isinstance(tcp, Tcp)
+        _, src_ip, dst_ip, sport, dport, seq, ack, flags, win, _, _, _, length, note, _ = tcp
         index = no - self._sid_base
         sid = self._sid[index] if 0 <= index < len(self._sid) else 0
-        stream = self._table.by_id.get(sid) if sid else None
+        stream = self._by_id.get(sid) if sid else None
         if stream is None:
-            src, dst = format_ip(tcp.src), format_ip(tcp.dst)
-            ack = tcp.ack if tcp.flags & ACK else 0
-            seq, win, stream_id, d = tcp.seq, tcp.window, None, None
+            src, dst, stream_id, d = format_ip(src_ip), format_ip(dst_ip), None, None
+            if not flags & ACK:
+                ack = 0
         else:
-            d = direction_of(stream, tcp)
-            hosts = (stream.key.client[0], stream.key.server[0])
+            # direction_of() and relative_numbers(), inline.
+            d = 0 if sport == stream.client_port and src_ip == stream.client_ip else 1
+            hosts = stream.hosts
             src, dst = hosts[d], hosts[1 - d]
-            seq, ack, win = relative_numbers(stream, d, tcp)
+            f, r = stream.dirs[d], stream.dirs[1 - d]
+            if f.base is not None:
+                seq = (seq - f.base) & _MASK
+            if not flags & ACK:
+                ack = 0
+            elif r.base is not None:
+                ack = (ack - r.base) & _MASK
+            scale = stream.scale[d]
+            if scale and not flags & SYN:
+                win <<= scale
             stream_id = stream.id
         info = self._info.get(no)
         if info is None:
-            info = self._plain_info(no, frame, tcp, stream, d, ts_ns)
-        if tcp.note:
-            info = f"{info} [{tcp.note}]" if info else f"[{tcp.note}]"
+            info = self._plain_info(no, frame, tcp, stream, d, ts_ns) if length or flags & SYN else ""
+        if note:
+            info = f"{info} [{note}]" if info else f"[{note}]"
         marks = self._marks.get(no)
-        names = tuple(mark.name for mark in marks) if marks else ()
-        return PacketSummary(no, ts_ns / 1e9, rel, "TCP", src, tcp.sport, dst, tcp.dport,
-                             FLAG_LETTERS[tcp.flags], seq, ack, win, tcp.payload_length, info, names, stream_id, d,
-                             len(frame), worst(names) if names else 0)
+        if marks:
+            names = marks[::2]
+            severity: int = worst(names)
+        else:
+            names, severity = (), 0
+        return _tuple_new(PacketSummary, (no, ts_ns / 1e9, rel, "TCP", src, sport, dst, dport, FLAG_LETTERS[flags],
+                                          seq, ack, win, length, info, names, stream_id, d, len(frame), severity))
 
     def _plain_info(self, no: int, frame: bytes, tcp: Tcp, stream: Stream | None, d: int | None,
                     ts_ns: int) -> str:
+        """The info column of a SYN (its options) or of a segment with payload no message named."""
         if tcp.flags & SYN:
             return tcp_options(frame, tcp).describe()
-        if not tcp.payload_length:
-            return ""
+        length = tcp.payload_length
         apps = stream.apps if stream is not None else None
         completed_in = self._segment_of.get(no)
         if completed_in is not None:
@@ -363,13 +399,13 @@ class PacketStore:
             if completed_in:
                 return f"[segment of a {name} message, reassembled in #{completed_in}]"
             return f"[segment of an unfinished {name} message]"
-        if apps is not None and d is not None:
-            described = apps.describe(d, tcp.seq, tcp.payload_length, ts_ns)
+        if apps is not None and d is not None and apps.owner is not None:
+            described = apps.owner[1].describe(d, tcp.seq, length, ts_ns)  # StreamApps.describe(), inline
             if described is not None:
                 return described
         start = tcp.payload_offset
-        data = frame[start:start + min(tcp.payload_length, _PREVIEW)]
-        more = "…" if tcp.payload_length > _PREVIEW else ""
+        data = frame[start:start + min(length, _PREVIEW)]
+        more = "…" if length > _PREVIEW else ""
         # Printable ASCII needs no escaping (the common case, and 10x cheaper to check).
         text = data.decode("ascii") if not data.translate(None, _PRINTABLE) else safe_bytes(data)
         return f"'{text}'{more}"
@@ -459,30 +495,3 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
-
-
-def _start_apps(stream: Stream, d: int, apps: StreamApps) -> None:
-    """Where direction ``d``'s byte stream starts, before its first payload goes to the protocols."""
-    f = stream.dirs[d]
-    if f.syn_seen and f.base is not None:
-        # Known ISN: the byte stream starts right after the SYN, even if the
-        # first data segment captured is not the first one sent.
-        apps.start_at(d, (f.base + 1) & _MASK)
-
-
-def direction_of(stream: Stream, tcp: Tcp) -> int:
-    """0 if ``tcp`` goes client → server in ``stream``, else 1."""
-    return 0 if tcp.sport == stream.client_port and tcp.src == stream.client_ip else 1
-
-
-def relative_numbers(stream: Stream, d: int, tcp: Tcp) -> tuple[int, int, int]:
-    """Wireshark's relative seq and ack, and the window in bytes (scaled once both SYNs showed the option)."""
-    f, r = stream.dirs[d], stream.dirs[1 - d]
-    seq = (tcp.seq - f.base) & _MASK if f.base is not None else tcp.seq
-    if tcp.flags & ACK:
-        ack = (tcp.ack - r.base) & _MASK if r.base is not None else tcp.ack
-    else:
-        ack = 0
-    scale = stream.scale[d]
-    win = tcp.window if tcp.flags & SYN or not scale else tcp.window << scale
-    return seq, ack, win

@@ -135,7 +135,7 @@ class Stream:
 
     __slots__ = (
         "id", "version", "client_ip", "client_port", "server_ip", "server_port", "client", "server", "key",
-        "packets", "first_no", "last_no", "first_ts", "last_ts", "seen", "first_fin", "dirs", "scale",
+        "hosts", "packets", "first_no", "last_no", "first_ts", "last_ts", "seen", "first_fin", "dirs", "scale",
         "syn_seq", "message_count", "apps", "syn_ts", "first_rtt",
     )
 
@@ -150,6 +150,8 @@ class Stream:
         self.server = endpoint(server_host, self.server_port)
         family = socket.AF_INET if version == 4 else socket.AF_INET6
         self.key = StreamKey(family, (client_host, self.client_port), (server_host, self.server_port))
+        #: The client's and the server's address as text (a packet row shows them by direction).
+        self.hosts = (client_host, server_host)
         self.packets = array("I")
         self.first_no = self.last_no = no
         self.first_ts = self.last_ts = ts_ns
@@ -321,3 +323,21 @@ def _note_syn(stream: Stream, d: int, tcp: Tcp, frame: bytes) -> int:
         else:
             stream.scale = [0, 0]
     return seen
+
+
+def direction_of(stream: Stream, tcp: Tcp) -> int:
+    """0 if ``tcp`` goes client → server in ``stream``, else 1."""
+    return 0 if tcp.sport == stream.client_port and tcp.src == stream.client_ip else 1
+
+
+def relative_numbers(stream: Stream, d: int, tcp: Tcp) -> tuple[int, int, int]:
+    """Wireshark's relative seq and ack, and the window in bytes (scaled once both SYNs showed the option)."""
+    f, r = stream.dirs[d], stream.dirs[1 - d]
+    seq = (tcp.seq - f.base) & _MASK if f.base is not None else tcp.seq
+    if tcp.flags & ACK:
+        ack = (tcp.ack - r.base) & _MASK if r.base is not None else tcp.ack
+    else:
+        ack = 0
+    scale = stream.scale[d]
+    win = tcp.window if tcp.flags & SYN or not scale else tcp.window << scale
+    return seq, ack, win

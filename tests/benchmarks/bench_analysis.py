@@ -9,7 +9,9 @@ Workloads (frames built with ``tests/support/synth.py``, Ethernet + IPv4 + TCP o
   ring figure analyses);
 * ``echo``: echo conversations on the workshop port, 100 round trips each (client 32
   bytes, server ACK + echo, client ACK), handshake and close;
-* ``bulk``: one-way 1,400-byte data segments with an ACK every two (no protocol recognises them).
+* ``bulk``: one-way 1,400-byte data segments with an ACK every two (no protocol recognises them);
+* ``realistic``: ``bench_capture``'s ring workload (``workloads.py``): four echo streams at once,
+  98-byte frames with moving sequence numbers, IP ids and timestamps, some retransmissions.
 
 Each figure is the best of ``--repeat`` runs of ``time.process_time()`` (CPU time:
 the machine may be shared) over a fresh store. ``--against DIR`` measures another
@@ -84,7 +86,15 @@ def bulk(count: int) -> Frames:
     return [(ts, frame) for _, ts, frame in conv.ring.read(conv.ring.first, limit=None)][:count]
 
 
-WORKLOADS = {"retransmitted": retransmitted, "echo": echo, "bulk": bulk}
+def realistic(count: int) -> Frames:
+    """bench_capture's ring workload: a few echo streams at once, moving numbers, some retransmissions."""
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    from workloads import realistic as build
+
+    return build(count)
+
+
+WORKLOADS = {"retransmitted": retransmitted, "echo": echo, "bulk": bulk, "realistic": realistic}
 
 
 def measure(path: Path, repeat: int) -> dict[str, float]:

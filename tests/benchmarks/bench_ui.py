@@ -48,9 +48,14 @@ Run as root (capture on lo): ``python tests/benchmarks/bench_ui.py [--seconds 10
 Not a pytest test: it prints figures. Every child process stops by itself
 (``--lifetime``, or when this process goes away) and Ctrl-C cleans up.
 
+``--against DIR`` (another checkout) runs that tree's own ``bench_ui.py`` and this one in
+turn, ``--rounds`` times, with the same options, and prints the medians of both
+"Summary" sections side by side (``uibench/trees.py`` says why and how).
+
 The parts live in ``uibench/``: ``load.py`` (the child processes), ``meter.py``
 (press → frame measurement, and the Textual internals it has to hook),
-``live.py`` and ``refresh.py`` (the two phases), ``report.py`` (the figures).
+``live.py`` and ``refresh.py`` (the two phases), ``report.py`` (the figures),
+``trees.py`` (``--against``).
 """
 
 from __future__ import annotations
@@ -96,7 +101,18 @@ def main() -> int:
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: gc.freeze() after the warm-up, so full collections skip the objects "
                              "alive by then (measures what the collector's pauses cost)")
+    parser.add_argument("--no-kernel-trace", action="store_true",
+                        help="live phase without the kernel-trace feed (as the app was before it had one; with "
+                             "--against, other trees run without this option)")
+    parser.add_argument("--against", type=Path, action="append", default=[],
+                        help="another checkout: run its bench_ui.py and this one in turn, figures side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each tree (medians)")
     args = parser.parse_args()
+    if args.against:
+        from uibench.trees import compare, without
+
+        return compare([ROOT, *[tree.resolve() for tree in args.against]], args.rounds,
+                       without(sys.argv[1:], ("--against", "--rounds")))
     if not args.skip_live and os.geteuid() != 0:
         print("run as root: packet capture on lo needs CAP_NET_RAW (or --skip-live)", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ import threading
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.synth import tcp_frame
 
 from netlens.capture.ring import PacketRing
@@ -64,6 +66,27 @@ def test_frames_larger_than_a_chunk_and_truncated_lengths() -> None:
     ring.append(3, b"after")
     assert ring.frame(2) == big and ring.orig_len(2) == 100_000 and ring.orig_len(1) == 5
     assert ring.frame(3) == b"after"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 120), st.integers(1, 4000),
+       st.lists(st.one_of(st.just(0), st.integers(1, 99), st.integers(100, 3000)), max_size=300))
+def test_bounds_hold_for_any_frame_sizes(max_packets: int, max_bytes: int, sizes: list[int]) -> None:
+    """Empty, small and oversized frames in any order: the ring stays in its bounds (one frame larger
+    than the whole budget is kept alone) and keeps the newest frames, in order, under their numbers."""
+    ring = PacketRing(max_packets=max_packets, max_bytes=max_bytes)
+    appended = []
+    for no, size in enumerate(sizes, 1):
+        frame = bytes([no % 256]) * size
+        assert ring.append(no, frame) == no
+        appended.append(frame)
+        assert 1 <= len(ring) <= max_packets and ring.last == no and ring.evicted == no - len(ring)
+        assert ring.bytes_stored <= max_bytes or len(ring) == 1
+        assert [frame for _, _, frame in ring.read(ring.first)] == appended[ring.first - 1:]
+        # Eviction goes a chunk (at most a sixteenth of the bounds) at a time, and only when needed.
+        kept = appended[ring.first - 1:]
+        assert ring.first == 1 or len(kept) + max(1, max_packets // 16) + 1 > max_packets \
+            or sum(map(len, kept)) + max(1, max_bytes // 16) + 3000 > max_bytes
 
 
 def test_clear_keeps_numbering() -> None:

@@ -157,7 +157,8 @@ async def live_phase(args: argparse.Namespace) -> dict[str, Any]:
     from netlens.ui.widgets.connections import ConnectionsTable
     from netlens.ui.widgets.packets import PacketList
 
-    app = NetlensApp(LiveFeeds(ServerConfig(mode="echo", port=0), capture=True), animate=False)
+    app = NetlensApp(LiveFeeds(ServerConfig(mode="echo", port=0), capture=True,
+                               kernel_trace=not args.no_kernel_trace), animate=False)
     meter = Meter(app)
     result: dict[str, Any] = {"targets": []}
     profile = None

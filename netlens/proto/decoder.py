@@ -46,7 +46,10 @@ def _decode_json(text: str) -> Any:
     raises exactly what ``json.loads`` raises.
     """
     if text[:1] == "{":
-        value, end = _json_scan(text, 0)
+        try:
+            value, end = _json_scan(text, 0)
+        except StopIteration:  # the scanner's "no value here" (text cut after a key): the decoder says it properly
+            return _json_decode(text)
         if end == len(text):
             return value
     return _json_decode(text)

@@ -96,3 +96,10 @@ def test_the_reply_cache_is_bounded_by_bytes_not_entries() -> None:
 
 def request_for(value: str):  # type: ignore[no-untyped-def]
     return decode(encode_request("search", value)).message
+
+
+@pytest.mark.parametrize("header", [b'{"byteorder":', b'{"a":[', b'{"a":'])
+def test_a_header_cut_after_a_key_is_a_protocol_error(header: bytes) -> None:
+    # json's C scanner signals these with StopIteration, which must not escape the decoder.
+    with pytest.raises(ProtocolError, match="Expecting value"):
+        Decoder().feed(frame(header))

@@ -93,7 +93,7 @@ class NetlensApp(NetlensActions):
 
     def on_mount(self) -> None:
         self._quit_on_signals()
-        self._policy.fast_thread_switches()  # see netlens.ui.runtime
+        self._policy.pin_switch_interval()  # see netlens.ui.runtime
         self._policy.return_big_blocks_promptly()
         # After the first refresh: the main screen's panels exist and the first frame is up.
         self.call_after_refresh(self._start_server)

@@ -6,9 +6,14 @@ while it runs) sets them, and it puts them back when it ends; the engines
 
 * Switch interval: the server, capture and probe threads share the process's
   GIL with the UI. Every syscall the server makes gives the GIL up, and
-  getting it back waits for the switch interval (5 ms by default) whenever the
-  UI is busy: at that default the server manages a few dozen requests a second
-  under a busy UI. 0.5 ms keeps it fast.
+  getting it back waits for the switch interval whenever another thread is
+  busy. It was 0.5 ms while the UI read every event on every tick. Since the
+  UI reads nothing while a key is being handled, CPython's own 5 ms is better
+  for keys and only a little worse for the server (bench_tui_flood.py, quiet
+  machine, same flood: palette p50 110-130 ms, worst 147-166 ms at 5 ms
+  against 134-189 ms, worst 299-450 ms at 0.5 ms and 307/485 ms at 0.1 ms; the
+  server in the TUI 1,520-1,570 against 1,670-2,090 req/s). So the app pins
+  the interval at 5 ms, whatever the embedding process had set.
 * Garbage collector: a full collection scans every tracked object: with
   Textual's 150,000 and ours it paused the UI for 0.1-0.5 s a few times a
   minute, the worst key-press latencies there were. Everything built by the
@@ -47,8 +52,8 @@ import sys
 import time
 from typing import Any
 
-#: GIL switch interval while the app runs (seconds).
-SWITCH_INTERVAL = 0.0005
+#: GIL switch interval while the app runs (seconds): CPython's default, measured best for keys (see above).
+SWITCH_INTERVAL = 0.005
 #: Young-generation threshold of the garbage collector (default 700): fewer, slightly larger pauses.
 GC_YOUNG_THRESHOLD = 5000
 #: Blocks of this many bytes or more get their own mapping, returned to the system when freed.
@@ -75,8 +80,8 @@ class ProcessPolicy:
         self._last_full_gc = time.monotonic()
         self._collections = 0
 
-    def fast_thread_switches(self) -> None:
-        """Let the server's and capture's threads get the GIL back quickly (call once the app runs)."""
+    def pin_switch_interval(self) -> None:
+        """Set the GIL switch interval the app was measured with (call once the app runs)."""
         if self._switch_interval is None:
             self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)

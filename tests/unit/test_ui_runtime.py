@@ -12,9 +12,11 @@ from netlens.ui.runtime import ProcessPolicy
 
 def test_policy_applies_and_restores() -> None:
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(runtime.SWITCH_INTERVAL / 4)  # as an embedding process might have it
+    interval = sys.getswitchinterval()
     policy = ProcessPolicy()
     try:
-        policy.fast_thread_switches()
+        policy.pin_switch_interval()
         policy.tame_garbage_collector()
         assert sys.getswitchinterval() == runtime.SWITCH_INTERVAL
         assert gc.get_threshold()[0] == runtime.GC_YOUNG_THRESHOLD and gc.get_freeze_count() > 0
@@ -32,6 +34,7 @@ def test_policy_applies_and_restores() -> None:
         policy.restore()
     assert sys.getswitchinterval() == interval and gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == 0
+    sys.setswitchinterval(0.005)  # the interpreter's default, for the tests that follow
 
 
 def test_every_few_idle_collections_reach_frozen_cycles() -> None:

@@ -32,15 +32,15 @@ import socket
 import subprocess
 import sys
 import threading
-from collections import deque
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from netlens.trace.events import Kind, TraceEvent, TraceRecord, materialize
+from netlens.trace.events import Kind, TraceRecord
 from netlens.trace.filters import TraceFilter
 from netlens.trace.reader import DEFAULT_CAPACITY, DEFAULT_KINDS, TraceStats
+from netlens.trace.records import RecordBuffer
 from netlens.trace.sample import Sampling
 from netlens.trace.tracefs import DEFAULT_PREFIX, TraceUnavailable, find_tracefs, remove_stale_instances
 
@@ -59,7 +59,7 @@ def _helper_environment() -> dict[str, str]:
     return env
 
 
-class TraceProcess:
+class TraceProcess(RecordBuffer):
     """One live trace in a helper process: ``start()``, then ``drain_records()`` on a timer, then ``stop()``."""
 
     def __init__(self, trace_filter: TraceFilter | None = None, kinds: Iterable[Kind] | None = None, *,
@@ -85,9 +85,7 @@ class TraceProcess:
         self.error: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        self._buffer: deque[TraceRecord] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
+        super().__init__(capacity)
         self._receiver: threading.Thread | None = None
         self._stopping = False
         self._helper_stats: tuple[int, ...] = _NO_STATS
@@ -225,26 +223,6 @@ class TraceProcess:
                 self._ready.set()
 
     # -- consuming -------------------------------------------------------------------------------------
-
-    def wait(self, timeout: float) -> bool:
-        """Block until records are waiting (True) or ``timeout`` passes (False)."""
-        return self._ready.wait(timeout)
-
-    def drain_records(self, limit: int | None = None) -> list[TraceRecord]:
-        """The records received since the last drain (at most ``limit``), oldest first."""
-        with self._lock:
-            if limit is None or limit >= len(self._buffer):
-                out = list(self._buffer)
-                self._buffer.clear()
-            else:
-                out = [self._buffer.popleft() for _ in range(limit)]
-            if not self._buffer:
-                self._ready.clear()
-        return out
-
-    def drain(self, limit: int | None = None) -> list[TraceEvent]:
-        """Like :meth:`drain_records`, as event dataclasses."""
-        return [materialize(record) for record in self.drain_records(limit)]
 
     @property
     def stats(self) -> TraceStats:

@@ -19,16 +19,16 @@ import select
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from netlens.trace import clock
 from netlens.trace.decode import TRACEPOINTS, Decoder, RawEvent, build_decoder
-from netlens.trace.events import Kind, TraceEvent, TraceRecord, materialize
+from netlens.trace.events import Kind, TraceRecord
 from netlens.trace.filters import Matcher, TraceFilter
 from netlens.trace.formats import FormatError, read_format
+from netlens.trace.records import RecordBuffer
 from netlens.trace.ringbuf import PageLayout, parse_layout, parse_page
 from netlens.trace.sockets import SocketDirectory
 from netlens.trace.tracefs import DEFAULT_PREFIX, TraceInstance, TraceUnavailable, find_tracefs, remove_stale_instances
@@ -65,7 +65,7 @@ def _buffer_kb() -> int:
     return max(1024, min(8192, 32768 // max(1, os.cpu_count() or 1)))
 
 
-class TraceSession:
+class TraceSession(RecordBuffer):
     """One live trace: ``start()``, then ``drain()`` (or ``drain_records()``) on a timer, then ``stop()``."""
 
     def __init__(self, trace_filter: TraceFilter | None = None, kinds: Iterable[Kind] | None = None, *,
@@ -88,9 +88,7 @@ class TraceSession:
         self.removed_stale: list[str] = []
         #: Why the reader thread stopped on its own (None while it runs or after a clean stop).
         self.error: str | None = None
-        self._buffer: deque[TraceRecord] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
+        super().__init__(capacity)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: list[tuple[int, int]] = []
@@ -162,26 +160,6 @@ class TraceSession:
         return self.instance.path if self.instance is not None else None
 
     # -- consuming -------------------------------------------------------------------------------------
-
-    def wait(self, timeout: float) -> bool:
-        """Block until records are waiting (True) or ``timeout`` passes (False)."""
-        return self._ready.wait(timeout)
-
-    def drain_records(self, limit: int | None = None) -> list[TraceRecord]:
-        """The records published since the last drain (at most ``limit``), oldest first."""
-        with self._lock:
-            if limit is None or limit >= len(self._buffer):
-                out = list(self._buffer)
-                self._buffer.clear()
-            else:
-                out = [self._buffer.popleft() for _ in range(limit)]
-            if not self._buffer:
-                self._ready.clear()
-        return out
-
-    def drain(self, limit: int | None = None) -> list[TraceEvent]:
-        """Like :meth:`drain_records`, as event dataclasses."""
-        return [materialize(record) for record in self.drain_records(limit)]
 
     @property
     def stats(self) -> TraceStats:

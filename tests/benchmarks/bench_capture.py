@@ -48,6 +48,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -127,24 +128,30 @@ def run_exchange(round_trips: int, during: Callable[[int], Callable[[], dict[str
     return figures
 
 
+def packets_before_fin(ring: Any) -> int:
+    """Packets stored before the first FIN: the exchange's own (imports the netlens of the running tree)."""
+    from netlens.capture.frames import FIN, Tcp, decode
+
+    count = 0
+    for _no, _ts, frame in ring:
+        tcp = decode(frame, ring.linktype)
+        if isinstance(tcp, Tcp):
+            if tcp.flags & FIN:
+                break
+            count += 1
+    return count
+
+
 def capture_child(port: int, method: str) -> dict[str, float]:
     """Child side (``--against``): capture on lo until stdin closes; count the stored packets before the first FIN."""
     from netlens.capture import Capture, PacketRing
-    from netlens.capture.frames import FIN, Tcp, decode
 
     ring = PacketRing()
     capture = Capture(iface="lo", port=port, ring=ring, method=method).start()
     print(f"ready {capture.filter_note}", flush=True)
     sys.stdin.read()
     stats = capture.stop()
-    before_fin = 0
-    for _no, _ts, frame in ring:
-        tcp = decode(frame, ring.linktype)
-        if isinstance(tcp, Tcp):
-            if tcp.flags & FIN:
-                break
-            before_fin += 1
-    return {"captured": before_fin, "stored": stats.stored, "kernel_drops": stats.kernel_drops,
+    return {"captured": packets_before_fin(ring), "stored": stats.stored, "kernel_drops": stats.kernel_drops,
             "buffer": stats.rcvbuf, "cpu": stats.cpu}
 
 
@@ -187,17 +194,10 @@ def tcpdump_capturer(port: int) -> Callable[[], dict[str, float]]:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
         from netlens.capture import read_pcap
-        from netlens.capture.frames import FIN, Tcp, decode
 
         ring = read_pcap(path).ring
         os.unlink(path)
-        before_fin = 0
-        for _no, _ts, frame in ring:
-            tcp = decode(frame, ring.linktype)
-            if isinstance(tcp, Tcp):
-                if tcp.flags & FIN:
-                    break
-                before_fin += 1
+        before_fin = packets_before_fin(ring)
         drops = 0
         for line in err.decode(errors="replace").splitlines():
             if "dropped by kernel" in line:

@@ -184,6 +184,7 @@ class NetlensApp(NetlensActions):
         # key's frame (a key whose frame takes long under a flood, ctrl+p, would otherwise outlast its grace).
         if isinstance(event, events.Key):
             self._last_key = time.monotonic()
+            self._policy.pin_switch_interval(keys=True)  # see netlens.ui.runtime
             self.call_after_refresh(self._key_painted)
         await super().on_event(event)
 
@@ -196,6 +197,8 @@ class NetlensApp(NetlensActions):
         return time.monotonic() - self._last_key < INPUT_GRACE
 
     def _tick(self) -> None:
+        if not self.user_active:
+            self._policy.pin_switch_interval(keys=False)
         if self.main is not None and self.main.is_running:
             try:
                 self.main.tick()

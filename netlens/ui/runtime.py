@@ -12,8 +12,8 @@ while it runs) sets them, and it puts them back when it ends; the engines
   for keys and only a little worse for the server (bench_tui_flood.py, quiet
   machine, same flood: palette p50 110-130 ms, worst 147-166 ms at 5 ms
   against 134-189 ms, worst 299-450 ms at 0.5 ms and 307/485 ms at 0.1 ms; the
-  server in the TUI 1,520-1,570 against 1,670-2,090 req/s). So the app pins
-  the interval at 5 ms, whatever the embedding process had set.
+  server in the TUI 1,520-1,570 against 1,670-2,090 req/s). So a key sets
+  5 ms, and the first tick without a key sets 0.5 ms again for the server.
 * Garbage collector: a full collection scans every tracked object: with
   Textual's 150,000 and ours it paused the UI for 0.1-0.5 s a few times a
   minute, the worst key-press latencies there were. Everything built by the
@@ -52,8 +52,10 @@ import sys
 import time
 from typing import Any
 
-#: GIL switch interval while the app runs (seconds): CPython's default, measured best for keys (see above).
+#: GIL switch interval while a key is being handled (seconds): CPython's default, best for keys (see above).
 SWITCH_INTERVAL = 0.005
+#: ...and between keys, when the server should get the GIL back quickly after each syscall.
+SERVER_SWITCH_INTERVAL = 0.0005
 #: Young-generation threshold of the garbage collector (default 700): fewer, slightly larger pauses.
 GC_YOUNG_THRESHOLD = 5000
 #: Blocks of this many bytes or more get their own mapping, returned to the system when freed.
@@ -80,11 +82,13 @@ class ProcessPolicy:
         self._last_full_gc = time.monotonic()
         self._collections = 0
 
-    def pin_switch_interval(self) -> None:
-        """Set the GIL switch interval the app was measured with (call once the app runs)."""
+    def pin_switch_interval(self, keys: bool = True) -> None:
+        """Set the GIL switch interval for a key being handled (``keys``) or for the server (call once the app runs)."""
         if self._switch_interval is None:
             self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        wanted = SWITCH_INTERVAL if keys else SERVER_SWITCH_INTERVAL
+        if sys.getswitchinterval() != wanted:
+            sys.setswitchinterval(wanted)
 
     def tame_garbage_collector(self) -> None:
         """Freeze what exists, collect young objects in bigger batches, and full collections only when idle."""

@@ -19,6 +19,8 @@ def test_policy_applies_and_restores() -> None:
         policy.pin_switch_interval()
         policy.tame_garbage_collector()
         assert sys.getswitchinterval() == runtime.SWITCH_INTERVAL
+        policy.pin_switch_interval(keys=False)  # between keys: the server's
+        assert sys.getswitchinterval() == runtime.SERVER_SWITCH_INTERVAL != runtime.SWITCH_INTERVAL
         assert gc.get_threshold()[0] == runtime.GC_YOUNG_THRESHOLD and gc.get_freeze_count() > 0
         # A key was just pressed and a full collection just ran: none now.
         assert not policy.collect_if_idle(last_input=time.monotonic())

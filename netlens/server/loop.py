@@ -129,6 +129,11 @@ class Server(Accepting, ControlPaths):
                 return [found.snapshot(now, buffers)] if found is not None else []
             return [c.snapshot(now, buffers) for c in self._conns.values()]
 
+    def open_pairs(self) -> list[tuple[Address, Address]]:
+        """``(local, peer)`` of every open connection (thread-safe; no snapshot of each is built)."""
+        with self._lock:
+            return [(conn.local, conn.peer) for conn in self._conns.values()]
+
     def recently_closed(self, limit: int = 100, within: float = 60.0) -> list[tuple[Address, Address]]:
         """``(local, peer)`` of the newest ``limit`` connections closed in the last ``within`` seconds, newest first.
 

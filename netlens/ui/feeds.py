@@ -123,7 +123,7 @@ class LiveFeeds:
 
     def open_pairs(self) -> list[Pair]:
         """The server's connections as ``(local, peer)`` (for the probe's lookups; from its thread)."""
-        return [(conn.local, conn.peer) for conn in self._server.snapshot(buffers=False)]
+        return self._server.open_pairs()
 
     def closed_pairs(self, within: float, limit: int) -> list[Pair]:
         """The newest ``limit`` connections the server closed in the last ``within`` seconds, as ``(local, peer)``."""

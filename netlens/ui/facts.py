@@ -155,8 +155,8 @@ class FactBook:
                 continue  # accepted before we listened (or its event was dropped): the kernel will tell
             closed = code == _CLOSED
             if closed:  # (code, ts, conn, by, reason)
-                by = record[3]  # the cause's value (recordings built from events may hold the enum)
-                pair, reason = _close_facts(by.value if isinstance(by, CloseCause) else by, record[4]), record[4]
+                # The cause as its value (a str enum, as recordings built from events hold it, compares equal).
+                pair, reason = _close_facts(record[3], record[4]), record[4]
             elif code == _PEER_FIN:
                 pair, reason = _PEER_HALF_CLOSED, ""
             elif record[3] == "shutdown(SHUT_WR)":  # a control: (code, ts, conn, action, detail)

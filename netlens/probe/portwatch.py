@@ -43,17 +43,17 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Protocol
 
 from netlens.probe import netlink
+from netlens.probe.lookups import Pair, both_ends, look_up, pair_of
 from netlens.probe.model import Snapshot, SocketInfo
 from netlens.probe.processes import Owners
-from netlens.probe.snapshot import Address, Prober, attach_owners, look_up
+from netlens.probe.snapshot import Prober, attach_owners
 from netlens.probe.sockdiag import TimeWaitSeen, dump_tcp
 from netlens.probe.sockstat import read_tcp_counter, read_tcp_totals
 
-#: A connection as one end sees it: (local, remote).
-Pair = tuple[Address, Address]
 #: Seconds between two full dumps of the port when nothing asked for one sooner.
 FULL_EVERY = 30.0
 #: Connections closed since the previous tick that a tick looks up; more, and it dumps instead (the
@@ -77,17 +77,6 @@ class ServerPairs(Protocol):
     def closed_pairs(self, within: float, limit: int) -> Sequence[Pair]:
         """The newest ``limit`` (at most) of those it closed in the last ``within`` seconds."""
         ...
-
-
-def _pair(sock: SocketInfo) -> Pair:
-    return ((sock.local_addr, sock.local_port), (sock.remote_addr, sock.remote_port))
-
-
-def _both_ends(pairs: Iterable[Pair]) -> Iterable[Pair]:
-    """Each pair and its mirror: the peer's end is a socket here too when the peer is on this host."""
-    for local, remote in pairs:
-        yield local, remote
-        yield remote, local
 
 
 class PortWatch:
@@ -171,10 +160,8 @@ class PortWatch:
             if len(closed) > CLOSED_LOOKUPS:
                 return "closes"
             self._asked_wall = asked
-            wanted = dict.fromkeys(self._followed)
-            wanted.update(dict.fromkeys(_both_ends(server.open_pairs())))
-            wanted.update(dict.fromkeys(_both_ends(closed)))
-            found = look_up(sock, port, wanted)
+            # Both ends of each connection side by side: read at one moment, they never disagree.
+            found = look_up(sock, port, both_ends(chain(self._followed, server.open_pairs(), closed)))
         finally:
             sock.close()
         connected: list[SocketInfo] = []
@@ -189,7 +176,7 @@ class PortWatch:
         shown = heapq.nlargest(self.time_wait_limit, waiting, key=_time_left)
         counted = self._count_time_wait((_time_left(sock_info) for sock_info in waiting), reset=False)
         sockets = listeners + connected + shown
-        self._followed = dict.fromkeys(_pair(sock_info) for sock_info in connected + shown)
+        self._followed = dict.fromkeys(pair_of(sock_info) for sock_info in connected + shown)
         self._place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port,
                         hidden_time_wait=max(0, counted - len(shown)), totals=read_tcp_totals())
@@ -243,7 +230,7 @@ class PortWatch:
         return snapshot
 
     def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
-        self._followed = dict.fromkeys(_pair(s) for s in snapshot.sockets if s.state != "LISTEN")
+        self._followed = dict.fromkeys(pair_of(s) for s in snapshot.sockets if s.state != "LISTEN")
         self._remember_owners(snapshot.sockets)
         self._count_time_wait(((expires_ms, cookie) for expires_ms, cookie, *_ in time_wait), reset=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -11,20 +10,16 @@ from collections.abc import Collection, Iterable
 
 from netlens.errors import UserError
 from netlens.probe import netlink
+from netlens.probe.lookups import Address, both_ends, look_up, settle_pairs
 from netlens.probe.model import Snapshot, SocketInfo
 from netlens.probe.processes import Owners, OwnerScanner
-from netlens.probe.sockdiag import SNAPSHOT_EXT, DumpParser, TimeWaitSeen, dump_tcp, pick_time_wait
+from netlens.probe.sockdiag import DumpParser, TimeWaitSeen, dump_tcp, pick_time_wait
 from netlens.probe.sockstat import read_tcp_totals
 
 #: Environment variable that picks the source: "auto" (default), "sock_diag" or "psutil".
 BACKEND_ENV = "NETLENS_PROBE_BACKEND"
 BACKENDS = ("auto", "sock_diag", "psutil")
 
-#: Exact requests sent per datagram: their replies (with TCP_INFO, a few hundred
-#: bytes each) wait in the socket's receive buffer until read.
-LOOKUP_BATCH = 64
-#: ``(host, port)``.
-Address = tuple[str, int]
 
 _FALLBACK_COST = "queues, inodes, TCP_INFO, memory and timers are unknown"
 
@@ -155,14 +150,15 @@ class Prober:
         try:
             ts = time.time()
             sockets = dump_tcp(sock, port=port, parser=parser)
+            hidden = 0
+            if parser.time_wait is not None:
+                shown = pick_time_wait(parser.time_wait, time_wait_limit or 0, time_wait_keep)
+                hidden = len(parser.time_wait) - len(shown)
+                sockets += shown
+            sockets = settle_pairs(sock, port, sockets)
         finally:
             sock.close()
         totals = read_tcp_totals()
-        hidden = 0
-        if parser.time_wait is not None:
-            shown = pick_time_wait(parser.time_wait, time_wait_limit or 0, time_wait_keep)
-            hidden = len(parser.time_wait) - len(shown)
-            sockets += shown
         if processes:
             self.place_owners(sockets)
         snapshot = Snapshot(
@@ -198,7 +194,7 @@ class Prober:
         sock_diag only (``OSError`` where the kernel refuses it).
         """
         _check_port(port)
-        pairs = dict.fromkeys(pair for local, remote in connections for pair in ((local, remote), (remote, local)))
+        pairs = both_ends(connections)
         sock = netlink.open_sock_diag()
         try:
             ts = time.time()
@@ -210,21 +206,6 @@ class Prober:
             self.place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port, totals=read_tcp_totals(),
                         port_counted=False)
-
-
-def look_up(sock: socket.socket, port: int, pairs: Iterable[tuple[Address, Address]]) -> list[SocketInfo]:
-    """The sockets (without owners) with these ``(local, remote)`` 4-tuples, by exact lookups on ``sock``.
-
-    No walk of the kernel's socket table: the cost follows the pairs. A pair
-    with no socket is left out (the kernel may answer it with the listener of
-    its port, which is dropped: a listener comes from a LISTEN-only dump).
-    """
-    requests = [netlink.build_exact_request(local, remote, SNAPSHOT_EXT, seq)
-                for seq, (local, remote) in enumerate(pairs, start=10)]
-    found = DumpParser(port)
-    for start in range(0, len(requests), LOOKUP_BATCH):
-        netlink.run_lookups(sock, requests[start:start + LOOKUP_BATCH], found.feed)
-    return [s for s in found.sockets if s.state != "LISTEN"]
 
 
 def psutil_snapshot(

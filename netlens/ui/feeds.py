@@ -16,7 +16,8 @@ from typing import Protocol
 
 from netlens.capture.feed import PacketFeed
 from netlens.probe import Snapshot
-from netlens.probe.portwatch import Pair, PortWatch
+from netlens.probe.lookups import Pair
+from netlens.probe.portwatch import PortWatch
 from netlens.server import (
     ConnectionSnapshot,
     Control,

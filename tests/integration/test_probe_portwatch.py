@@ -20,7 +20,8 @@ from probe_helpers import Sockets, run_in_private_netns
 from waiting import wait_for
 
 from netlens.probe import BACKEND_ENV, Prober, Snapshot, netlink
-from netlens.probe.portwatch import Pair, PortWatch
+from netlens.probe.lookups import Pair
+from netlens.probe.portwatch import PortWatch
 from netlens.proto import encode_request
 from netlens.server import ServerConfig
 from netlens.ui.feeds import LiveFeeds

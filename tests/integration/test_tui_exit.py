@@ -57,6 +57,20 @@ def _netlens_instances() -> set[str]:
     return {path.name for path in TRACEFS_INSTANCES.glob("netlens-*")}
 
 
+def _made_by_child_of(parent: int, names: set[str]) -> set[str]:
+    """The instances (``netlens-<pid>``) whose tracing process is ``parent``'s child: another netlens running
+    on the machine at the same time (a second test suite) must not pass for ours."""
+    ours = set()
+    for name in names:
+        try:
+            stat = Path(f"/proc/{int(name.split('-')[1])}/stat").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == parent:
+            ours.add(name)
+    return ours
+
+
 @pytest.mark.parametrize(("signum", "then_hang_up"), [(signal.SIGTERM, False), (signal.SIGHUP, True),
                                                      (signal.SIGTERM, True)])
 def test_a_signal_quits_like_q_and_cleans_up(signum: int, then_hang_up: bool) -> None:
@@ -82,7 +96,7 @@ def test_a_signal_quits_like_q_and_cleans_up(signum: int, then_hang_up: bool) ->
             if select.select([master], [], [], 0.1)[0]:
                 with contextlib.suppress(OSError):
                     os.read(master, 65536)
-            ours = _netlens_instances() - before
+            ours = _made_by_child_of(proc.pid, _netlens_instances() - before)
         assert ours, "the TUI never created its tracefs instance"
         if signum == signal.SIGHUP:
             os.close(master)  # the terminal is gone, as when its window is closed

@@ -270,9 +270,13 @@ async def test_the_socket_panel_never_goes_blank_when_its_content_shrinks() -> N
             assert "client's end; peer of #1" in headline() and "server" not in headline(), headline()
             await select(pilot, app, port, me)
             await until(pilot, lambda: "last recv()" in inspector_text(app))
-            inspector.scroll_end(animate=False)
-            await pilot.pause(0.2)
-            assert inspector.scroll_y > 10
+
+            def scrolled_down() -> bool:
+                # Again until it holds: the long text may not be laid out yet on a busy machine (nothing to scroll).
+                inspector.scroll_end(animate=False)
+                return inspector.scroll_y > 10
+
+            await until(pilot, scrolled_down)
             await select(pilot, app, port, 0)  # the listener: a much shorter text
             await until(pilot, lambda: "listening socket" in inspector_text(app))
             await pilot.pause(0.3)

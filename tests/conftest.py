@@ -15,26 +15,10 @@ from netlens.server import Server, ServerConfig
 REPO = Path(__file__).resolve().parent.parent
 
 
-#: A test module that sets ``BOTH_GIL_MODES = True`` gets its ``search_server`` and
-#: ``echo_server`` tests run with the socket calls releasing the GIL (Python's, the
-#: headless default) and keeping it (netlens.server.heldcalls, the TUI's).
-GIL_MODE_IDS = ("gil-released", "gil-held")
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run an opted-in module's server tests on both socket-call layers (see GIL_MODE_IDS)."""
-    if not getattr(metafunc.module, "BOTH_GIL_MODES", False):
-        return
-    for name in ("search_server", "echo_server"):
-        if name in metafunc.fixturenames:
-            metafunc.parametrize(name, [False, True], indirect=True, ids=GIL_MODE_IDS)
-
-
 @pytest.fixture
-def search_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+def search_server() -> Iterator[Server]:
     """A search-mode server on an ephemeral loopback port, stopped after the test."""
-    hold_gil = getattr(request, "param", False)
-    server = Server(ServerConfig(mode="search", port=0, idle_timeout=5.0, hold_gil=hold_gil)).start()
+    server = Server(ServerConfig(mode="search", port=0, idle_timeout=5.0)).start()
     try:
         yield server
     finally:
@@ -42,10 +26,9 @@ def search_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 
 
 @pytest.fixture
-def echo_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+def echo_server() -> Iterator[Server]:
     """An echo-mode server on an ephemeral loopback port, stopped after the test."""
-    hold_gil = getattr(request, "param", False)
-    server = Server(ServerConfig(mode="echo", port=0, idle_timeout=5.0, hold_gil=hold_gil)).start()
+    server = Server(ServerConfig(mode="echo", port=0, idle_timeout=5.0)).start()
     try:
         yield server
     finally:

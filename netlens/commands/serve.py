@@ -61,11 +61,8 @@ def run(args: argparse.Namespace) -> int:
         kwargs["event_budget"] = args.event_buffer
     if args.reply_cache is not None:
         kwargs["reply_cache_bytes"] = args.reply_cache
-    # The TUI's loop shares the GIL with the UI, capture and probe threads: its socket
-    # calls keep the GIL rather than wait to win it back after each one (measured).
     config = ServerConfig(mode=args.mode, host=args.host, port=args.port, idle_timeout=args.idle_timeout,
-                          request_timeout=args.request_timeout, backlog=args.backlog,
-                          hold_gil=not args.headless, **kwargs)
+                          request_timeout=args.request_timeout, backlog=args.backlog, **kwargs)
     if args.headless:
         from netlens.commands.headless import serve_headless
 

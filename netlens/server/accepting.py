@@ -20,7 +20,6 @@ ACCEPT_BURST = 64
 EMFILE_PAUSE = 0.1
 
 _now = time.time
-_NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 
 
 class Accepting(Transfers):
@@ -36,11 +35,9 @@ class Accepting(Transfers):
         accept = self._listener._accept  # type: ignore[attr-defined]
         family, proto = self._listen_family, self._listen_proto
         deadline = self._request_timeout()
-        held = self._held
-        listener_fd = self._listener.fileno()
         for _ in range(ACCEPT_BURST):
             try:
-                fd, raw_peer = accept() if held is None else held.accept(listener_fd)
+                fd, raw_peer = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -49,12 +46,8 @@ class Accepting(Transfers):
                 elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
                     self._emit(ERROR, 0, "accept", exc.strerror or str(exc))
                 return
-            if held is None:
-                sock = socket.socket(family, socket.SOCK_STREAM, proto, fd)
-                sock.setblocking(False)
-            else:
-                # accept4() made it non-blocking already; the flag tells Python so (no system call).
-                sock = socket.socket(family, _NONBLOCKING_STREAM, proto, fd)
+            sock = socket.socket(family, socket.SOCK_STREAM, proto, fd)
+            sock.setblocking(False)
             now = _now()
             local = self._fixed_local or address_of(sock.getsockname())
             # IPv4 peers come as (host, port) already; IPv6 ones with flowinfo and scope id.

@@ -41,9 +41,6 @@ class ServerConfig:
     echo_buffer_limit: int = 1 << 20
     #: Bytes asked of each ``recv()``.
     recv_size: int = 1 << 16
-    #: Make the non-blocking socket calls without releasing the GIL (see
-    #: :mod:`netlens.server.heldcalls`): for a loop sharing its process with busy threads.
-    hold_gil: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from functools import partial
 from typing import Any
 
 from netlens.proto import ReplyCache
@@ -39,7 +38,6 @@ from netlens.server.events import (
     StageReached,
     Stopped,
 )
-from netlens.server.heldcalls import EPOLL_CTL_ADD, EPOLL_CTL_MOD, HeldCalls, load
 from netlens.server.interest import Interest
 
 # Event codes, so publishing an event costs no class-to-code lookup.
@@ -88,14 +86,8 @@ class LoopState:
         #: Publishes one record at once, bypassing the wake-up's batch (events off: drops it).
         self._publish_now: Callable[[EventRecord], None] = self.bus.publish if config.publish_events else _drop
         self._interest = Interest()
-        #: The socket calls that keep the GIL (None: Python's socket methods, which release it).
-        self._held: HeldCalls | None = load(config.recv_size) if config.hold_gil else None
-        self._epoll_modify: Callable[[int, int], None] = self._interest.epoll.modify
-        self._epoll_register: Callable[[int, int], None] = self._interest.epoll.register
-        if self._held is not None:
-            epoll_fd = self._interest.epoll.fileno()
-            self._epoll_modify = partial(self._held.epoll_ctl, epoll_fd, EPOLL_CTL_MOD)
-            self._epoll_register = partial(self._held.epoll_ctl, epoll_fd, EPOLL_CTL_ADD)
+        self._epoll_modify = self._interest.epoll.modify
+        self._epoll_register = self._interest.epoll.register
         self._recv_size = config.recv_size
         #: Echo mode (every session echoes): the read path skips asking the session.
         self._echo_mode = config.mode == "echo"

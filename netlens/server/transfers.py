@@ -25,9 +25,8 @@ class Transfers(LoopState):
     """Reading, answering, writing and closing connections."""
 
     def _on_readable(self, conn: Connection) -> None:
-        held = self._held
         try:
-            data = conn.sock.recv(self._recv_size) if held is None else held.recv(conn.fd, self._recv_size)
+            data = conn.sock.recv(self._recv_size)
         except (BlockingIOError, InterruptedError):
             return
         except ConnectionResetError:
@@ -74,9 +73,8 @@ class Transfers(LoopState):
             self._update_mask(conn)
             return
         # Send at once: usually the kernel takes it all and WRITE interest is never needed.
-        held = self._held
         try:
-            n = conn.sock.send(data) if held is None else held.send(conn.fd, data)
+            n = conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
@@ -144,9 +142,8 @@ class Transfers(LoopState):
 
     def _send(self, conn: Connection, data: bytes | bytearray) -> int | None:
         """``send()`` what the kernel takes: bytes sent (0 if none), None if that closed the connection."""
-        held = self._held
         try:
-            return conn.sock.send(data) if held is None else held.send(conn.fd, data)
+            return conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
@@ -217,10 +214,9 @@ class Transfers(LoopState):
             # file): one epoll_ctl() a connection saved.
             self._interest.forget(conn.fd)
             conn.mask = 0
-        held = self._held
         if not abort:
             # close() with unread bytes in the receive queue sends RST, not FIN (RFC 2525).
-            unread = unread_bytes(conn.fd) if held is None else held.unread(conn.fd)
+            unread = unread_bytes(conn.fd)
             if unread:
                 reason += f"; RST sent, not FIN: {plural(unread, 'byte')} left unread in the receive queue"
         self._conns.pop(conn.id, None)
@@ -231,10 +227,8 @@ class Transfers(LoopState):
         self._flush_events()
         if abort:
             reset_close(conn.sock)
-        elif held is None:
-            conn.sock.close()
         else:
-            held.close_socket(conn.sock)
+            conn.sock.close()
         # Stamped after close(), like the kernel's own events of it, and published at once.
         now = _now()
         self._remember_close(conn, now)

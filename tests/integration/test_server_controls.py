@@ -23,9 +23,6 @@ from netlens.server import (
 )
 from netlens.server.events import CloseCause, Closed, ControlApplied
 
-#: Every server fixture test runs on both socket-call layers (see tests/conftest.py).
-BOTH_GIL_MODES = True
-
 
 def connected(server: Server) -> tuple[socket.socket, int]:
     sock = socket.create_connection(server.address, timeout=3)

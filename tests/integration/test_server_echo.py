@@ -10,9 +10,6 @@ from waiting import wait_for
 from netlens.server import Server, ServerConfig, clients
 from netlens.server.events import CloseCause, Closed, MaskChanged, PeerShutdown
 
-#: Every server fixture test runs on both socket-call layers (see tests/conftest.py).
-BOTH_GIL_MODES = True
-
 
 def test_tutorial_multiconn_exchange_on_many_connections(echo_server: Server) -> None:
     socks = [socket.create_connection(echo_server.address, timeout=3) for _ in range(10)]

@@ -57,10 +57,9 @@ CORPUS = {
 }
 
 
-@pytest.fixture(params=[False, True], ids=["gil-released", "gil-held"])
-def server(request: pytest.FixtureRequest):
-    # Both socket-call layers (netlens.server.heldcalls): the same answers to the same bytes.
-    with Server(ServerConfig(mode="search", port=0, idle_timeout=IDLE, hold_gil=request.param)) as srv:
+@pytest.fixture
+def server():
+    with Server(ServerConfig(mode="search", port=0, idle_timeout=IDLE)) as srv:
         yield srv
 
 

@@ -20,9 +20,6 @@ from netlens.server import (
 )
 from netlens.server.events import Accepted, Closed, ErrorEvent, Received, StageReached
 
-#: Every server fixture test runs on both socket-call layers (see tests/conftest.py).
-BOTH_GIL_MODES = True
-
 
 def closed_event(sub, conn: int | None = None) -> Closed:  # type: ignore[no-untyped-def]
     seen: list[Closed] = []

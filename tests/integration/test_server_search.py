@@ -24,9 +24,6 @@ from netlens.server.events import (
     StageReached,
 )
 
-#: Every server fixture test runs on both socket-call layers (see tests/conftest.py).
-BOTH_GIL_MODES = True
-
 
 @pytest.mark.parametrize("value,result", [
     ("morpheus", "Follow the white rabbit. \U0001f430"),

@@ -189,10 +189,8 @@ class RecordFormatter:
         A search flood accepts thousands of connections a second, each line unique
         by its peer's port: only that port is formatted per line.
         """
-        peer, local = fields[0], fields[1]
-        if (len(fields) != 3 or peer.__class__ is not tuple or len(peer) != 2 or peer[1].__class__ is not int
-                or peer[0].__class__ is not str or (fields[2] is not None and fields[2].__class__ is not int)):
-            # Not what the loop records (an old recording, a test's odd values): the general way.
+        if not _as_the_loop_records(fields):
+            # An old recording (no cookie), a test's odd values: the general way.
             text = _json_fields((_ACCEPTED_CODE, 0, 0, *fields)) + "}\n" if as_json else DESCRIBERS[
                 _ACCEPTED_CODE](*fields) + "\n"
             return text.encode(self.encoding, "backslashreplace")
@@ -200,6 +198,7 @@ class RecordFormatter:
         if len(parts) >= _WHO_LIMIT or len(local_parts) >= _WHO_LIMIT:
             parts.clear()
             local_parts.clear()
+        peer, local = fields[0], fields[1]
         host = peer[0]
         # JSON and text formatters are separate objects: a cache holds one output's parts.
         head = parts.get(host)
@@ -247,6 +246,15 @@ class RecordFormatter:
             append(conn_text)
             append(tail)
         return b"".join(out)
+
+
+def _as_the_loop_records(fields: tuple[Any, ...]) -> bool:
+    """True for Accepted fields as the loop records them: ``((host, port), local, cookie or None)``."""
+    if len(fields) != 3:
+        return False
+    peer, cookie = fields[0], fields[2]
+    return (peer.__class__ is tuple and len(peer) == 2 and peer[0].__class__ is str and peer[1].__class__ is int
+            and (cookie is None or cookie.__class__ is int))
 
 
 def _millisecond(ms: int) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from netlens.display import endpoint
 from netlens.server.bus import EventRecord
 from netlens.server.events import (
     _FIELD_NAMES,
@@ -105,6 +106,9 @@ class RecordFormatter:
         self._prefix = ""
         self._last_ms = -1
         self._stamp = b""
+        #: Encoded parts of "accepted" lines by address (each peer's port makes every line unique).
+        self._peer_parts: dict[str, bytes] = {}
+        self._local_parts: dict[tuple[Any, ...], bytes] = {}
 
     def format(self, records: Sequence[EventRecord]) -> str:
         """One line per record, each ending in a newline."""
@@ -175,7 +179,42 @@ class RecordFormatter:
         """A record's encoded text line after the connection column (kept for the next like it)."""
         code = record[0]
         key = record[3:]
+        if code == _ACCEPTED_CODE:
+            return self._accepted(key, False)
         return self._remember(code, key, DESCRIBERS[code](*key) + "\n")
+
+    def _accepted(self, fields: tuple[Any, ...], as_json: bool) -> bytes:
+        """An "accepted" line's encoded tail, from the parts kept per peer host and per local address.
+
+        A search flood accepts thousands of connections a second, each line unique
+        by its peer's port: only that port is formatted per line.
+        """
+        if not _as_the_loop_records(fields):
+            # An old recording (no cookie), a test's odd values: the general way.
+            text = _json_fields((_ACCEPTED_CODE, 0, 0, *fields)) + "}\n" if as_json else DESCRIBERS[
+                _ACCEPTED_CODE](*fields) + "\n"
+            return text.encode(self.encoding, "backslashreplace")
+        parts, local_parts = self._peer_parts, self._local_parts
+        if len(parts) >= _WHO_LIMIT or len(local_parts) >= _WHO_LIMIT:
+            parts.clear()
+            local_parts.clear()
+        peer, local = fields[0], fields[1]
+        host = peer[0]
+        # JSON and text formatters are separate objects: a cache holds one output's parts.
+        head = parts.get(host)
+        if head is None:
+            head = parts[host] = (f', "peer": [{json_string(host)}, ' if as_json
+                                  else ("accepted [" + host + "]:" if ":" in host else "accepted " + host + ":")
+                                  ).encode(self.encoding, "backslashreplace")
+        tail = local_parts.get(local)
+        if tail is None:
+            tail = local_parts[local] = (f'], "local": {json_value(local)}, "cookie": ' if as_json
+                                         else " -> " + endpoint(*local) + "\n").encode(self.encoding,
+                                                                                     "backslashreplace")
+        if not as_json:
+            return b"%s%d%s" % (head, peer[1], tail)
+        cookie = fields[2]
+        return b"%s%d%s%s}\n" % (head, peer[1], tail, b"null" if cookie is None else b"%d" % cookie)
 
     def _json(self, records: Sequence[EventRecord]) -> bytes:
         out: list[bytes] = []
@@ -200,12 +239,22 @@ class RecordFormatter:
             code = record[0]
             tail = caches[code].get(key)
             if tail is None:
-                tail = self._remember(code, key, _json_fields(record) + "}\n")
+                tail = (self._accepted(key, True) if code == _ACCEPTED_CODE
+                        else self._remember(code, key, _json_fields(record) + "}\n"))
             append(heads[code])
             append(stamp)
             append(conn_text)
             append(tail)
         return b"".join(out)
+
+
+def _as_the_loop_records(fields: tuple[Any, ...]) -> bool:
+    """True for Accepted fields as the loop records them: ``((host, port), local, cookie or None)``."""
+    if len(fields) != 3:
+        return False
+    peer, cookie = fields[0], fields[2]
+    return (peer.__class__ is tuple and len(peer) == 2 and peer[0].__class__ is str and peer[1].__class__ is int
+            and (cookie is None or cookie.__class__ is int))
 
 
 def _millisecond(ms: int) -> tuple[float, float]:

@@ -104,3 +104,19 @@ def test_millisecond_bounds_hold_only_stamps_of_that_millisecond() -> None:
         low, high = _millisecond(ms)
         assert int(low * 1000) == ms and int(math.nextafter(high, -math.inf) * 1000) == ms
         assert int(math.nextafter(low, -math.inf) * 1000) <= ms and high <= (ms + 1) / 1000
+
+
+@settings(max_examples=60, deadline=None)
+@given(accepts=st.lists(st.tuples(
+    st.sampled_from(["127.0.0.1", "::1", "10.0.0.7", "fe80::1", "h\u00e9\x1b"]), st.integers(0, 65535),
+    st.sampled_from([("127.0.0.1", 65432), ("::", 8080), ("0.0.0.0", 1)]),
+    st.one_of(st.none(), st.integers(0, 2 ** 64 - 1), st.just("old"))), min_size=1, max_size=40))
+def test_accepted_lines_from_kept_parts_match_the_record_lines(
+        accepts: list[tuple[str, int, tuple[str, int], int | str | None]]) -> None:
+    """The per-host and per-local-address parts give what the describers and record_dict give."""
+    records = [make_record(Accepted, 1.7e9 + i, i + 1, (host, port), local, cookie) if cookie != "old"
+               else (1, 1.7e9 + i, i + 1, (host, port), local)  # recorded before cookies were
+               for i, (host, port, local, cookie) in enumerate(accepts)]
+    text, as_json = RecordFormatter(), RecordFormatter(as_json=True)
+    assert text.format(records).splitlines() == [record_line(r) for r in records]
+    assert as_json.format(records).splitlines() == [safe_json(record_dict(r)) for r in records]

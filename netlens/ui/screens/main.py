@@ -54,6 +54,11 @@ FACT_MEMORY = 120.0
 SELECT_WAIT = 5.0
 #: Seconds the cursor rests on a connection before its buffers are read from the server.
 FETCH_DELAY = 0.1
+#: While keys keep coming, the panes that follow the cursor (inspector, filters) are brought up to date at
+#: the latest this many seconds after the first move they have not shown yet (seconds)...
+SELECTION_WAIT = 0.5
+#: ...checking this often whether the keys paused.
+SELECTION_POLL = 0.05
 
 
 class Panel(Vertical):
@@ -111,8 +116,9 @@ class MainScreen(Screen[None]):
         self._fetch_timer: Timer | None = None
         #: Connection ends the server said something about that the table has not shown yet.
         self._touched: set[Ends] = set()
-        #: A cursor move's inspector update is waiting for the move's frame.
+        #: A cursor move's inspector update is waiting for the move's frame (and for the keys to pause), since when.
         self._selection_due = False
+        self._selection_moved = 0.0
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
         self._flooding = False
@@ -339,16 +345,29 @@ class MainScreen(Screen[None]):
 
         The table's cursor row is painted first; the inspector (tens of
         milliseconds under a flood) follows once, for wherever the cursor is
-        by then, however many moves came in between.
+        by then, however many moves came in between: when the keys pause
+        (the app's input grace), and while they keep coming at the latest
+        SELECTION_WAIT seconds after the first move it has not shown.
         """
         if not self._selection_due:
             self._selection_due = True
-            self.call_after_refresh(self._show_selection)
+            self._selection_moved = time.monotonic()
+            self.call_after_refresh(self._settle_selection)
 
     @property
     def selection_shown(self) -> bool:
         """True once the inspector shows the connection under the cursor (it follows a move after its frame)."""
         return not self._selection_due
+
+    def _settle_selection(self) -> None:
+        """Show the selection now, unless keys are still coming and it has not waited SELECTION_WAIT yet."""
+        if not self._selection_due:
+            return
+        keys = getattr(self.app, "user_active", False)
+        if keys and time.monotonic() - self._selection_moved < SELECTION_WAIT:
+            self.set_timer(SELECTION_POLL, self._settle_selection)
+            return
+        self._show_selection()
 
     def _show_selection(self) -> None:
         self._selection_due = False

@@ -24,7 +24,6 @@ from textual.widgets import Footer, Static
 from netlens.display import endpoint
 from netlens.probe import RowStatus, Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot, ServerStats
-from netlens.server.bus import EventRecord
 from netlens.ui.facts import Ends, FactBook
 from netlens.ui.feeds import Feeds
 from netlens.ui.fit import fit_line
@@ -109,7 +108,8 @@ class MainScreen(Screen[None]):
         self.inspected: ConnectionSnapshot | None = None
         self.inspect_conn: int | None = None
         self._kernel_ts = 0.0
-        self._pending: list[EventRecord] = []
+        #: Events log rows kept since its last repaint.
+        self._unpainted = 0
         #: Kernel tracing of the server's port (started once the server is bound).
         self.kernel_trace = KernelTraceView(None)
         self._select_later: tuple[Ends, float] | None = None
@@ -123,9 +123,6 @@ class MainScreen(Screen[None]):
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
         self._flooding = False
         self._trace_polled = 0.0
-        #: Records drained while keys were being pressed, and when records were last read.
-        self._undigested: list[tuple[object, ...]] = []
-        self._digested = 0.0
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -174,40 +171,38 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """10 Hz: take the new socket events; repaint the lists and the status line.
 
-        The server's news about a connection's end reaches its rows on the
-        next tick ("facts"). Under a flood (hundreds of new rows a second) the
-        lists, the rows' news and the status line repaint twice a second
-        instead, one of them per tick: nobody reads rows scrolling that fast,
-        and each repaint takes time from key presses and from the server
-        sharing the process (and the UI thread that is busy in a long frame
-        is late for the next key). While keys are being pressed nothing is
-        read or repainted (the key's frame comes first) for up to MAX_DEFER
-        seconds; overdue repaints then come one per tick.
+        Every tick reads what the server published since the last one: its
+        facts (a connection's close or reset) and the events log's records
+        are kept at once, a few milliseconds of work for a tick's worth of
+        flood; what costs is repainting. The server's news about a
+        connection's end reaches its rows on the next repaint ("facts").
+        Under a flood (hundreds of new rows a second) the lists, the rows'
+        news and the status line repaint twice a second instead, one of them
+        per tick: nobody reads rows scrolling that fast, and each repaint
+        takes time from key presses and from the server sharing the process.
+        While keys are being pressed nothing is repainted (the key's frame
+        comes first) for up to MAX_DEFER seconds; overdue repaints then come
+        one per tick.
         """
         records = self.feeds.events.drain_records()
         active = getattr(self.app, "user_active", False)
         now = time.monotonic()
-        if active and now - self._digested < MAX_DEFER:
-            # A key was just pressed: its frame first. Taking the records off the bus is cheap (and keeps it
-            # from overflowing); reading them (facts, kernel joins, the log) waits for a tick without a key.
-            self._undigested.extend(records)
-            return
-        if self._undigested:
-            records, self._undigested = self._undigested + records, []
-        self._digested = now
         if records:
-            self._pending.extend(records)
             self._touched |= self.facts.ingest(records)
-        # Under a flood the kernel's events are taken every FLOOD_PAINT seconds too (each take keeps the
-        # newest and counts the rest): building them is per-event work on the UI thread, and the panel
-        # scrolls too fast to read anyway.
+        # Under a flood the kernel's events are taken every FLOOD_PAINT seconds (each take keeps the newest and
+        # counts the rest): building them is per-event work on the UI thread, and the panel scrolls too fast to
+        # read anyway. A key just pressed: its frame first, the kernel's events after it.
         poll = not active and (not self._flooding or now - self._trace_polled >= FLOOD_PAINT)
         if poll:
             self._trace_polled = now
         kernel = self.kernel_trace.drain(records, poll=poll)
         if kernel:
-            self._pending = interleave(self._pending, kernel)
-        flooding = self._flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
+            records = interleave(records, kernel)
+        if records:
+            # Kept now (appending moves no row on screen), shown when the events part repaints.
+            self.events.add(records, paint=False)
+            self._unpainted += len(records)
+        flooding = self._flooding = self._unpainted > FLOOD_ROWS or self.packets.flooding()
         if active or flooding:
             wait = MAX_DEFER if active else FLOOD_PAINT
             due = sorted((last, part) for part, last in self._painted.items() if now - last >= wait)
@@ -220,9 +215,8 @@ class MainScreen(Screen[None]):
                 if self._touched:
                     self._apply_facts()
             elif part == "events":
-                if self._pending:
-                    self.events.add(self._pending)
-                    self._pending = []
+                self._unpainted = 0
+                self.events.paint()
             elif part == "packets":
                 self.packets.tick()
             else:

@@ -205,11 +205,15 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def get_row(self, key: str) -> tuple[Text, ...]:
         """The cells of row ``key``."""
-        return self._cells[key]
+        return self._cells_of(key)
 
     def get_cell(self, key: str, column: str) -> Text:
         """The cell of row ``key`` in column ``column`` (a column key)."""
-        return self._cells[key][self._column_index[column]]
+        return self._cells_of(key)[self._column_index[column]]
+
+    def has_row(self, key: str) -> bool:
+        """True if row ``key`` is in the table (with its cells or reserved)."""
+        return key in self._index
 
     def column_width(self, column: str) -> int:
         """Content width of column ``column`` now (without padding)."""
@@ -241,6 +245,39 @@ class VirtualTable(ScrollView, can_focus=True):
                 self._scroll_due = False
                 self.scroll_to_row(self._cursor)
 
+    def reserve_rows(self, keys: Iterable[str]) -> None:
+        """Add rows (at the end) whose cells are worked out only when first drawn or read (:meth:`late_cells`).
+
+        Under a flood a snapshot brings thousands of rows, nearly all of them
+        off screen and gone before anyone scrolls to them: building their
+        cells is most of the update's cost. Columns widen when such a row is
+        first drawn, not before.
+        """
+        count = len(self._keys)
+        for key in keys:
+            if key not in self._index:
+                self._index[key] = len(self._keys)
+                self._keys.append(key)
+        if len(self._keys) != count:
+            self._rows_changed()
+            self._note_cursor()
+
+    def late_cells(self, key: str) -> Sequence[Text]:
+        """The cells of a row added by :meth:`reserve_rows`, asked for when it is first drawn or read."""
+        raise NotImplementedError(f"{type(self).__name__} reserves rows but cannot build them")
+
+    def _cells_of(self, key: str) -> tuple[Text, ...]:
+        cells = self._cells.get(key)
+        if cells is None:
+            if key not in self._index:
+                raise KeyError(key)
+            late = tuple(self.late_cells(key))
+            # late_cells may have put the row itself (with put_row): keep what it put.
+            cells = self._cells.setdefault(key, late)
+            if self._widen(cells):
+                self._layout_changed()
+        return cells
+
     def put_row(self, key: str, cells: Sequence[Text]) -> bool:
         """Add row ``key`` (at the end) or set its cells; True if it was added or looks different now."""
         cells = tuple(cells)
@@ -250,7 +287,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self._cells[key] = cells
         self._strips.pop(key, None)
         widened = self._widen(cells)
-        if old is None:
+        if old is None and key not in self._index:
             self._index[key] = len(self._keys)
             self._keys.append(key)
             self._rows_changed()
@@ -263,17 +300,17 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def remove_rows(self, keys: Iterable[str]) -> None:
         """Remove these rows (those shown); the others keep their order, the cursor its row if it stays."""
-        gone = {key for key in keys if key in self._cells}
+        gone = {key for key in keys if key in self._index}
         if not gone:
             return
         for key in gone:
-            del self._cells[key]
+            self._cells.pop(key, None)
             self._strips.pop(key, None)
         self._set_order([key for key in self._keys if key not in gone])
 
     def place_rows(self, wanted: Sequence[str]) -> None:
         """Show the rows in the order ``wanted``; rows it leaves out keep their order, after the others."""
-        placed = [key for key in wanted if key in self._cells]
+        placed = [key for key in wanted if key in self._index]
         if len(placed) < len(self._keys):
             known = set(placed)
             placed += [key for key in self._keys if key not in known]
@@ -447,7 +484,7 @@ class VirtualTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         key = self._keys[row]
         if row == self._cursor:
-            strip = self._render_cells(self._cells[key], self._cursor_style, self._cursor_post)
+            strip = self._render_cells(self._cells_of(key), self._cursor_style, self._cursor_post)
         else:
             cached = self._strips.get(key)
             strip = cached if cached is not None else self._row_strip(key)
@@ -455,7 +492,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def _row_strip(self, key: str) -> Strip:
         """Row ``key`` as drawn without the cursor (cached until one of its cells changes)."""
-        strip = self._strips[key] = self._render_cells(self._cells[key], self._base_style, None)
+        strip = self._strips[key] = self._render_cells(self._cells_of(key), self._base_style, None)
         return strip
 
     def _render_cells(self, cells: Sequence[Text], pre: Style, post: Style | None) -> Strip:

@@ -106,9 +106,13 @@ _SERVER_HALF_CLOSED: FactPair = (
                                 "this end reads end-of-file and may still send."))
 
 
+#: A close by the peer's RST (an enum member's ``.value`` is a property call: looked up once, here).
+_BY_RESET = CloseCause.RESET.value
+
+
 def _close_facts(by: str, reason: str) -> FactPair:
     """The facts of both ends of a connection the server saw close (``by``: a :class:`CloseCause` value)."""
-    if by == CloseCause.RESET.value:
+    if by == _BY_RESET:
         return _CLIENT_RESET
     if "RST" in reason:
         return _SERVER_RESET
@@ -142,15 +146,16 @@ class FactBook:
         the facts themselves.
         """
         touched: set[Ends] = set()
+        known, facts, wanted = self._ends, self._facts, _WANTED
         for record in records:
             code = record[0]
-            if code not in _WANTED:
+            if code not in wanted:
                 continue
             if code == _ACCEPTED:  # (code, ts, conn, peer, local, cookie)
                 self.learn(record[2], record[4], record[3])
                 continue
             conn = record[2]
-            ends = self._ends.get(conn)
+            ends = known.get(conn)
             if ends is None:
                 continue  # accepted before we listened (or its event was dropped): the kernel will tell
             closed = code == _CLOSED
@@ -164,12 +169,19 @@ class FactBook:
             else:
                 continue
             (state, style, template), (peer_state, peer_style, peer_template) = pair
-            self._set(ends[0], Fact(record[1], conn, state, style, template, closed, reason))
-            self._set(ends[1], Fact(record[1], conn, peer_state, peer_style, peer_template,
-                                    closed and peer_state.startswith("RST"), reason))
-            touched.update(ends)
+            server_end, client_end = ends
+            # Re-inserted last (pop first): the dict stays oldest-first; trimmed once, after the batch.
+            facts.pop(server_end, None)
+            facts[server_end] = Fact(record[1], conn, state, style, template, closed, reason)
+            facts.pop(client_end, None)
+            facts[client_end] = Fact(record[1], conn, peer_state, peer_style, peer_template,
+                                     closed and peer_state.startswith("RST"), reason)
+            touched.add(server_end)
+            touched.add(client_end)
             if closed:
-                del self._ends[conn]
+                del known[conn]
+        while len(facts) > MAX_FACTS:
+            del facts[next(iter(facts))]
         return touched
 
     def _set(self, end: Ends, fact: Fact) -> None:

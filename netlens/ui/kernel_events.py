@@ -10,8 +10,8 @@ panel's per-connection filter (on ``record[2]``) covers both sources, and
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from rich.text import Text
@@ -26,6 +26,8 @@ KERNEL = "kernel"
 #: ``(local address, local port, remote address, remote port)``.
 Tuple4 = tuple[str, int, str, int]
 KernelRecord = tuple[Any, ...]
+#: A record's time (``record[1]``, server and kernel records alike).
+_time_of = itemgetter(1)
 
 _STYLES = {
     "state": "bold yellow",
@@ -73,12 +75,27 @@ def kernel_records(events: Sequence[TraceEvent], conns: Mapping[Tuple4, int],
 
 
 def interleave(server: Sequence[tuple[Any, ...]], kernel: Sequence[KernelRecord]) -> list[tuple[Any, ...]]:
-    """One tick's server records and kernel records, merged by time (each list is already in order)."""
+    """One tick's server records and kernel records, merged by time (each list is already in order).
+
+    A kernel record goes after the server records of the same time. The
+    kernel's batch is the short one (at most a few hundred a poll, the
+    server's thousands under a flood): each kernel record is placed by a
+    binary search, and the server's records between them are copied in
+    slices, not compared one by one.
+    """
     if not kernel:
         return list(server)
     if not server:
         return list(kernel)
-    return list(heapq.merge(server, kernel, key=lambda record: record[1]))
+    merged: list[tuple[Any, ...]] = []
+    taken = 0
+    for record in kernel:
+        place = bisect.bisect_right(server, record[1], lo=taken, key=_time_of)
+        merged += server[taken:place]
+        merged.append(record)
+        taken = place
+    merged += server[taken:]
+    return merged
 
 
 def is_kernel(record: tuple[Any, ...]) -> bool:

@@ -252,3 +252,50 @@ async def test_rows_added_above_in_one_batch_keep_the_cursor_row_in_view() -> No
             table.put_row("last", cells("last"))
         await pilot.pause()
         assert table.scroll_y == 0
+
+
+class LateTable(VirtualTable):
+    """A table whose rows are reserved: their cells are built when first drawn or read, and counted."""
+
+    def __init__(self) -> None:
+        super().__init__(COLUMNS, id="late")
+        self.built: list[str] = []
+
+    def late_cells(self, key: str) -> tuple[Text, ...]:
+        self.built.append(key)
+        return cells(key, "x" * 30 if key == "row-wide" else "1")
+
+
+class LateApp(App[None]):
+    CSS = "VirtualTable { height: 12; }"
+
+    def compose(self) -> ComposeResult:
+        yield LateTable()
+
+
+async def test_reserved_rows_are_built_only_when_drawn_or_read() -> None:
+    app = LateApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        table = app.query_one(LateTable)
+        many = [f"row-{i}" for i in range(2000)]
+        table.reserve_rows([*many, "row-wide"])
+        await pilot.pause()
+        # Only the rows on screen (11 below the header) were built, not 2001.
+        assert table.row_count == 2001 and set(table.built) == set(many[:11])
+        assert shown(table, 3).split() == ["row-3", "1"]
+        # Reading an off-screen row builds it; drawing it again later does not.
+        assert table.get_cell("row-1500", "name").plain == "row-1500"
+        assert table.built.count("row-1500") == 1
+        # The order, the cursor and removal work on rows never built.
+        table.place_rows(["row-wide", "row-1500"])
+        assert table.ordered_keys[:3] == ["row-wide", "row-1500", "row-0"] and table.cursor_key == "row-0"
+        await pilot.pause()
+        # A wider reserved row widens its column when it is drawn.
+        assert table.column_width("value") == 30
+        table.remove_rows(["row-wide", "row-1999"])
+        assert table.row_count == 1999 and not table.has_row("row-1999") and table.cursor_key == "row-0"
+        assert table.ordered_keys[:2] == ["row-1500", "row-0"]
+        # put_row on a reserved row gives it cells without adding it twice.
+        assert table.put_row("row-1000", cells("row-1000", "7"))
+        assert table.row_count == 1999 and table.get_cell("row-1000", "value").plain == "7"
+        assert "row-1000" not in table.built

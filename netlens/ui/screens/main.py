@@ -24,7 +24,6 @@ from textual.widgets import Footer, Static
 from netlens.display import endpoint
 from netlens.probe import RowStatus, Snapshot, SocketInfo
 from netlens.server import ConnectionSnapshot, ServerStats
-from netlens.server.bus import EventRecord
 from netlens.ui.facts import Ends, FactBook
 from netlens.ui.feeds import Feeds
 from netlens.ui.fit import fit_line
@@ -54,6 +53,11 @@ FACT_MEMORY = 120.0
 SELECT_WAIT = 5.0
 #: Seconds the cursor rests on a connection before its buffers are read from the server.
 FETCH_DELAY = 0.1
+#: While keys keep coming, the panes that follow the cursor (inspector, filters) are brought up to date at
+#: the latest this many seconds after the first move they have not shown yet (seconds)...
+SELECTION_WAIT = 0.5
+#: ...checking this often whether the keys paused.
+SELECTION_POLL = 0.05
 
 
 class Panel(Vertical):
@@ -104,22 +108,21 @@ class MainScreen(Screen[None]):
         self.inspected: ConnectionSnapshot | None = None
         self.inspect_conn: int | None = None
         self._kernel_ts = 0.0
-        self._pending: list[EventRecord] = []
+        #: Events log rows kept since its last repaint.
+        self._unpainted = 0
         #: Kernel tracing of the server's port (started once the server is bound).
         self.kernel_trace = KernelTraceView(None)
         self._select_later: tuple[Ends, float] | None = None
         self._fetch_timer: Timer | None = None
         #: Connection ends the server said something about that the table has not shown yet.
         self._touched: set[Ends] = set()
-        #: A cursor move's inspector update is waiting for the move's frame.
+        #: A cursor move's inspector update is waiting for the move's frame (and for the keys to pause), since when.
         self._selection_due = False
+        self._selection_moved = 0.0
         #: When each part of the screen was last repainted by the tick.
         self._painted = {"events": 0.0, "packets": 0.0, "status": 0.0, "facts": 0.0}
         self._flooding = False
         self._trace_polled = 0.0
-        #: Records drained while keys were being pressed, and when records were last read.
-        self._undigested: list[tuple[object, ...]] = []
-        self._digested = 0.0
 
     def compose(self) -> ComposeResult:
         # Full width for the two tables (connections, packets), the per-connection
@@ -168,40 +171,38 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         """10 Hz: take the new socket events; repaint the lists and the status line.
 
-        The server's news about a connection's end reaches its rows on the
-        next tick ("facts"). Under a flood (hundreds of new rows a second) the
-        lists, the rows' news and the status line repaint twice a second
-        instead, one of them per tick: nobody reads rows scrolling that fast,
-        and each repaint takes time from key presses and from the server
-        sharing the process (and the UI thread that is busy in a long frame
-        is late for the next key). While keys are being pressed nothing is
-        read or repainted (the key's frame comes first) for up to MAX_DEFER
-        seconds; overdue repaints then come one per tick.
+        Every tick reads what the server published since the last one: its
+        facts (a connection's close or reset) and the events log's records
+        are kept at once, a few milliseconds of work for a tick's worth of
+        flood; what costs is repainting. The server's news about a
+        connection's end reaches its rows on the next repaint ("facts").
+        Under a flood (hundreds of new rows a second) the lists, the rows'
+        news and the status line repaint twice a second instead, one of them
+        per tick: nobody reads rows scrolling that fast, and each repaint
+        takes time from key presses and from the server sharing the process.
+        While keys are being pressed nothing is repainted (the key's frame
+        comes first) for up to MAX_DEFER seconds; overdue repaints then come
+        one per tick.
         """
         records = self.feeds.events.drain_records()
         active = getattr(self.app, "user_active", False)
         now = time.monotonic()
-        if active and now - self._digested < MAX_DEFER:
-            # A key was just pressed: its frame first. Taking the records off the bus is cheap (and keeps it
-            # from overflowing); reading them (facts, kernel joins, the log) waits for a tick without a key.
-            self._undigested.extend(records)
-            return
-        if self._undigested:
-            records, self._undigested = self._undigested + records, []
-        self._digested = now
         if records:
-            self._pending.extend(records)
             self._touched |= self.facts.ingest(records)
-        # Under a flood the kernel's events are taken every FLOOD_PAINT seconds too (each take keeps the
-        # newest and counts the rest): building them is per-event work on the UI thread, and the panel
-        # scrolls too fast to read anyway.
+        # Under a flood the kernel's events are taken every FLOOD_PAINT seconds (each take keeps the newest and
+        # counts the rest): building them is per-event work on the UI thread, and the panel scrolls too fast to
+        # read anyway. A key just pressed: its frame first, the kernel's events after it.
         poll = not active and (not self._flooding or now - self._trace_polled >= FLOOD_PAINT)
         if poll:
             self._trace_polled = now
         kernel = self.kernel_trace.drain(records, poll=poll)
         if kernel:
-            self._pending = interleave(self._pending, kernel)
-        flooding = self._flooding = len(self._pending) > FLOOD_ROWS or self.packets.flooding()
+            records = interleave(records, kernel)
+        if records:
+            # Kept now (appending moves no row on screen), shown when the events part repaints.
+            self.events.add(records, paint=False)
+            self._unpainted += len(records)
+        flooding = self._flooding = self._unpainted > FLOOD_ROWS or self.packets.flooding()
         if active or flooding:
             wait = MAX_DEFER if active else FLOOD_PAINT
             due = sorted((last, part) for part, last in self._painted.items() if now - last >= wait)
@@ -214,9 +215,8 @@ class MainScreen(Screen[None]):
                 if self._touched:
                     self._apply_facts()
             elif part == "events":
-                if self._pending:
-                    self.events.add(self._pending)
-                    self._pending = []
+                self._unpainted = 0
+                self.events.paint()
             elif part == "packets":
                 self.packets.tick()
             else:
@@ -339,16 +339,29 @@ class MainScreen(Screen[None]):
 
         The table's cursor row is painted first; the inspector (tens of
         milliseconds under a flood) follows once, for wherever the cursor is
-        by then, however many moves came in between.
+        by then, however many moves came in between: when the keys pause
+        (the app's input grace), and while they keep coming at the latest
+        SELECTION_WAIT seconds after the first move it has not shown.
         """
         if not self._selection_due:
             self._selection_due = True
-            self.call_after_refresh(self._show_selection)
+            self._selection_moved = time.monotonic()
+            self.call_after_refresh(self._settle_selection)
 
     @property
     def selection_shown(self) -> bool:
         """True once the inspector shows the connection under the cursor (it follows a move after its frame)."""
         return not self._selection_due
+
+    def _settle_selection(self) -> None:
+        """Show the selection now, unless keys are still coming and it has not waited SELECTION_WAIT yet."""
+        if not self._selection_due:
+            return
+        keys = getattr(self.app, "user_active", False)
+        if keys and time.monotonic() - self._selection_moved < SELECTION_WAIT:
+            self.set_timer(SELECTION_POLL, self._settle_selection)
+            return
+        self._show_selection()
 
     def _show_selection(self) -> None:
         self._selection_due = False

@@ -168,8 +168,10 @@ class ConnectionsTable(VirtualTable):
         self._kernel_ts = update.ts
         self._listening_since, self._server_port = listening_since, server_port
         reorder = bool(update.added or update.removed or update.closed or self._facts_since_order)
+        ends, conns, created = self._ends, self._conns, self._created
         with self.app.batch_update(), self.changes():
             self._remove_all([self._skey(key) for key in update.removed])
+            new = []
             for row in update.rows:
                 skey = self._skey(row.key)
                 previous = self._rows.get(skey)
@@ -177,16 +179,24 @@ class ConnectionsTable(VirtualTable):
                     sock = row.socket
                     mine = server_key(sock)
                     self._by_end[mine] = skey
-                    self._ends[skey] = (mine, peer_key(sock), pair_id(sock))
+                    ends[skey] = (mine, peer_key(sock), pair_id(sock))
+                    new.append(skey)
                 elif previous.socket.state != row.socket.state:
                     reorder = True
                 self._rows[skey] = row
-                snap = server.get(server_key(row.socket)) if row.status is not RowStatus.CLOSED else None
+                mine, theirs, _ = ends[skey]
+                snap = server.get(mine) if row.status is not RowStatus.CLOSED else None
                 if snap is not None:
-                    self._conns[skey] = snap.conn
-            # Only rows on screen (and new ones) get their cells worked out: the others catch up when
-            # they scroll into view. (The cursor follows its row: VirtualTable keeps it on its key.)
-            self._render_rows([*self.visible_keys(), *(k for k in self._rows if k not in self._cells)])
+                    conns[skey] = snap.conn
+                if skey not in created:
+                    # Remembered now, drawn or not: the row keeps its age after the server forgets it.
+                    known = snap or server.get(theirs)
+                    if known is not None:
+                        created[skey] = known.created
+            # Only rows on screen get their cells worked out: new ones are built when first drawn, the others
+            # catch up when they scroll into view. (The cursor follows its row: VirtualTable keeps it on its key.)
+            self._render_rows(self.visible_keys())
+            self.reserve_rows(new)
             if reorder:
                 self._reorder()
                 self._render_rows(self.visible_keys())
@@ -232,6 +242,12 @@ class ConnectionsTable(VirtualTable):
         super().watch_scroll_y(old_value, new_value)
         if int(old_value) != int(new_value) and self._rows:
             self._render_rows(self.visible_keys())
+
+    def late_cells(self, key: str) -> tuple[Text, ...]:
+        """A new row's cells, built when it is first drawn or read (from the latest update's data)."""
+        self._signatures.pop(key, None)  # never drawn: nothing to compare with
+        self._render_row(key)
+        return self._cells[key]
 
     def _render_rows(self, keys: Iterable[str]) -> None:
         for skey in keys:

@@ -55,8 +55,14 @@ class EventLog(VirtualList):
         self.conn_filter: int | None = None
         self.total = 0
 
-    def add(self, records: list[EventRecord]) -> None:
-        """Append newly drained records and redraw if anything changed."""
+    def add(self, records: list[EventRecord], paint: bool = True) -> None:
+        """Append newly drained records and redraw if anything changed.
+
+        ``paint`` False keeps them without repainting (the main screen's tick
+        under a flood or between keys): the rows on screen stay as they are
+        (appending moves none of them) until :meth:`paint` (or a forgetting,
+        which renumbers the rows and repaints at once).
+        """
         if not records:
             return
         self.total += len(records)
@@ -67,6 +73,7 @@ class EventLog(VirtualList):
             records = interleave(self._records[start:], records)
             del self._records[start:]
             self._events.clear()
+            self._cache.clear()  # the rows from ``start`` on are other records now
             if self._view is not None:
                 self._view = [i for i in self._view if i < start]
         self._records.extend(records)
@@ -75,7 +82,13 @@ class EventLog(VirtualList):
             self._view.extend(i for i in range(start, len(self._records)) if self._records[i][2] == wanted)
         if self.bytes > self.budget:
             self._forget(*self._oldest_over(self.budget // 2))
-        self.rows_changed()
+        if paint:
+            self.rows_changed()
+
+    def paint(self) -> None:
+        """Show the records kept since the last repaint (nothing to do if there are none)."""
+        if self.row_count() != self._count:
+            self.rows_changed()
 
     def _merge_point(self, oldest: float) -> int:
         """Where a batch starting at time ``oldest`` goes: after every kept row not newer than it."""

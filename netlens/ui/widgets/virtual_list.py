@@ -155,7 +155,15 @@ class VirtualList(ScrollView, can_focus=True):
     def watch_cursor(self, old: int, new: int) -> None:
         if new >= 0:
             self.post_message(self.Highlighted(self, new))
-        self.refresh()
+        # Two screen lines: the row the cursor left and the one it reached (a scroll repaints the rest).
+        self._refresh_index(old)
+        self._refresh_index(new)
+
+    def _refresh_index(self, index: int) -> None:
+        """Repaint the screen line showing row ``index``, if it is on screen."""
+        line = index - int(self.scroll_y)
+        if 0 <= line < self.size.height:
+            self.refresh(Region(0, line, self.size.width, 1))
 
     def _move(self, index: int) -> None:
         count = self.row_count()

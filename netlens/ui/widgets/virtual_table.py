@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -33,59 +32,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from netlens.ui.widgets.table_cells import CELL_PADDING, cell_segments, same_cell
 from netlens.ui.widgets.virtual_list import resize_virtual
-
-#: Blank cells either side of each cell's content (as DataTable's default ``cell_padding``).
-CELL_PADDING = 1
-
-
-def same_cell(before: Text, after: Text) -> bool:
-    """True when two cells look the same: text, style and spans (``Text.__eq__`` ignores style)."""
-    return before.plain == after.plain and before.style == after.style and before.spans == after.spans
-
-
-def cell_segments(cell: Text, width: int, pre: Style, post: Style | None, console: object) -> list[Segment]:
-    """One cell fitted to ``width`` columns (justified as the text asks, cut if wider), styled ``pre`` + own + ``post``.
-
-    The common cell (one style, no spans, fits) is one or two segments;
-    anything else goes through Rich. The blank that fills the column is
-    styled as Rich and DataTable style it: with the cell's own style when
-    the text is justified (right, left, centre: Rich pads the text itself),
-    else with the row's (so a struck-through closed row is struck only
-    under its text).
-    """
-    plain = cell.plain
-    length = cell_len(plain)
-    pad_style = pre + post if post is not None else pre
-    justify = cell.justify
-    if not cell.spans and length <= width and "\n" not in plain and justify in (None, "default", "left", "right"):
-        style = pre + (Style.parse(cell.style) if isinstance(cell.style, str) else cell.style)
-        if post is not None:
-            style += post
-        pad = " " * (width - length)
-        if justify == "right":
-            return [Segment(pad + plain, style)]
-        if justify == "left" or not pad:
-            return [Segment(plain + pad, style)]
-        return [Segment(plain, style), Segment(pad, pad_style)]
-    fitted = cell.copy()
-    fitted.no_wrap = True
-    fitted.end = ""
-    fitted.truncate(width, overflow="crop")
-    segments = []
-    for segment in fitted.render(console):  # type: ignore[arg-type]
-        style = pre + segment.style if segment.style is not None else pre
-        segments.append(Segment(segment.text, style + post if post is not None else style))
-    blank = width - fitted.cell_len
-    if blank:
-        # Justified text gets the text's style on its padding; the default gets the row's.
-        styled = justify not in (None, "default")
-        filler = Segment(" " * blank, segments[-1].style if styled and segments else pad_style)
-        if justify == "right":
-            segments.insert(0, filler)
-        else:
-            segments.append(filler)
-    return segments
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -205,11 +153,15 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def get_row(self, key: str) -> tuple[Text, ...]:
         """The cells of row ``key``."""
-        return self._cells[key]
+        return self._cells_of(key)
 
     def get_cell(self, key: str, column: str) -> Text:
         """The cell of row ``key`` in column ``column`` (a column key)."""
-        return self._cells[key][self._column_index[column]]
+        return self._cells_of(key)[self._column_index[column]]
+
+    def has_row(self, key: str) -> bool:
+        """True if row ``key`` is in the table (with its cells or reserved)."""
+        return key in self._index
 
     def column_width(self, column: str) -> int:
         """Content width of column ``column`` now (without padding)."""
@@ -241,6 +193,39 @@ class VirtualTable(ScrollView, can_focus=True):
                 self._scroll_due = False
                 self.scroll_to_row(self._cursor)
 
+    def reserve_rows(self, keys: Iterable[str]) -> None:
+        """Add rows (at the end) whose cells are worked out only when first drawn or read (:meth:`late_cells`).
+
+        Under a flood a snapshot brings thousands of rows, nearly all of them
+        off screen and gone before anyone scrolls to them: building their
+        cells is most of the update's cost. Columns widen when such a row is
+        first drawn, not before.
+        """
+        count = len(self._keys)
+        for key in keys:
+            if key not in self._index:
+                self._index[key] = len(self._keys)
+                self._keys.append(key)
+        if len(self._keys) != count:
+            self._rows_changed()
+            self._note_cursor()
+
+    def late_cells(self, key: str) -> Sequence[Text]:
+        """The cells of a row added by :meth:`reserve_rows`, asked for when it is first drawn or read."""
+        raise NotImplementedError(f"{type(self).__name__} reserves rows but cannot build them")
+
+    def _cells_of(self, key: str) -> tuple[Text, ...]:
+        cells = self._cells.get(key)
+        if cells is None:
+            if key not in self._index:
+                raise KeyError(key)
+            late = tuple(self.late_cells(key))
+            # late_cells may have put the row itself (with put_row): keep what it put.
+            cells = self._cells.setdefault(key, late)
+            if self._widen(cells):
+                self._layout_changed()
+        return cells
+
     def put_row(self, key: str, cells: Sequence[Text]) -> bool:
         """Add row ``key`` (at the end) or set its cells; True if it was added or looks different now."""
         cells = tuple(cells)
@@ -250,7 +235,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self._cells[key] = cells
         self._strips.pop(key, None)
         widened = self._widen(cells)
-        if old is None:
+        if old is None and key not in self._index:
             self._index[key] = len(self._keys)
             self._keys.append(key)
             self._rows_changed()
@@ -263,17 +248,17 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def remove_rows(self, keys: Iterable[str]) -> None:
         """Remove these rows (those shown); the others keep their order, the cursor its row if it stays."""
-        gone = {key for key in keys if key in self._cells}
+        gone = {key for key in keys if key in self._index}
         if not gone:
             return
         for key in gone:
-            del self._cells[key]
+            self._cells.pop(key, None)
             self._strips.pop(key, None)
         self._set_order([key for key in self._keys if key not in gone])
 
     def place_rows(self, wanted: Sequence[str]) -> None:
         """Show the rows in the order ``wanted``; rows it leaves out keep their order, after the others."""
-        placed = [key for key in wanted if key in self._cells]
+        placed = [key for key in wanted if key in self._index]
         if len(placed) < len(self._keys):
             known = set(placed)
             placed += [key for key in self._keys if key not in known]
@@ -447,7 +432,7 @@ class VirtualTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         key = self._keys[row]
         if row == self._cursor:
-            strip = self._render_cells(self._cells[key], self._cursor_style, self._cursor_post)
+            strip = self._render_cells(self._cells_of(key), self._cursor_style, self._cursor_post)
         else:
             cached = self._strips.get(key)
             strip = cached if cached is not None else self._row_strip(key)
@@ -455,7 +440,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def _row_strip(self, key: str) -> Strip:
         """Row ``key`` as drawn without the cursor (cached until one of its cells changes)."""
-        strip = self._strips[key] = self._render_cells(self._cells[key], self._base_style, None)
+        strip = self._strips[key] = self._render_cells(self._cells_of(key), self._base_style, None)
         return strip
 
     def _render_cells(self, cells: Sequence[Text], pre: Style, post: Style | None) -> Strip:

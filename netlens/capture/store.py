@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlens import DEFAULT_PORT
@@ -31,7 +32,7 @@ from netlens.capture.appdata import StreamApps
 from netlens.capture.follow import Follow, follow
 from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp, decode, format_ip, tcp_options
 from netlens.capture.ladder import Ladder, ladder
-from netlens.capture.protocols import AppProtocol, MessageEvent, registered
+from netlens.capture.protocols import AppProtocol, MessageEvent, Session, registered
 from netlens.capture.ring import PacketRing
 from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, direction_of, note_segment
 from netlens.capture.summary import PacketSummary
@@ -56,6 +57,11 @@ _SETTLED = _SETTLING
 #: ``_tuple_new(PacketSummary, fields)`` is ``PacketSummary(*fields)`` without the NamedTuple's ``__new__``
 #: (likewise for ``Mark``).
 _tuple_new = tuple.__new__
+#: A protocol session's ``describe(direction, seq, length, ts_ns)`` of one direction: ``(seq, length, ts_ns)``.
+_Describe = Callable[[int, int, int], "str | None"]
+#: What a row needs of its stream and direction: source and destination host, stream id, direction, this
+#: direction's and the other's ISN (None: not known), window-scale shift, the owner protocol's describe().
+_Side = tuple[str, str, int, int, "int | None", "int | None", "int | None", "_Describe | None"]
 
 
 class MessageRecord(NamedTuple):
@@ -98,6 +104,9 @@ class PacketStore:
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
         self._evicted_seen = ring.evicted
+        #: Per stream id: what its rows need of it (:meth:`_sides`; None: unknown), worked out once between
+        #: two update() calls, the only ones to change a stream's state.
+        self._row_sides: dict[int, tuple[int, bytes, _Side, _Side] | None] = {}
         #: Packets the ring evicted before update() got to them (the consumer fell behind).
         self.skipped = 0
 
@@ -131,6 +140,7 @@ class PacketStore:
         """
         ring = self.ring
         last, linktype = ring.last, ring.linktype
+        self._row_sides.clear()
         if ring.first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
             self.skip_to(ring.first)
@@ -332,83 +342,105 @@ class PacketStore:
     def summary(self, no: int) -> PacketSummary:
         """The packet-list row of packet ``no`` (IndexError if evicted or not captured yet)."""
         ts_ns, frame = self.ring.record(no)
-        return self._summarize(no, ts_ns, frame)
+        return self._summarize(((no, ts_ns, frame),))[0]
 
     def summaries(self, start: int, stop: int) -> list[PacketSummary]:
         """Rows ``start..stop`` inclusive (stored packets only), read from the ring in one pass."""
-        return [self._summarize(no, ts_ns, frame) for no, ts_ns, frame in self.ring.read(start, stop)]
+        return self._summarize(zip(*self.ring.columns(start, stop), strict=True))
 
-    def _summarize(self, no: int, ts_ns: int, frame: bytes) -> PacketSummary:
-        """One row. It runs for every visible row of every refresh: the header fields are unpacked into
-        locals once and the row built without the NamedTuple's Python-level ``__new__``."""
+    def _summarize(self, records: Iterable[tuple[int, int, bytes]]) -> list[PacketSummary]:
+        """The rows of these ``(no, ts_ns, frame)``.
+
+        It runs for every visible row of every refresh, so it is one loop with its lookups hoisted: each
+        header's fields are unpacked into locals once, what a row needs of its stream (and direction) is
+        worked out once between updates (:meth:`_sides`), and each row is built without the NamedTuple's
+        Python-level ``__new__``.
+        """
         ring = self.ring
-        rel = (ts_ns - (ring.first_ts_ns or ts_ns)) / 1e9
-        tcp = decode(frame, ring.linktype)
-        if type(tcp) is not Tcp:
-            assert isinstance(tcp, Other)
-            return PacketSummary(no, ts_ns / 1e9, rel, tcp.proto, tcp.src, tcp.sport, tcp.dst, tcp.dport, "",
-                                 None, None, None, None, safe_str(tcp.info), (), None, None, len(frame))
-        _, src_ip, dst_ip, sport, dport, seq, ack, flags, win, _, _, _, length, note, _ = tcp
-        index = no - self._sid_base
-        sid = self._sid[index] if 0 <= index < len(self._sid) else 0
-        stream = self._by_id.get(sid) if sid else None
-        if stream is None:
-            src, dst, stream_id, d = format_ip(src_ip), format_ip(dst_ip), None, None
-            if not flags & ACK:
-                ack = 0
-        else:
-            # direction_of() and relative_numbers(), inline.
-            d = 0 if sport == stream.client_port and src_ip == stream.client_ip else 1
-            hosts = stream.hosts
-            src, dst = hosts[d], hosts[1 - d]
-            f, r = stream.dirs[d], stream.dirs[1 - d]
-            if f.base is not None:
-                seq = (seq - f.base) & _MASK
-            if not flags & ACK:
-                ack = 0
-            elif r.base is not None:
-                ack = (ack - r.base) & _MASK
-            scale = stream.scale[d]
-            if scale and not flags & SYN:
-                win <<= scale
-            stream_id = stream.id
-        info = self._info.get(no)
-        if info is None:
-            info = self._plain_info(no, frame, tcp, stream, d, ts_ns) if length or flags & SYN else ""
-        if note:
-            info = f"{info} [{note}]" if info else f"[{note}]"
-        marks = self._marks.get(no)
-        if marks:
-            names = marks[::2]
-            severity: int = worst(names)
-        else:
-            names, severity = (), 0
-        return _tuple_new(PacketSummary, (no, ts_ns / 1e9, rel, "TCP", src, sport, dst, dport, FLAG_LETTERS[flags],
-                                          seq, ack, win, length, info, names, stream_id, d, len(frame), severity))
+        origin, linktype = ring.first_ts_ns, ring.linktype
+        sids, sid_base = self._sid, self._sid_base
+        sid_count = len(sids)
+        info_of, marks_of, segment_of = self._info, self._marks, self._segment_of
+        sides = self._row_sides
+        rows: list[PacketSummary] = []
+        append = rows.append
+        for no, ts_ns, frame in records:
+            rel = (ts_ns - (origin or ts_ns)) / 1e9
+            tcp = decode(frame, linktype)
+            if type(tcp) is not Tcp:
+                append(_other_row(no, ts_ns, rel, tcp, len(frame)))
+                continue
+            _, src_ip, dst_ip, sport, dport, raw_seq, ack, flags, win, _, _, start, length, note, _ = tcp
+            index = no - sid_base
+            sid = sids[index] if 0 <= index < sid_count else 0
+            known = sides.get(sid) if sid else None
+            if known is None and sid and sid not in sides:
+                known = sides[sid] = self._sides(sid)
+            if known is None:
+                src, dst, stream_id, d, describe = format_ip(src_ip), format_ip(dst_ip), None, None, None
+                seq = raw_seq
+                if not flags & ACK:
+                    ack = 0
+            else:
+                side = known[2] if sport == known[0] and src_ip == known[1] else known[3]
+                src, dst, stream_id, d, base, peer_base, scale, describe = side
+                seq = (raw_seq - base) & _MASK if base is not None else raw_seq
+                if not flags & ACK:
+                    ack = 0
+                elif peer_base is not None:
+                    ack = (ack - peer_base) & _MASK
+                if scale and not flags & SYN:
+                    win <<= scale
+            info = info_of.get(no)
+            if info is None:
+                if flags & SYN:
+                    info = tcp_options(frame, tcp).describe()
+                elif not length:
+                    info = ""
+                elif no in segment_of:
+                    info = self._segment_info(no)
+                else:
+                    # What the stream's protocol says of the segment, else its first bytes.
+                    info = describe(raw_seq, length, ts_ns) if describe is not None else None
+                    if info is None:
+                        info = _preview(frame, start, length)
+            if note:
+                info = f"{info} [{note}]" if info else f"[{note}]"
+            marks = marks_of.get(no)
+            if marks:
+                names = marks[::2]
+                severity: int = worst(names)
+            else:
+                names, severity = (), 0
+            append(_tuple_new(PacketSummary, (no, ts_ns / 1e9, rel, "TCP", src, sport, dst, dport,
+                                              FLAG_LETTERS[flags], seq, ack, win, length, info, names, stream_id,
+                                              d, len(frame), severity)))
+        return rows
 
-    def _plain_info(self, no: int, frame: bytes, tcp: Tcp, stream: Stream | None, d: int | None,
-                    ts_ns: int) -> str:
-        """The info column of a SYN (its options) or of a segment with payload no message named."""
-        if tcp.flags & SYN:
-            return tcp_options(frame, tcp).describe()
-        length = tcp.payload_length
+    def _sides(self, sid: int) -> tuple[int, bytes, _Side, _Side] | None:
+        """What the rows of stream ``sid`` need of it: its client's port and address, then per direction
+        (0: client → server) :data:`_Side`. None if the stream is not known (any more)."""
+        stream = self._by_id.get(sid)
+        if stream is None:
+            return None
+        hosts, dirs, scale = stream.hosts, stream.dirs, stream.scale
+        apps = stream.apps
+        session = apps.owner[1] if apps is not None and apps.owner is not None else None
+        describe = [None if session is None or not _describes(session, d) else partial(session.describe, d)
+                    for d in (0, 1)]
+        return (stream.client_port, stream.client_ip,
+                (hosts[0], hosts[1], stream.id, 0, dirs[0].base, dirs[1].base, scale[0], describe[0]),
+                (hosts[1], hosts[0], stream.id, 1, dirs[1].base, dirs[0].base, scale[1], describe[1]))
+
+    def _segment_info(self, no: int) -> str:
+        """The info column of a segment that carried part of a message completed later (or not yet)."""
+        completed_in = self._segment_of[no]
+        stream = self.stream_of(no)
         apps = stream.apps if stream is not None else None
-        completed_in = self._segment_of.get(no)
-        if completed_in is not None:
-            name = apps.protocol_name() if apps is not None else "application"
-            if completed_in:
-                return f"[segment of a {name} message, reassembled in #{completed_in}]"
-            return f"[segment of an unfinished {name} message]"
-        if apps is not None and d is not None and apps.owner is not None:
-            described = apps.owner[1].describe(d, tcp.seq, length, ts_ns)  # StreamApps.describe(), inline
-            if described is not None:
-                return described
-        start = tcp.payload_offset
-        data = frame[start:start + min(length, _PREVIEW)]
-        more = "…" if length > _PREVIEW else ""
-        # Printable ASCII needs no escaping (the common case, and 10x cheaper to check).
-        text = data.decode("ascii") if not data.translate(None, _PRINTABLE) else safe_bytes(data)
-        return f"'{text}'{more}"
+        name = apps.protocol_name() if apps is not None else "application"
+        if completed_in:
+            return f"[segment of a {name} message, reassembled in #{completed_in}]"
+        return f"[segment of an unfinished {name} message]"
 
     # ------------------------------------------------------------------ views
 
@@ -495,3 +527,25 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
+
+
+def _other_row(no: int, ts_ns: int, rel: float, other: Tcp | Other, length: int) -> PacketSummary:
+    """The row of a frame that is not a TCP segment netlens decodes (``length``: the frame's bytes)."""
+    assert isinstance(other, Other)
+    return PacketSummary(no, ts_ns / 1e9, rel, other.proto, other.src, other.sport, other.dst, other.dport, "",
+                         None, None, None, None, safe_str(other.info), (), None, None, length)
+
+
+def _preview(frame: bytes, start: int, length: int) -> str:
+    """The info column of a payload nothing names: its first bytes (``length`` of them from ``start``), quoted."""
+    data = frame[start:start + length if length <= _PREVIEW else start + _PREVIEW]
+    # Printable ASCII needs no escaping (the common case, and 10x cheaper to check).
+    text = data.decode("ascii") if not data.translate(None, _PRINTABLE) else safe_bytes(data)
+    return f"'{text}'" if length <= _PREVIEW else f"'{text}'…"
+
+
+def _describes(session: Session, direction: int) -> bool:
+    """The session may describe packets of ``direction`` (its optional ``describes(direction)``; without it,
+    every direction)."""
+    describes = getattr(session, "describes", None)
+    return True if describes is None else bool(describes(direction))

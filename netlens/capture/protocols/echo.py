@@ -74,6 +74,10 @@ class EchoSession:
         self._drop()
         return []
 
+    def describes(self, direction: int) -> bool:
+        """Only server packets are described (echoes); a client packet's row shows its bytes."""
+        return direction == 1
+
     def describe(self, direction: int, seq: int, length: int, ts_ns: int) -> str | None:
         """For a server packet: the client packets whose bytes it sends back, and how long after."""
         if direction != 1 or not self.recognised or self.server_start is None or not length:

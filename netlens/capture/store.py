@@ -22,21 +22,19 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlens import DEFAULT_PORT
 from netlens.capture.analysis import Mark, analyze, worst
 from netlens.capture.appdata import StreamApps
 from netlens.capture.follow import Follow, follow
-from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp, decode, format_ip, tcp_options
+from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Tcp, decode, format_ip, tcp_options
 from netlens.capture.ladder import Ladder, ladder
-from netlens.capture.protocols import AppProtocol, MessageEvent, Session, registered
+from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
 from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, direction_of, note_segment
-from netlens.capture.summary import PacketSummary
-from netlens.textsafe import safe_bytes, safe_str
+from netlens.capture.summary import PacketSummary, StreamSides, other_row, payload_preview, segment_info, stream_sides
 
 if TYPE_CHECKING:
     from netlens.capture.dissect import DissectContext, Layer
@@ -46,8 +44,6 @@ _MASK = 0xFFFFFFFF
 DEFAULT_UPDATE_LIMIT = 50_000
 #: Packets read from the ring at a time by update().
 _SLICE = 4096
-_PREVIEW = 40
-_PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
 #: A stream is settled once both ISNs are known and data was seen: its handshake and the handshake's ACK
 #: (these bits), or data without a handshake captured (SEEN_DATA alone, and a segment or ACK of each side).
@@ -57,11 +53,6 @@ _SETTLED = _SETTLING
 #: ``_tuple_new(PacketSummary, fields)`` is ``PacketSummary(*fields)`` without the NamedTuple's ``__new__``
 #: (likewise for ``Mark``).
 _tuple_new = tuple.__new__
-#: A protocol session's ``describe(direction, seq, length, ts_ns)`` of one direction: ``(seq, length, ts_ns)``.
-_Describe = Callable[[int, int, int], "str | None"]
-#: What a row needs of its stream and direction: source and destination host, stream id, direction, this
-#: direction's and the other's ISN (None: not known), window-scale shift, the owner protocol's describe().
-_Side = tuple[str, str, int, int, "int | None", "int | None", "int | None", "_Describe | None"]
 
 
 class MessageRecord(NamedTuple):
@@ -104,9 +95,9 @@ class PacketStore:
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
         self._evicted_seen = ring.evicted
-        #: Per stream id: what its rows need of it (:meth:`_sides`; None: unknown), worked out once between
+        #: Per stream id: what its rows need of it (:func:`stream_sides`; None: unknown), worked out once between
         #: two update() calls, the only ones to change a stream's state.
-        self._row_sides: dict[int, tuple[int, bytes, _Side, _Side] | None] = {}
+        self._row_sides: dict[int, StreamSides | None] = {}
         #: Packets the ring evicted before update() got to them (the consumer fell behind).
         self.skipped = 0
 
@@ -353,7 +344,7 @@ class PacketStore:
 
         It runs for every visible row of every refresh, so it is one loop with its lookups hoisted: each
         header's fields are unpacked into locals once, what a row needs of its stream (and direction) is
-        worked out once between updates (:meth:`_sides`), and each row is built without the NamedTuple's
+        worked out once between updates (:func:`stream_sides`), and each row is built without the NamedTuple's
         Python-level ``__new__``.
         """
         ring = self.ring
@@ -368,26 +359,23 @@ class PacketStore:
             rel = (ts_ns - (origin or ts_ns)) / 1e9
             tcp = decode(frame, linktype)
             if type(tcp) is not Tcp:
-                append(_other_row(no, ts_ns, rel, tcp, len(frame)))
+                append(other_row(no, ts_ns, rel, tcp, len(frame)))
                 continue
             _, src_ip, dst_ip, sport, dport, raw_seq, ack, flags, win, _, _, start, length, note, _ = tcp
             index = no - sid_base
             sid = sids[index] if 0 <= index < sid_count else 0
             known = sides.get(sid) if sid else None
             if known is None and sid and sid not in sides:
-                known = sides[sid] = self._sides(sid)
+                known = sides[sid] = stream_sides(self._by_id.get(sid))
+            if not flags & ACK:
+                ack = 0
             if known is None:
-                src, dst, stream_id, d, describe = format_ip(src_ip), format_ip(dst_ip), None, None, None
-                seq = raw_seq
-                if not flags & ACK:
-                    ack = 0
+                src, dst, stream_id, d, describe, seq = format_ip(src_ip), format_ip(dst_ip), None, None, None, raw_seq
             else:
                 side = known[2] if sport == known[0] and src_ip == known[1] else known[3]
                 src, dst, stream_id, d, base, peer_base, scale, describe = side
                 seq = (raw_seq - base) & _MASK if base is not None else raw_seq
-                if not flags & ACK:
-                    ack = 0
-                elif peer_base is not None:
+                if peer_base is not None and flags & ACK:
                     ack = (ack - peer_base) & _MASK
                 if scale and not flags & SYN:
                     win <<= scale
@@ -398,12 +386,12 @@ class PacketStore:
                 elif not length:
                     info = ""
                 elif no in segment_of:
-                    info = self._segment_info(no)
+                    info = segment_info(segment_of[no], self.stream_of(no))
                 else:
                     # What the stream's protocol says of the segment, else its first bytes.
                     info = describe(raw_seq, length, ts_ns) if describe is not None else None
                     if info is None:
-                        info = _preview(frame, start, length)
+                        info = payload_preview(frame, start, length)
             if note:
                 info = f"{info} [{note}]" if info else f"[{note}]"
             marks = marks_of.get(no)
@@ -416,31 +404,6 @@ class PacketStore:
                                               FLAG_LETTERS[flags], seq, ack, win, length, info, names, stream_id,
                                               d, len(frame), severity)))
         return rows
-
-    def _sides(self, sid: int) -> tuple[int, bytes, _Side, _Side] | None:
-        """What the rows of stream ``sid`` need of it: its client's port and address, then per direction
-        (0: client → server) :data:`_Side`. None if the stream is not known (any more)."""
-        stream = self._by_id.get(sid)
-        if stream is None:
-            return None
-        hosts, dirs, scale = stream.hosts, stream.dirs, stream.scale
-        apps = stream.apps
-        session = apps.owner[1] if apps is not None and apps.owner is not None else None
-        describe = [None if session is None or not _describes(session, d) else partial(session.describe, d)
-                    for d in (0, 1)]
-        return (stream.client_port, stream.client_ip,
-                (hosts[0], hosts[1], stream.id, 0, dirs[0].base, dirs[1].base, scale[0], describe[0]),
-                (hosts[1], hosts[0], stream.id, 1, dirs[1].base, dirs[0].base, scale[1], describe[1]))
-
-    def _segment_info(self, no: int) -> str:
-        """The info column of a segment that carried part of a message completed later (or not yet)."""
-        completed_in = self._segment_of[no]
-        stream = self.stream_of(no)
-        apps = stream.apps if stream is not None else None
-        name = apps.protocol_name() if apps is not None else "application"
-        if completed_in:
-            return f"[segment of a {name} message, reassembled in #{completed_in}]"
-        return f"[segment of an unfinished {name} message]"
 
     # ------------------------------------------------------------------ views
 
@@ -528,24 +491,3 @@ class PacketStore:
 
         return hexdump(self.ring.frame(no))
 
-
-def _other_row(no: int, ts_ns: int, rel: float, other: Tcp | Other, length: int) -> PacketSummary:
-    """The row of a frame that is not a TCP segment netlens decodes (``length``: the frame's bytes)."""
-    assert isinstance(other, Other)
-    return PacketSummary(no, ts_ns / 1e9, rel, other.proto, other.src, other.sport, other.dst, other.dport, "",
-                         None, None, None, None, safe_str(other.info), (), None, None, length)
-
-
-def _preview(frame: bytes, start: int, length: int) -> str:
-    """The info column of a payload nothing names: its first bytes (``length`` of them from ``start``), quoted."""
-    data = frame[start:start + length if length <= _PREVIEW else start + _PREVIEW]
-    # Printable ASCII needs no escaping (the common case, and 10x cheaper to check).
-    text = data.decode("ascii") if not data.translate(None, _PRINTABLE) else safe_bytes(data)
-    return f"'{text}'" if length <= _PREVIEW else f"'{text}'…"
-
-
-def _describes(session: Session, direction: int) -> bool:
-    """The session may describe packets of ``direction`` (its optional ``describes(direction)``; without it,
-    every direction)."""
-    describes = getattr(session, "describes", None)
-    return True if describes is None else bool(describes(direction))

@@ -29,13 +29,12 @@ from netlens import DEFAULT_PORT
 from netlens.capture.analysis import Mark, analyze, worst
 from netlens.capture.appdata import StreamApps
 from netlens.capture.follow import Follow, follow
-from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Other, Tcp, decode, format_ip, tcp_options
+from netlens.capture.frames import ACK, FIN, FLAG_LETTERS, RST, SYN, Tcp, decode, format_ip, tcp_options
 from netlens.capture.ladder import Ladder, ladder
 from netlens.capture.protocols import AppProtocol, MessageEvent, registered
 from netlens.capture.ring import PacketRing
 from netlens.capture.streams import SEEN_ACK, SEEN_DATA, SEEN_SYN_ACK, Stream, StreamTable, direction_of, note_segment
-from netlens.capture.summary import PacketSummary
-from netlens.textsafe import safe_bytes, safe_str
+from netlens.capture.summary import PacketSummary, StreamSides, other_row, payload_preview, segment_info, stream_sides
 
 if TYPE_CHECKING:
     from netlens.capture.dissect import DissectContext, Layer
@@ -45,8 +44,6 @@ _MASK = 0xFFFFFFFF
 DEFAULT_UPDATE_LIMIT = 50_000
 #: Packets read from the ring at a time by update().
 _SLICE = 4096
-_PREVIEW = 40
-_PRINTABLE = bytes(range(0x20, 0x7F))
 _CONTROL = SYN | FIN | RST
 #: A stream is settled once both ISNs are known and data was seen: its handshake and the handshake's ACK
 #: (these bits), or data without a handshake captured (SEEN_DATA alone, and a segment or ACK of each side).
@@ -98,6 +95,9 @@ class PacketStore:
         self._segment_of: dict[int, int] = {}
         self._messages: dict[int, list[MessageRecord]] = {}
         self._evicted_seen = ring.evicted
+        #: Per stream id: what its rows need of it (:func:`stream_sides`; None: unknown), worked out once between
+        #: two update() calls, the only ones to change a stream's state.
+        self._row_sides: dict[int, StreamSides | None] = {}
         #: Packets the ring evicted before update() got to them (the consumer fell behind).
         self.skipped = 0
 
@@ -131,6 +131,7 @@ class PacketStore:
         """
         ring = self.ring
         last, linktype = ring.last, ring.linktype
+        self._row_sides.clear()
         if ring.first > self._next:
             # Evicted before we saw them: nothing to analyse, but numbering must stay aligned.
             self.skip_to(ring.first)
@@ -332,83 +333,77 @@ class PacketStore:
     def summary(self, no: int) -> PacketSummary:
         """The packet-list row of packet ``no`` (IndexError if evicted or not captured yet)."""
         ts_ns, frame = self.ring.record(no)
-        return self._summarize(no, ts_ns, frame)
+        return self._summarize(((no, ts_ns, frame),))[0]
 
     def summaries(self, start: int, stop: int) -> list[PacketSummary]:
         """Rows ``start..stop`` inclusive (stored packets only), read from the ring in one pass."""
-        return [self._summarize(no, ts_ns, frame) for no, ts_ns, frame in self.ring.read(start, stop)]
+        return self._summarize(zip(*self.ring.columns(start, stop), strict=True))
 
-    def _summarize(self, no: int, ts_ns: int, frame: bytes) -> PacketSummary:
-        """One row. It runs for every visible row of every refresh: the header fields are unpacked into
-        locals once and the row built without the NamedTuple's Python-level ``__new__``."""
+    def _summarize(self, records: Iterable[tuple[int, int, bytes]]) -> list[PacketSummary]:
+        """The rows of these ``(no, ts_ns, frame)``.
+
+        It runs for every visible row of every refresh, so it is one loop with its lookups hoisted: each
+        header's fields are unpacked into locals once, what a row needs of its stream (and direction) is
+        worked out once between updates (:func:`stream_sides`), and each row is built without the NamedTuple's
+        Python-level ``__new__``.
+        """
         ring = self.ring
-        rel = (ts_ns - (ring.first_ts_ns or ts_ns)) / 1e9
-        tcp = decode(frame, ring.linktype)
-        if type(tcp) is not Tcp:
-            assert isinstance(tcp, Other)
-            return PacketSummary(no, ts_ns / 1e9, rel, tcp.proto, tcp.src, tcp.sport, tcp.dst, tcp.dport, "",
-                                 None, None, None, None, safe_str(tcp.info), (), None, None, len(frame))
-        _, src_ip, dst_ip, sport, dport, seq, ack, flags, win, _, _, _, length, note, _ = tcp
-        index = no - self._sid_base
-        sid = self._sid[index] if 0 <= index < len(self._sid) else 0
-        stream = self._by_id.get(sid) if sid else None
-        if stream is None:
-            src, dst, stream_id, d = format_ip(src_ip), format_ip(dst_ip), None, None
+        origin, linktype = ring.first_ts_ns, ring.linktype
+        sids, sid_base = self._sid, self._sid_base
+        sid_count = len(sids)
+        info_of, marks_of, segment_of = self._info, self._marks, self._segment_of
+        sides = self._row_sides
+        rows: list[PacketSummary] = []
+        append = rows.append
+        for no, ts_ns, frame in records:
+            rel = (ts_ns - (origin or ts_ns)) / 1e9
+            tcp = decode(frame, linktype)
+            if type(tcp) is not Tcp:
+                append(other_row(no, ts_ns, rel, tcp, len(frame)))
+                continue
+            _, src_ip, dst_ip, sport, dport, raw_seq, ack, flags, win, _, _, start, length, note, _ = tcp
+            index = no - sid_base
+            sid = sids[index] if 0 <= index < sid_count else 0
+            known = sides.get(sid) if sid else None
+            if known is None and sid and sid not in sides:
+                known = sides[sid] = stream_sides(self._by_id.get(sid))
             if not flags & ACK:
                 ack = 0
-        else:
-            # direction_of() and relative_numbers(), inline.
-            d = 0 if sport == stream.client_port and src_ip == stream.client_ip else 1
-            hosts = stream.hosts
-            src, dst = hosts[d], hosts[1 - d]
-            f, r = stream.dirs[d], stream.dirs[1 - d]
-            if f.base is not None:
-                seq = (seq - f.base) & _MASK
-            if not flags & ACK:
-                ack = 0
-            elif r.base is not None:
-                ack = (ack - r.base) & _MASK
-            scale = stream.scale[d]
-            if scale and not flags & SYN:
-                win <<= scale
-            stream_id = stream.id
-        info = self._info.get(no)
-        if info is None:
-            info = self._plain_info(no, frame, tcp, stream, d, ts_ns) if length or flags & SYN else ""
-        if note:
-            info = f"{info} [{note}]" if info else f"[{note}]"
-        marks = self._marks.get(no)
-        if marks:
-            names = marks[::2]
-            severity: int = worst(names)
-        else:
-            names, severity = (), 0
-        return _tuple_new(PacketSummary, (no, ts_ns / 1e9, rel, "TCP", src, sport, dst, dport, FLAG_LETTERS[flags],
-                                          seq, ack, win, length, info, names, stream_id, d, len(frame), severity))
-
-    def _plain_info(self, no: int, frame: bytes, tcp: Tcp, stream: Stream | None, d: int | None,
-                    ts_ns: int) -> str:
-        """The info column of a SYN (its options) or of a segment with payload no message named."""
-        if tcp.flags & SYN:
-            return tcp_options(frame, tcp).describe()
-        length = tcp.payload_length
-        apps = stream.apps if stream is not None else None
-        completed_in = self._segment_of.get(no)
-        if completed_in is not None:
-            name = apps.protocol_name() if apps is not None else "application"
-            if completed_in:
-                return f"[segment of a {name} message, reassembled in #{completed_in}]"
-            return f"[segment of an unfinished {name} message]"
-        if apps is not None and d is not None and apps.owner is not None:
-            described = apps.owner[1].describe(d, tcp.seq, length, ts_ns)  # StreamApps.describe(), inline
-            if described is not None:
-                return described
-        start = tcp.payload_offset
-        data = frame[start:start + min(length, _PREVIEW)]
-        more = "…" if length > _PREVIEW else ""
-        # Printable ASCII needs no escaping (the common case, and 10x cheaper to check).
-        text = data.decode("ascii") if not data.translate(None, _PRINTABLE) else safe_bytes(data)
-        return f"'{text}'{more}"
+            if known is None:
+                src, dst, stream_id, d, describe, seq = format_ip(src_ip), format_ip(dst_ip), None, None, None, raw_seq
+            else:
+                side = known[2] if sport == known[0] and src_ip == known[1] else known[3]
+                src, dst, stream_id, d, base, peer_base, scale, describe = side
+                seq = (raw_seq - base) & _MASK if base is not None else raw_seq
+                if peer_base is not None and flags & ACK:
+                    ack = (ack - peer_base) & _MASK
+                if scale and not flags & SYN:
+                    win <<= scale
+            info = info_of.get(no)
+            if info is None:
+                if flags & SYN:
+                    info = tcp_options(frame, tcp).describe()
+                elif not length:
+                    info = ""
+                elif no in segment_of:
+                    info = segment_info(segment_of[no], self.stream_of(no))
+                else:
+                    # What the stream's protocol says of the segment, else its first bytes.
+                    info = describe(raw_seq, length, ts_ns) if describe is not None else None
+                    if info is None:
+                        info = payload_preview(frame, start, length)
+            if note:
+                info = f"{info} [{note}]" if info else f"[{note}]"
+            marks = marks_of.get(no)
+            if marks:
+                names = marks[::2]
+                severity: int = worst(names)
+            else:
+                names, severity = (), 0
+            append(_tuple_new(PacketSummary, (no, ts_ns / 1e9, rel, "TCP", src, sport, dst, dport,
+                                              FLAG_LETTERS[flags], seq, ack, win, length, info, names, stream_id,
+                                              d, len(frame), severity)))
+        return rows
 
     # ------------------------------------------------------------------ views
 
@@ -495,3 +490,4 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
+

@@ -15,6 +15,9 @@ protocol") with a module-level ``PROTOCOL`` object that has:
   ``abandon(direction)`` returns the packets of a message it gave up on;
   ``describe(direction, seq, length, ts_ns)`` may name a packet no event
   named (computed when the row is shown: echo says which bytes came back);
+  optionally ``describes(direction) -> bool``: False if ``describe`` never
+  names a packet of that direction (the rows then skip the call; asked again
+  after each analysis step);
   ``close(direction)`` frees a finished direction; optionally
   ``wants(direction) -> bool``: False once the session ignores that
   direction's bytes for good (the analysis then stops reassembling them for

@@ -74,28 +74,35 @@ class EchoSession:
         self._drop()
         return []
 
+    def describes(self, direction: int) -> bool:
+        """Only server packets are described (echoes); a client packet's row shows its bytes."""
+        return direction == 1
+
     def describe(self, direction: int, seq: int, length: int, ts_ns: int) -> str | None:
         """For a server packet: the client packets whose bytes it sends back, and how long after."""
-        if direction != 1 or not self.recognised or self.server_start is None or not length:
+        start = self.server_start
+        if direction != 1 or start is None or not length or not self.recognised:
             return None
-        first = (seq - self.server_start) & _MASK
-        last = first + length - 1
-        ends = self.client_ends
-        count = len(ends)
-        if not count or first >= ends[-1]:
+        first = (seq - start) & _MASK
+        total = self.client_bytes  # where the last client segment ends (0: none yet)
+        if first >= total:
             return None  # beyond what the client was seen sending
         # The client segment holding byte ``first``: a client that sends requests of one size makes its
         # segments' ends evenly spaced, so guess by proportion and bisect only when the guess is wrong
         # (a bisect of a long capture's index touches twenty places of a large array, mostly not cached).
-        i = first * count // ends[-1]
-        if not (ends[i] > first and (i == 0 or ends[i - 1] <= first)):
+        ends = self.client_ends
+        i = first * len(ends) // total
+        end = ends[i]
+        if end <= first or (i and ends[i - 1] > first):
             i = bisect_right(ends, first)
-        nos = self.client_nos
-        if ends[i] > last:  # the usual case: the bytes of one client segment (one search, not two)
-            return f"echo of {length} bytes from #{nos[i]}, {(ts_ns - self.client_ts[i]) / 1e6:.3f} ms later"
-        j = bisect_right(ends, last, i)
+            end = ends[i]
+        if end >= first + length:  # the usual case: the bytes of one client segment (one search, not two)
+            return f"echo of {length} bytes from #{self.client_nos[i]}, " \
+                   f"{(ts_ns - self.client_ts[i]) / 1e6:.3f} ms later"
+        j = bisect_right(ends, first + length - 1, i)
         if j >= len(ends):
             return None
+        nos = self.client_nos
         return f"echo of {length} bytes from #{nos[i]}–#{nos[j]}, {(ts_ns - self.client_ts[j]) / 1e6:.3f} ms later"
 
     def close(self, direction: int) -> None:

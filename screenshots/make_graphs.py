@@ -27,6 +27,7 @@ from support.bulk import bulk_transfer, lab  # noqa: E402
 from support.wireshark import load  # noqa: E402
 from textual.app import App  # noqa: E402
 
+from netlens.capture.feed import FeedState, StoreFeed  # noqa: E402
 from netlens.capture.stats import KernelSample  # noqa: E402
 from netlens.capture.stats.render import write_graph  # noqa: E402
 from netlens.capture.stats.series import GRAPHS, build_graph  # noqa: E402
@@ -40,7 +41,8 @@ class _GraphApp(App[None]):
         self.tracker = tracker
 
     def on_mount(self) -> None:
-        self.push_screen(GraphScreen(self.tracker.ring, self.tracker.store.stream(1)))
+        feed = StoreFeed(self.tracker.ring, self.tracker.store, FeedState.RECORDED)
+        self.push_screen(GraphScreen(feed, feed.stream(1)))
 
 
 async def _screenshot(tracker: StatsTracker, path: Path) -> None:
@@ -50,7 +52,8 @@ async def _screenshot(tracker: StatsTracker, path: Path) -> None:
         assert isinstance(screen, GraphScreen)
         for _ in range(200):
             await pilot.pause(0.05)
-            if screen.follower.behind == 0 and screen.drawn_packets == sum(screen.follower.stats.packets) > 0:
+            state = screen.state
+            if state is not None and state.behind == 0 and screen.drawn_packets == state.graphed > 0:
                 break
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)

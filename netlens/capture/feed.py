@@ -9,6 +9,8 @@ and it never calls back into its caller: background work (starting a
 capture, saving a file) reports through :meth:`PacketFeed.advance`, which a
 view polls on its timer. That is the shape a feed keeps if capture and
 analysis move into a helper process: the same calls, answered over a pipe.
+The graph and conversations screens get plain data the same way
+(graph_state, graph, conversations: see :mod:`netlens.capture.stats.views`).
 
 Two feeds provide it: :class:`RecordedPacketFeed` (a pcap, or frames built for
 a test, analysed once) and :class:`netlens.capture.live_feed.LivePacketFeed`
@@ -33,6 +35,8 @@ from netlens.capture.pcap import write_pcap
 from netlens.capture.pcapng import write_pcapng
 from netlens.capture.ring import PacketRing
 from netlens.capture.stats.report import packet_statistics
+from netlens.capture.stats.tracker import KernelSample, StreamFollower
+from netlens.capture.stats.views import ConversationTable, GraphPicture, GraphState, StatsViews
 from netlens.capture.store import PacketStore
 from netlens.capture.streams import Stream, StreamKey
 from netlens.capture.summary import PacketSummary
@@ -192,6 +196,31 @@ class PacketFeed(Protocol):
         """A stream's ladder diagram."""
         ...
 
+    def graph_state(self, stream_id: int, limit: int) -> GraphState:
+        """Read up to ``limit`` new packets of a graphed stream; where its graph stands (KeyError if unknown)."""
+        ...
+
+    def add_kernel_sample(self, stream_id: int, sample: KernelSample) -> None:
+        """The kernel's newest srtt/cwnd for a graphed stream's sending socket."""
+        ...
+
+    def graph(self, stream_id: int, kind: str, direction: int | None,
+              view: tuple[float, float] | None) -> GraphPicture:
+        """One graph of a stream, built where the packets are (see :class:`StatsViews`)."""
+        ...
+
+    def count_conversations(self, limit: int) -> int:
+        """Count up to ``limit`` new packets for the conversation table; how many."""
+        ...
+
+    def conversations(self) -> ConversationTable:
+        """The conversation table so far."""
+        ...
+
+    def release_statistics(self) -> None:
+        """The graph or conversations screen closed: forget what it needed."""
+        ...
+
     def start(self) -> None:
         """Start capturing (or loading); returns at once."""
         ...
@@ -237,6 +266,7 @@ class StoreFeed:
         #: stream id indexed.
         self._ends: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
         self._indexed = 0
+        self._views: StatsViews | None = None
 
     # ------------------------------------------------------------------ status
 
@@ -359,6 +389,55 @@ class StoreFeed:
         """A stream's ladder diagram."""
         with self.lock:
             return self.store.ladder(stream_id)
+
+    # ------------------------------------------------------------------ graphs and conversations
+
+    def _stats_views(self) -> StatsViews:
+        """The graphs' and conversations' state (caller holds the lock); a clear (a new store) starts it over."""
+        views = self._views
+        if views is None or views.store is not self.store:
+            views = self._views = StatsViews(self.ring, self.store)
+        return views
+
+    def _followed(self, stream_id: int) -> tuple[StatsViews, StreamFollower]:
+        with self.lock:
+            views = self._stats_views()
+            return views, views.follower(stream_id)
+
+    def graph_state(self, stream_id: int, limit: int) -> GraphState:
+        """Read a graphed stream's new packets (``limit`` at most); where its graph stands."""
+        views, follower = self._followed(stream_id)
+        with views.lock:
+            return views.graph_state(follower, limit)
+
+    def add_kernel_sample(self, stream_id: int, sample: KernelSample) -> None:
+        """Keep the kernel's view of a graphed stream."""
+        views, follower = self._followed(stream_id)
+        with views.lock:
+            views.add_kernel_sample(follower, sample)
+
+    def graph(self, stream_id: int, kind: str, direction: int | None,
+              view: tuple[float, float] | None) -> GraphPicture:
+        """One graph of a stream (built outside the feed's lock)."""
+        views, follower = self._followed(stream_id)
+        with views.lock:
+            return views.graph(follower, kind, direction, view)
+
+    def count_conversations(self, limit: int) -> int:
+        """Count new packets for the conversation table."""
+        with self.lock:
+            return self._stats_views().count_conversations(limit)
+
+    def conversations(self) -> ConversationTable:
+        """The conversation table so far."""
+        with self.lock:
+            return self._stats_views().conversations()
+
+    def release_statistics(self) -> None:
+        """Forget the graphs' and conversations' state."""
+        with self.lock:
+            if self._views is not None:
+                self._views.release()
 
     # ------------------------------------------------------------------ saving
 

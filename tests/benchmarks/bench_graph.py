@@ -46,8 +46,8 @@ from textual.screen import Screen  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from netlens.capture import Capture, PacketRing, PacketStore  # noqa: E402
+from netlens.capture.feed import FeedState, StoreFeed, StreamView  # noqa: E402
 from netlens.capture.stats import StatsTracker  # noqa: E402
-from netlens.capture.streams import Stream  # noqa: E402
 
 try:  # the app's process policy moved to netlens.ui.runtime with the packet-feed reshaping
     from netlens.ui.runtime import GC_YOUNG_THRESHOLD, SWITCH_INTERVAL  # type: ignore[import-not-found]
@@ -130,7 +130,7 @@ class IdleScreen(Screen[None]):
     painted: list[float] = []
     plotted: list[float] = []
 
-    def __init__(self, ring: PacketRing, stream: Stream) -> None:
+    def __init__(self, feed: StoreFeed, stream: StreamView) -> None:
         super().__init__()
         self.stream = stream
         self.position = 0
@@ -178,9 +178,9 @@ async def live(args: argparse.Namespace, screen_class: type[Screen[Any]]) -> Non
     ring = PacketRing()
     capture = Capture(iface="lo", port=port, ring=ring).start()
     store = PacketStore(ring, server_ports=(port,))
-    lock = threading.Lock()
+    feed = StoreFeed(ring, store, FeedState.RUNNING, "lo")
     stop = threading.Event()
-    analyser = threading.Thread(target=_analyse, args=(ring, store, lock, stop), daemon=True)
+    analyser = threading.Thread(target=_analyse, args=(ring, store, feed.lock, stop), daemon=True)
     analyser.start()
     clients = [mp.Process(target=_client, args=(port, args.conns, args.pps / args.procs, lifetime),
                           daemon=True) for _ in range(args.procs)]
@@ -189,8 +189,8 @@ async def live(args: argparse.Namespace, screen_class: type[Screen[Any]]) -> Non
     try:
         while not store.streams():
             await asyncio.sleep(0.05)
-        stream = store.streams()[0]
-        screen: Any = screen_class(ring, stream)
+        stream = feed.stream(store.streams()[0].id)
+        screen: Any = screen_class(feed, stream)
         screen.posted, screen.painted, screen.plotted = [], [], []
         app = Bench(screen)
         async with app.run_test(size=(120, 40)) as pilot:
@@ -211,8 +211,8 @@ async def live(args: argparse.Namespace, screen_class: type[Screen[Any]]) -> Non
                 await asyncio.sleep(0.05 + 0.05 * (keys % 7) / 7)
             last_stats = capture.stats()
             elapsed = time.perf_counter() - started
-            follower = getattr(screen, "follower", None)
-            graphed = sum(follower.stats.packets) if follower else 0
+            follower = getattr(screen, "state", None)
+            graphed = follower.graphed if follower else 0
             behind, missed = (follower.behind, follower.missed) if follower else (0, 0)
     finally:
         stop.set()

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.app import App
 
 from netlens.capture import PacketRing, PacketStore, PcapReader
-from netlens.capture.streams import Stream
+from netlens.capture.feed import FeedState, StoreFeed
 from netlens.ui.screens.graph import GraphScreen
 from netlens.ui.widgets.stream_graph import StreamGraph, canvas_of, cursor_column, x_extent
 
@@ -23,15 +23,15 @@ def _records(path: Path) -> tuple[int, list[tuple[int, bytes, int]]]:
 
 
 class GraphApp(App[None]):
-    """Just the graph screen, over a ring the test fills."""
+    """Just the graph screen of stream 1, over a ring (and store) the test fills."""
 
-    def __init__(self, ring: PacketRing, stream: Stream, kind: str = "tsg") -> None:
+    def __init__(self, ring: PacketRing, store: PacketStore, kind: str = "tsg") -> None:
         super().__init__()
-        self.ring, self.stream, self.kind = ring, stream, kind
+        self.feed, self.kind = StoreFeed(ring, store, FeedState.RECORDED), kind
         self.result: int | None = -1
 
     def on_mount(self) -> None:
-        self.push_screen(GraphScreen(self.ring, self.stream, self.kind), self._done)
+        self.push_screen(GraphScreen(self.feed, self.feed.stream(1), self.kind), self._done)
 
     def _done(self, no: int | None) -> None:
         self.result = no
@@ -53,8 +53,8 @@ async def settled(pilot) -> GraphScreen:  # type: ignore[no-untyped-def]
     for _ in range(200):
         await pilot.pause(0.05)
         screen = pilot.app.screen
-        if isinstance(screen, GraphScreen) and screen.follower.behind == 0 and screen.graph is not None \
-                and screen.drawn_packets == sum(screen.follower.stats.packets) > 0:
+        if isinstance(screen, GraphScreen) and screen.state is not None and screen.state.behind == 0 \
+                and screen.graph is not None and screen.drawn_packets == screen.state.graphed > 0:
             await pilot.app.workers.wait_for_complete()
             await pilot.pause()
             return screen
@@ -72,7 +72,7 @@ async def redrawn(pilot, screen: GraphScreen, kind: str) -> None:  # type: ignor
 
 async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
     ring, store = loaded()
-    app = GraphApp(ring, store.stream(1))
+    app = GraphApp(ring, store)
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
         assert screen.graph is not None and screen.graph.kind == "tsg"
@@ -99,7 +99,7 @@ async def test_graph_keys_zoom_cursor_and_jump_to_a_packet() -> None:
 
 async def test_the_cursor_is_drawn_over_the_graph_without_a_new_drawing() -> None:
     ring, store = loaded()
-    app = GraphApp(ring, store.stream(1))
+    app = GraphApp(ring, store)
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
         plot = screen.query_one(StreamGraph)
@@ -128,7 +128,7 @@ async def test_graph_redraws_as_packets_arrive() -> None:
     for record in records[:50]:
         ring.append(*record)
     store.update()
-    app = GraphApp(ring, store.stream(1))
+    app = GraphApp(ring, store)
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
         first = screen.drawn_packets
@@ -148,7 +148,7 @@ def test_graph_screen_snapshot(snap_compare) -> None:  # type: ignore[no-untyped
         await settled(pilot)
         pilot.app.screen.query_one(StreamGraph)
 
-    assert snap_compare(GraphApp(ring, store.stream(1)), terminal_size=SIZE, run_before=drawn)
+    assert snap_compare(GraphApp(ring, store), terminal_size=SIZE, run_before=drawn)
 
 
 async def test_main_screen_keys_open_graphs_and_conversations() -> None:
@@ -164,7 +164,7 @@ async def test_main_screen_keys_open_graphs_and_conversations() -> None:
         await select_connection_2(pilot)
         await pilot.press("G")
         screen = await settled(pilot)
-        assert screen.follower.stream.client_port == 50418  # the selected connection's stream
+        assert screen.stream.key.client[1] == 50418  # the selected connection's stream
         await pilot.press("escape")
         await pilot.press("v")
         for _ in range(100):
@@ -178,7 +178,7 @@ async def test_main_screen_keys_open_graphs_and_conversations() -> None:
         assert first[0] == "1" and first[1].endswith(":50412") and first[2].endswith(":65432")
         await pilot.press("enter")
         screen = await settled(pilot)
-        assert screen.follower.stream.id == 1
+        assert screen.stream.id == 1
         await pilot.press("full_stop")
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
@@ -186,4 +186,4 @@ async def test_main_screen_keys_open_graphs_and_conversations() -> None:
         await pilot.pause(0.2)
         from netlens.ui.screens.packet import PacketScreen
         assert isinstance(pilot.app.screen, PacketScreen)
-        assert pilot.app.screen.no in set(screen.follower.stream.packets)
+        assert pilot.app.screen.no in set(screen.feed.stream_packets(1))

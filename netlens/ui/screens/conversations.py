@@ -1,16 +1,17 @@
 """The conversations screen: Wireshark's TCP conversation table over everything captured, kept current.
 
-A :class:`~netlens.capture.stats.StatsTracker` follows the packet store on a
-thread of its own (small batches, asleep most of the time); the table is
-refreshed every second. Enter on a row opens that stream's graphs.
+The packet feed counts the conversations where the packets are (a
+:class:`~netlens.capture.stats.StatsTracker` in the app for a recording, in
+the capture's helper process for a live capture): a thread of the screen asks
+it to count in small batches (asleep most of the time) and fetches the rows
+once a second, which the table shows. Enter on a row opens that stream's
+graphs.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,11 +19,14 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from netlens.capture.ring import PacketRing
-from netlens.capture.stats import Conversation, StatsTracker, conversations
+from netlens.capture.feed import PacketFeed
+from netlens.capture.stats import Conversation
+from netlens.capture.stats.views import ConversationTable
 
 BATCH = 500
 DUTY = 0.25
+#: Seconds between two fetches of the rows.
+REFRESH_EVERY = 1.0
 COLUMNS = ("stream", "client", "server", "pkts →", "bytes →", "pkts ←", "bytes ←", "start s", "duration s",
            "completeness")
 
@@ -40,12 +44,12 @@ class ConversationsScreen(Screen[int | None]):
 
     BINDINGS = [Binding("escape,q", "close", "Back"), Binding("enter", "graph", "Graphs")]
 
-    def __init__(self, ring: PacketRing, store: Any, store_lock: AbstractContextManager[Any] | None = None) -> None:
+    def __init__(self, feed: PacketFeed) -> None:
         super().__init__()
-        self.tracker = StatsTracker(ring, store)
-        #: Guards the tracker; ``store_lock`` (the packet feed's, if it has one) guards the store it reads.
-        self._counting = threading.Lock()
-        self._store_lock = store_lock or nullcontext()
+        self.feed = feed
+        #: The newest rows fetched by the thread (None before the first), and those on screen.
+        self.table: ConversationTable | None = None
+        self._shown: ConversationTable | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="netlens-conversations", daemon=True)
 
@@ -58,27 +62,36 @@ class ConversationsScreen(Screen[int | None]):
         table = self.query_one(DataTable)
         table.add_columns(*COLUMNS)
         self._thread.start()
-        self.set_interval(1.0, self.refresh_table)
+        self.set_interval(REFRESH_EVERY / 4, self.refresh_table)
         self.refresh_table()
         table.focus()
 
     def on_unmount(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        self.feed.release_statistics()
 
     def _follow(self) -> None:
+        """Have the feed count new packets (at most ``DUTY`` of the time) and fetch the rows once a second."""
+        fetched = 0.0
         while not self._stop.is_set():
             started = time.perf_counter()
-            with self._counting, self._store_lock:
-                done = self.tracker.update(BATCH)
+            try:
+                done = self.feed.count_conversations(BATCH)
+                if started - fetched >= REFRESH_EVERY or (not done and self.table is None):
+                    self.table, fetched = self.feed.conversations(), started
+            except RuntimeError:  # the capture's helper failed on it: the table stays as it was, no traceback
+                done = 0
             spent = time.perf_counter() - started
             self._stop.wait(0.1 if not done else spent * (1 - DUTY) / DUTY)
 
     def refresh_table(self) -> None:
-        """Show the current counts (rows keep their place; new streams are appended)."""
-        with self._counting, self._store_lock:
-            rows = conversations(self.tracker)
-            behind = self.tracker.store.last - self.tracker.last
+        """Show the newest rows fetched (rows keep their place; new streams are appended)."""
+        fetched = self.table
+        if fetched is None or fetched is self._shown:
+            return
+        self._shown = fetched
+        rows, behind = fetched.rows, fetched.behind
         table = self.query_one(DataTable)
         with self.app.batch_update():
             for row in rows:

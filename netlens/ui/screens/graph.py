@@ -1,13 +1,15 @@
 """The graph screen: one connection's tsg, throughput, RTT or window graph, redrawn as packets arrive.
 
-A :class:`~netlens.capture.stats.tracker.StreamFollower` reads the stream's
-new packets on a thread of its own (in small batches, asleep most of the
-time, skipping ahead under a flood), and the screen redraws twice a second
-when something changed. Keys zoom and pan the time axis; a cursor picks a
-moment, and Enter (or a click) leaves with the nearest packet's number, which
-the caller opens.
+The packet feed follows the stream where the packets are (in the app for a
+recording, in the capture's helper process for a live capture): a thread of
+the screen asks it to read the stream's new packets in small batches (asleep
+most of the time; the feed skips ahead under a flood) and gets back only
+counts (:class:`~netlens.capture.stats.views.GraphState`); the screen
+redraws twice a second when something changed, from a graph the feed built.
+Keys zoom and pan the time axis; a cursor picks a moment, and Enter (or a
+click) leaves with the nearest packet's number, which the caller opens.
 
-Key latency: a graph is built, drawn by plotext and turned into screen lines
+Key latency: a graph is built (by the feed), drawn by plotext and turned into screen lines
 on a drawing thread (one drawing at a time; requests made meanwhile collapse
 into one, for the newest state), which posts the result; the UI thread only
 swaps the lines in. The cursor is drawn over the lines on the UI thread (well
@@ -29,21 +31,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from netlens.capture.ring import PacketRing
+from netlens.capture.feed import PacketFeed, StreamView
 from netlens.capture.stats import KernelSample
-from netlens.capture.stats.series import GRAPHS, Graph, build_graph
-from netlens.capture.stats.tracker import StreamFollower
-from netlens.capture.streams import Stream
+from netlens.capture.stats.series import GRAPHS, Graph
+from netlens.capture.stats.views import GraphState
 from netlens.textsafe import safe_str
 from netlens.ui.widgets.stream_graph import Drawing, StreamGraph, x_extent
 
-#: Packets the follower reads per batch, and the share of time it may work.
-BATCH = 200
+#: Packets the feed reads per question, and the share of time the screen's thread keeps it busy.
+BATCH = 500
 DUTY = 0.15
-#: Unread packets after which it jumps to the newest ones (the status line says how many it skipped).
-MAX_BEHIND = 50_000
-#: Segments a live view shows at most (older ones are a zoom-out away).
-LIVE_POINTS = 20_000
 REDRAW_EVERY = 0.5
 
 
@@ -86,11 +83,15 @@ class GraphScreen(Screen[int | None]):
         Binding("0,home", "reset", "Live view"),
     ]
 
-    def __init__(self, ring: PacketRing, stream: Stream, kind: str = "tsg",
+    def __init__(self, feed: PacketFeed, stream: StreamView, kind: str = "tsg",
                  kernel: Callable[[], KernelSample | None] | None = None) -> None:
         super().__init__()
-        self.ring = ring
-        self.follower = StreamFollower(ring, stream)
+        self.feed = feed
+        self.stream = stream
+        #: Where the feed's graph of the stream stands (None before its first answer).
+        self.state: GraphState | None = None
+        #: Why the stream cannot be graphed any more (cleared, evicted, the capture gone), or "".
+        self.gone = ""
         self.kind = kind if kind in GRAPHS else "tsg"
         self.kernel = kernel
         self.direction: int | None = None
@@ -124,39 +125,39 @@ class GraphScreen(Screen[int | None]):
         self._draw_wanted.set()
         self._thread.join(timeout=2)
         self._drawer.join(timeout=2)
+        self.feed.release_statistics()
 
     # ------------------------------------------------------------------ data
 
     def _follow(self) -> None:
-        """Read the stream's packets as they are indexed, working at most ``DUTY`` of the time."""
-        follower = self.follower
+        """Have the feed read the stream's new packets, keeping it busy at most ``DUTY`` of the time."""
+        sent: tuple[object, ...] = ()
         while not self._stop.is_set():
-            if follower.behind > MAX_BEHIND:
-                follower.skip_to_newest(BATCH * 10)
+            sample = self.kernel() if self.kernel is not None else None
             started = time.perf_counter()
-            done = follower.update(BATCH)
+            try:
+                if sample is not None and tuple(sample[1:]) != sent:
+                    self.feed.add_kernel_sample(self.stream.id, sample)
+                    sent = tuple(sample[1:])
+                self.state = state = self.feed.graph_state(self.stream.id, BATCH)
+            except KeyError:
+                self.gone = "no longer stored"
+                self._stop.wait(REDRAW_EVERY)
+                continue
+            except RuntimeError as exc:  # the capture's helper failed on it: said on the status line, no traceback
+                self.gone = safe_str(str(exc))
+                self._stop.wait(REDRAW_EVERY)
+                continue
             spent = time.perf_counter() - started
-            self._stop.wait(0.05 if not done else spent * (1 - DUTY) / DUTY)
+            self._stop.wait(0.05 if not state.behind else spent * (1 - DUTY) / DUTY)
 
     def _tick(self) -> None:
-        stats = self.follower.stats
-        if self.kernel is not None:
-            sample = self.kernel()
-            if sample is not None and (not stats.kernel or stats.kernel[-1][1:] != sample[1:]):
-                with self.follower.lock:
-                    stats.kernel.append(sample)
-        state = (sum(stats.packets), len(stats.kernel))
-        if state != self._drawn_at:
-            self._drawn_at = state
+        state = self.state
+        if state is not None and (state.graphed, state.kernel) != self._drawn_at:
+            self._drawn_at = (state.graphed, state.kernel)
             self.redraw()
         else:
             self._show_status()
-
-    def _live_start_ns(self, direction: int) -> int | None:
-        segments = self.follower.stats.series[direction].segments
-        if len(segments) <= LIVE_POINTS:
-            return None
-        return segments.flat[(len(segments) - LIVE_POINTS) * segments.width]
 
     def redraw(self) -> None:
         """Have the graph rebuilt and drawn off the UI thread; the status line changes at once."""
@@ -183,20 +184,15 @@ class GraphScreen(Screen[int | None]):
                 self.post_message(DrawFailed(f"Could not draw the graph: {type(exc).__name__}: {safe_str(str(exc))}"))
 
     def _draw_now(self) -> None:
-        stats = self.follower.stats
-        origin = self.ring.first_ts_ns or stats.first_ts
-        direction = stats.data_direction() if self.direction is None else self.direction
         plot = self.query_one(StreamGraph)
-        view, kind, size, base = self.view, self.kind, (plot.size.width, plot.size.height), plot.rich_style
-        with self.follower.lock:
-            if view is None:
-                start_ns, stop_ns = self._live_start_ns(direction), None
-            else:
-                start_ns, stop_ns = origin + int(view[0] * 1e9), origin + int(view[1] * 1e9)
-            graph = build_graph(kind, stats, direction, origin, start_ns, stop_ns)
-            packets = sum(stats.packets)
-        drawing = plot.prepare(graph, view or x_extent(graph), size, base)
-        self.post_message(Drawn(graph, drawing, packets))
+        view, size, base = self.view, (plot.size.width, plot.size.height), plot.rich_style
+        try:
+            picture = self.feed.graph(self.stream.id, self.kind, self.direction, view)
+        except KeyError:
+            self.gone = "no longer stored"
+            return
+        drawing = plot.prepare(picture.graph, view or x_extent(picture.graph), size, base)
+        self.post_message(Drawn(picture.graph, drawing, picture.packets))
 
     def on_draw_failed(self, message: DrawFailed) -> None:
         """Say why a drawing failed."""
@@ -214,15 +210,17 @@ class GraphScreen(Screen[int | None]):
         self._show_status()
 
     def _show_status(self) -> None:
-        follower = self.follower
+        state = self.state
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {self.kind} ", style="bold reverse")
-        text.append(f" stream {follower.stream.id}: {follower.stream.key} ")
-        text.append(f" {sum(follower.stats.packets):,} packets graphed")
-        if follower.behind:
-            text.append(f", {follower.behind:,} to read", style="yellow")
-        if follower.missed:
-            text.append(f", {follower.missed:,} skipped", style="yellow")
+        text.append(f" stream {self.stream.id}: {self.stream.key} ")
+        text.append(f" {state.graphed if state is not None else 0:,} packets graphed")
+        if state is not None and state.behind:
+            text.append(f", {state.behind:,} to read", style="yellow")
+        if state is not None and state.missed:
+            text.append(f", {state.missed:,} skipped", style="yellow")
+        if self.gone:
+            text.append(f", {self.gone}", style="yellow")
         text.append("  live" if self.view is None else f"  {self.view[0]:.3f}–{self.view[1]:.3f} s")
         if self.cursor is not None:
             no = self.query_one(StreamGraph).nearest_packet(self.cursor)
@@ -247,8 +245,8 @@ class GraphScreen(Screen[int | None]):
 
     def action_direction(self) -> None:
         """Graph the other side's data."""
-        stats = self.follower.stats
-        current = stats.data_direction() if self.direction is None else self.direction
+        state = self.state
+        current = (state.data_direction if state is not None else 0) if self.direction is None else self.direction
         self.direction = 1 - current
         self.redraw()
 
@@ -308,7 +306,7 @@ class GraphScreen(Screen[int | None]):
         self.dismiss(None)
 
 
-def kernel_sampler(snapshot_of: Callable[[], object], stream: Stream) -> Callable[[], KernelSample | None]:
+def kernel_sampler(snapshot_of: Callable[[], object], stream: StreamView) -> Callable[[], KernelSample | None]:
     """A function giving the kernel's srtt/rttvar/cwnd for the stream's client socket, from the newest probe.
 
     ``snapshot_of()`` returns the latest :class:`~netlens.probe.Snapshot` (or None). The

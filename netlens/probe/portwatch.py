@@ -30,8 +30,10 @@ takes the full port dump (:meth:`Prober.dump_port`) instead when:
   connection from this host to the same port elsewhere, a SYN_RECV gone within
   a second).
 
-The TIME_WAIT sockets the snapshot does not show are counted without listing
-them: those of the last full dump and those the lookups found since (each
+It shows ``time_wait_limit`` TIME_WAIT sockets: those it showed before, as
+long as their timers run (a row swapped out would read, in the table, as a
+socket the kernel closed), then the newest. Those it does not show are
+counted without listing them: those of the last full dump and those the lookups found since (each
 once, by cookie), until their timers run out. The snapshot has the shape and
 meaning of ``Prober.snapshot(port, time_wait_limit=N)``; between full dumps,
 that count still holds a TIME_WAIT socket the kernel ended early (a new SYN on
@@ -40,6 +42,7 @@ its 4-tuple, an RST) until its timer would have run out.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -108,6 +111,9 @@ class PortWatch:
         # time.monotonic, cookie), and their cookies: a socket found again is not counted twice.
         self._time_wait: list[tuple[float, int]] = []
         self._time_wait_cookies: set[int] = set()
+        # Cookies of the TIME_WAIT sockets the newest snapshot showed: they stay shown until their timers run
+        # out (the table keeps its TIME_WAIT rows; one displaced here would read as a socket the kernel closed).
+        self._time_wait_shown: set[int] = set()
         self._owners: Owners = {}  # inode -> owners, as the last /proc scan placed them...
         self._owners_at = -OWNERS_TRUSTED  # ...at this clock()
 
@@ -173,7 +179,7 @@ class PortWatch:
                 (waiting if sock_info.state == "TIME_WAIT" else connected).append(sock_info)
         # The newest TIME_WAIT sockets of the port are among those found: the previous tick's newest, and
         # those of the connections closed since (each looked up once: only those shown are followed after).
-        shown = heapq.nlargest(self.time_wait_limit, waiting, key=_time_left)
+        shown = self._keep_shown(waiting)
         counted = self._count_time_wait((_time_left(sock_info) for sock_info in waiting), reset=False)
         sockets = listeners + connected + shown
         self._followed = dict.fromkeys(pair_of(sock_info) for sock_info in connected + shown)
@@ -221,13 +227,35 @@ class PortWatch:
         self.full_dumps += 1
         self.last_reason = reason
         try:
-            snapshot, time_wait = self.prober.dump_port(port, time_wait_limit=self.time_wait_limit)
+            snapshot, time_wait = self.prober.dump_port(port, time_wait_limit=self.time_wait_limit,
+                                                        time_wait_keep=self._time_wait_shown)
         except OSError:
             # No sock_diag: the prober's own choice (psutil, with a note), and no lookups next time either.
             self._port = None
             return self.prober.snapshot(port, time_wait_limit=self.time_wait_limit)
+        snapshot = self._cap_time_wait(snapshot)
         self._remember(snapshot, time_wait)
         return snapshot
+
+    def _cap_time_wait(self, snapshot: Snapshot) -> Snapshot:
+        """The dump with the TIME_WAIT sockets a tick by lookups would show (see :meth:`_keep_shown`)."""
+        waiting = [sock for sock in snapshot.sockets if sock.state == "TIME_WAIT"]
+        shown = {id(sock) for sock in self._keep_shown(waiting)}
+        if len(shown) == len(waiting):
+            return snapshot
+        sockets = tuple(sock for sock in snapshot.sockets if sock.state != "TIME_WAIT" or id(sock) in shown)
+        return dataclasses.replace(snapshot, sockets=sockets,
+                                   hidden_time_wait=snapshot.hidden_time_wait + len(waiting) - len(shown))
+
+    def _keep_shown(self, waiting: list[SocketInfo]) -> list[SocketInfo]:
+        """The TIME_WAIT sockets to show: those shown before first, then the newest, ``time_wait_limit`` in all."""
+        before = self._time_wait_shown
+        kept = [sock for sock in waiting if sock.cookie in before]
+        room = self.time_wait_limit - len(kept)
+        shown = kept[:self.time_wait_limit] + (heapq.nlargest(room, (sock for sock in waiting if sock.cookie not in
+                                                                     before), key=_time_left) if room > 0 else [])
+        self._time_wait_shown = {sock.cookie for sock in shown if sock.cookie is not None}
+        return shown
 
     def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
         self._followed = dict.fromkeys(pair_of(s) for s in snapshot.sockets if s.state != "LISTEN")

@@ -95,13 +95,18 @@ def state_group(row: ConnectionRow, fact: Fact | None, kernel_ts: float) -> int:
     return _GROUP_OF_STATE.get(row.socket.state, CLOSING)
 
 
-def age_cell(sock: SocketInfo, first_seen: float, created: float | None, now: float) -> str:
+def age_cell(sock: SocketInfo, first_seen: float, created: float | None, now: float, gone: bool = False) -> str:
     """How old the connection is, from the best source, and saying which.
 
     ``12s``: since the server accepted it (its own clock, exact); ``42s left``:
     a TIME_WAIT socket's remaining timer, as the kernel reports it; ``≥12s``:
-    since netlens first saw it (it may be older).
+    since netlens first saw it (it may be older); ``ended early``: a TIME_WAIT
+    socket the kernel dropped before its timer ran out (``gone``: no longer
+    listed), as it does when a new connection takes the same 4-tuple (a
+    client reusing its port under a flood) or an RST arrives.
     """
+    if gone and sock.state == "TIME_WAIT":
+        return "ended early"
     if created is not None:
         return duration(max(0.0, now - created))
     if sock.state == "TIME_WAIT" and sock.timer is not None:

@@ -114,6 +114,9 @@ def test_age_says_where_it_comes_from() -> None:
     assert age_cell(sock("ESTABLISHED"), first_seen=100.0, created=90.0, now=102.0) == "12s"
     tw = sock("TIME_WAIT", timer=SocketTimer("timewait", 42_000, 0))
     assert age_cell(tw, first_seen=100.0, created=None, now=102.0) == "42s left"
+    # Gone before its timer ran out (a new connection on its 4-tuple): its last timer is no longer true.
+    assert age_cell(tw, first_seen=100.0, created=90.0, now=102.0, gone=True) == "ended early"
+    assert age_cell(sock("ESTABLISHED"), first_seen=100.0, created=90.0, now=102.0, gone=True) == "12s"
     assert age_cell(sock("CLOSE_WAIT"), first_seen=100.0, created=None, now=112.0) == "≥12s"
 
 

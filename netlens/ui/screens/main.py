@@ -244,7 +244,7 @@ class MainScreen(Screen[None]):
         self.facts.forget_before(now - FACT_MEMORY)
         listening_since = self.stats.started if self.stats is not None else None
         self.table.apply(view.update, self.server_conns, now, self.facts, listening_since, self.server_port)
-        subtitle = f"+ {view.hidden_time_wait:,} older TIME_WAIT not shown" if view.hidden_time_wait else ""
+        subtitle = f"+ {view.hidden_time_wait:,} more TIME_WAIT not shown" if view.hidden_time_wait else ""
         panel = self.query_one("#connections-panel")
         if panel.border_subtitle != subtitle:
             panel.border_subtitle = subtitle

@@ -274,7 +274,7 @@ class ConnectionsTable(VirtualTable):
             created = self._listening_since
         # Remembered: a connection keeps its known age after the server forgot it.
         created = self._created.setdefault(skey, created) if created is not None else self._created.get(skey)
-        age = age_cell(sock, row.first_seen, created, now)
+        age = age_cell(sock, row.first_seen, created, now, gone=closed)
         signature = (state, sock.recv_q, sock.send_q, sock.owners, row.last_change, age,
                      snap and (snap.conn, snap.mask, snap.stage, snap.paused))
         if self._signatures.get(skey) == signature:

@@ -64,6 +64,9 @@ def state_text(item: Inspected) -> Text:
         last = "no longer listed by the kernel" if item.gone else "not yet in the kernel's snapshot"
         return Text.assemble((fact.state, f"bold {fact.style}".strip()),
                              (f"  (server's event; {last}, which last said {sock.state})", "dim"))
+    if item.gone and sock.state == "TIME_WAIT":
+        return Text.assemble(("CLOSED", "bold red"), ("  (the kernel dropped it before its TIME_WAIT timer ran out: a "
+                                                      "new connection took its 4-tuple, or an RST came)", "dim"))
     if item.gone:
         return Text.assemble(("CLOSED", "bold red"), (f"  (the kernel no longer lists it; last {sock.state})", "dim"))
     return Text(sock.state, style="bold")

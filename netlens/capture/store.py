@@ -490,4 +490,3 @@ class PacketStore:
         from netlens.capture.hexdump import hexdump
 
         return hexdump(self.ring.frame(no))
-

@@ -153,6 +153,7 @@ def segment_info(completed_in: int, stream: Stream | None) -> str:
         return f"[segment of a {name} message, reassembled in #{completed_in}]"
     return f"[segment of an unfinished {name} message]"
 
+
 def other_row(no: int, ts_ns: int, rel: float, other: Tcp | Other, length: int) -> PacketSummary:
     """The row of a frame that is not a TCP segment netlens decodes (``length``: the frame's bytes)."""
     assert isinstance(other, Other)

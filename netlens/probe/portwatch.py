@@ -33,8 +33,8 @@ takes the full port dump (:meth:`Prober.dump_port`) instead when:
 It shows ``time_wait_limit`` TIME_WAIT sockets: those it showed before, as
 long as their timers run (a row swapped out would read, in the table, as a
 socket the kernel closed), then the newest. Those it does not show are
-counted without listing them: those of the last full dump and those the lookups found since (each
-once, by cookie), until their timers run out. The snapshot has the shape and
+counted without listing them: those of the last full dump and those the
+lookups found since (each once, by cookie), until their timers run out. The snapshot has the shape and
 meaning of ``Prober.snapshot(port, time_wait_limit=N)``; between full dumps,
 that count still holds a TIME_WAIT socket the kernel ended early (a new SYN on
 its 4-tuple, an RST) until its timer would have run out.
@@ -177,8 +177,8 @@ class PortWatch:
             if sock_info.cookie not in seen:  # two 4-tuples asked may name one socket
                 seen.add(sock_info.cookie)
                 (waiting if sock_info.state == "TIME_WAIT" else connected).append(sock_info)
-        # The newest TIME_WAIT sockets of the port are among those found: the previous tick's newest, and
-        # those of the connections closed since (each looked up once: only those shown are followed after).
+        # The TIME_WAIT sockets to show are among those found: the previous tick's, and those of the
+        # connections closed since (each looked up once: only those shown are followed after).
         shown = self._keep_shown(waiting)
         counted = self._count_time_wait((_time_left(sock_info) for sock_info in waiting), reset=False)
         sockets = listeners + connected + shown
@@ -250,10 +250,9 @@ class PortWatch:
     def _keep_shown(self, waiting: list[SocketInfo]) -> list[SocketInfo]:
         """The TIME_WAIT sockets to show: those shown before first, then the newest, ``time_wait_limit`` in all."""
         before = self._time_wait_shown
-        kept = [sock for sock in waiting if sock.cookie in before]
-        room = self.time_wait_limit - len(kept)
-        shown = kept[:self.time_wait_limit] + (heapq.nlargest(room, (sock for sock in waiting if sock.cookie not in
-                                                                     before), key=_time_left) if room > 0 else [])
+        kept = [sock for sock in waiting if sock.cookie in before][:self.time_wait_limit]
+        others = (sock for sock in waiting if sock.cookie not in before)
+        shown = kept + heapq.nlargest(self.time_wait_limit - len(kept), others, key=_time_left)
         self._time_wait_shown = {sock.cookie for sock in shown if sock.cookie is not None}
         return shown
 

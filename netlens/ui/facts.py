@@ -184,12 +184,6 @@ class FactBook:
             del facts[next(iter(facts))]
         return touched
 
-    def _set(self, end: Ends, fact: Fact) -> None:
-        self._facts.pop(end, None)  # re-inserted last: the dict stays oldest-first
-        self._facts[end] = fact
-        if len(self._facts) > MAX_FACTS:
-            del self._facts[next(iter(self._facts))]
-
     def fact(self, end: Ends, since: float) -> Fact | None:
         """The server's latest fact about ``end`` if it is not older than ``since`` (the connection's first sight)."""
         found = self._facts.get(end)
@@ -197,7 +191,7 @@ class FactBook:
 
     def forget_before(self, ts: float) -> None:
         """Drop facts older than ``ts``: by then the kernel has long caught up."""
-        # Oldest first (``_set`` re-inserts at the end), so the stale ones are a prefix: stop at the first
+        # Oldest first (``ingest`` re-inserts at the end), so the stale ones are a prefix: stop at the first
         # newer fact instead of scanning tens of thousands each snapshot.
         facts = self._facts
         while facts:

@@ -28,6 +28,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from netlens import DEFAULT_PORT
@@ -36,6 +37,7 @@ from netlens.capture.errors import CaptureError
 from netlens.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from netlens.capture.pcap import PcapWriter
 from netlens.capture.ring import PacketRing
+from netlens.threadname import show_thread_name
 
 log = logging.getLogger("netlens.capture")
 
@@ -129,8 +131,10 @@ class Capture:
         write: str | os.PathLike[str] | None = None,
         count: int | None = None,
         method: str = "mmap",
+        yield_to: Callable[[], bool] | None = None,
     ) -> None:
         self.iface = iface
+        self._yield_to = yield_to
         self.port = port
         self.expression = bpf
         self.ring = ring if ring is not None else PacketRing()
@@ -272,6 +276,7 @@ class Capture:
     # ----------------------------------------------------------------- the thread
 
     def _run(self) -> None:
+        show_thread_name("capture")
         self._cpu_start = time.thread_time()
         self._count_left = self.count if self.count else None
         try:
@@ -326,6 +331,7 @@ class Capture:
             poller.register(sock.fileno(), select.POLLIN)
             poller.register(self._wake_r, select.POLLIN)
             stop = self._stop
+            yield_to = self._yield_to
             block = 0
             while not stop.is_set():
                 base = block * RING_BLOCK_SIZE
@@ -333,6 +339,11 @@ class Capture:
                     poller.poll(_POLL_MS)
                     if not status_at(ring_map, base + 8)[0] & TP_STATUS_USER:
                         self._collect_drops()
+                    continue
+                # A key to handle (yield_to): frames wait in the kernel's ring while half of it is free.
+                half = ((block + RING_BLOCKS // 2) % RING_BLOCKS) * RING_BLOCK_SIZE + 8
+                if yield_to is not None and yield_to() and not status_at(ring_map, half)[0] & TP_STATUS_USER:
+                    time.sleep(_BATCH_DELAY)
                     continue
                 _, count, first = block_head(ring_map, base + 8)
                 if self._count_left is not None:

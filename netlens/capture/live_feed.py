@@ -9,7 +9,9 @@ Thread model (the whole of it):
   :data:`ANALYSIS_DUTY` of the time, and while ``yield_to()`` is true (the UI
   has a key to handle) it waits; past :data:`MAX_BACKLOG` packets behind it
   jumps to the newest :data:`CATCH_UP` (the skipped ones still list,
-  unanalysed), so the list stays live under a flood;
+  unanalysed), so the list stays live under a flood; the capture thread also
+  leaves frames in the kernel's ring while ``yield_to()`` is true (as long as
+  half of the ring is free);
 * a short-lived thread opens each capture (importing scapy takes ~0.5 s the
   first time) and one writes each saved file;
 * every query holds the lock while it copies its answer out.
@@ -27,6 +29,7 @@ from netlens.capture.feed import FeedState, FeedStatus, StoreFeed
 from netlens.capture.live import Capture
 from netlens.capture.ring import PacketRing
 from netlens.capture.store import PacketStore
+from netlens.threadname import show_thread_name
 
 #: Packets analysed per hold of the lock (about a millisecond of work).
 ANALYSIS_BATCH = 200
@@ -43,8 +46,9 @@ _IDLE = 0.02
 class LivePacketFeed(StoreFeed):
     """Capture on ``iface`` (``tcp port port``), analysed as it arrives.
 
-    ``yield_to`` is polled by the analysis thread between batches: while it
-    returns True the thread waits (the UI passes "a key was just pressed").
+    ``yield_to`` is polled by the analysis thread between batches and by the
+    capture thread between ring blocks: while it returns True they wait (the UI
+    passes "a key was just pressed").
     """
 
     def __init__(self, iface: str, port: int, yield_to: Callable[[], bool] | None = None,
@@ -77,7 +81,7 @@ class LivePacketFeed(StoreFeed):
         threading.Thread(target=self._open_capture, name="netlens-capture-start", daemon=True).start()
 
     def _open_capture(self) -> None:
-        capture = Capture(self.iface, port=self.port, ring=self.ring)
+        capture = Capture(self.iface, port=self.port, ring=self.ring, yield_to=self._yield_to)
         try:
             capture.start()
         except CaptureError as exc:
@@ -110,6 +114,7 @@ class LivePacketFeed(StoreFeed):
 
     def _analyse(self) -> None:
         """Analyse packets as they arrive, in small locked batches, at most ANALYSIS_DUTY of the time."""
+        show_thread_name("packet-analysis")
         stop = self._stop
         while not stop.is_set():
             if self._yield_to():

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from netlens.display import plural
+from netlens.keygate import KeyGate
 from netlens.server import controls as ctl
 from netlens.server.accepting import Accepting
 from netlens.server.binding import PortInUseError, bind_listener
@@ -36,6 +37,7 @@ from netlens.server.interest import EPOLLIN, READ, WRITE, ready_mask
 from netlens.server.loopstate import ERROR, LISTENER, LISTENING, STOPPED, WAKER
 from netlens.server.sockets import address_of, open_reserve
 from netlens.textsafe import cut
+from netlens.threadname import show_thread_name
 
 __all__ = ["PortInUseError", "Server"]
 
@@ -57,6 +59,8 @@ class Server(Accepting, ControlPaths):
         #: ...at most this often: each call then takes a batch of events. While events
         #: wait for it, the loop wakes up when it is due (no event waits longer).
         self.after_wake_interval = 0.0
+        #: The app's keys-first gate: the loop waits at it (briefly) while a key is being handled.
+        self.key_gate: KeyGate | None = None
         self._hook_due = 0.0
         self._hook_seen = 0
         self._scan_every = self._scan_interval()
@@ -196,12 +200,16 @@ class Server(Accepting, ControlPaths):
         self.stop()
 
     def _run(self) -> None:
+        show_thread_name("server-loop")
         wait = self._interest.wait
         targets = self._interest.targets
         on_readable = self._on_readable
         finished: list[Completion] = []
         try:
             while not self._stopping:
+                gate = self.key_gate  # read each pass: the app attaches it once the loop runs
+                if gate is not None:
+                    gate.wait_turn()
                 ready = wait(self._select_timeout())
                 with self._lock:
                     for fd, flags in ready:

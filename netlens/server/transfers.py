@@ -41,7 +41,7 @@ class Transfers(LoopState):
             outcome = conn.session.on_eof()
             if not outcome.close_now and (conn.outbox or not outcome.close_after_reply):
                 self._emit(PEER_FIN, conn.id)
-            self._apply(conn, outcome)
+            self._apply(conn, outcome, now)
             return
         n = len(data)
         conn.bytes_in += n
@@ -55,12 +55,16 @@ class Transfers(LoopState):
             conn.last_in = data[:SNAPSHOT_BYTES]
             self._record((RECV, now, conn.id, n, data[:RECORD_DATA_BYTES]))
         if self._echo_mode:
-            self._echo(conn, data, n)
+            self._echo(conn, data, n, now)
             return
-        self._apply(conn, conn.session.on_data(data))
+        self._apply(conn, conn.session.on_data(data), now)
 
-    def _echo(self, conn: Connection, data: bytes, size: int) -> None:
-        """Echo mode's whole job (what EchoSession.on_data says) for ``size`` bytes, without building an Outcome."""
+    def _echo(self, conn: Connection, data: bytes, size: int, now: float) -> None:
+        """Echo mode's whole job (what EchoSession.on_data says) for ``size`` bytes, without building an Outcome.
+
+        ``now`` is the recv's clock reading: the send that answers it in the same
+        step (microseconds later) shares it, as the events of one step do.
+        """
         if conn.write_shut:
             conn.unechoed += size
             return
@@ -84,16 +88,20 @@ class Transfers(LoopState):
             conn.bytes_out += n
             conn.send_calls += 1
             self._bytes_out += n
-            self._record((SENT, _now(), conn.id, n, size - n))
+            self._record((SENT, now, conn.id, n, size - n))
         if n < size:
             conn.outbox += memoryview(data)[n:]
             self._update_mask(conn)
 
-    def _apply(self, conn: Connection, outcome: Outcome) -> None:
+    def _apply(self, conn: Connection, outcome: Outcome, now: float = 0.0) -> None:
+        """Carry out what the session decided (stages, reply, close), stamped ``now`` (0: read the clock).
+
+        The chunk that was read, what the session decided from it, the mask change
+        that follows and the send of the same pass are one step: the recv's clock
+        reading stamps them all (a JSON line's time is most of its formatting cost).
+        """
         cid = conn.id
-        # What the session decided from one chunk, and the mask change that follows,
-        # are one step: one clock reading stamps them all.
-        now = _now()
+        now = now or _now()
         for stage, detail in outcome.stages:
             self._record((STAGE, now, cid, stage, detail))
         if outcome.error is not None:
@@ -131,14 +139,14 @@ class Transfers(LoopState):
         if conn.outbox and echo and not conn.mask & WRITE:
             # Echo sends at once: usually the kernel takes it all and WRITE interest is
             # never needed; only what it cannot take waits for the socket to be writable.
-            self._on_writable(conn)
+            self._on_writable(conn, now)
             return
         self._update_mask(conn, now)
         if conn.outbox and conn.mask & WRITE:
             # Search mode keeps the reference's visible READ -> WRITE switch, then sends
             # at once rather than after another epoll_wait(): a socket with an empty
             # send buffer is writable, and send() says how much the kernel took.
-            self._on_writable(conn)
+            self._on_writable(conn, now)
 
     def _send(self, conn: Connection, data: bytes | bytearray) -> int | None:
         """``send()`` what the kernel takes: bytes sent (0 if none), None if that closed the connection."""
@@ -157,7 +165,8 @@ class Transfers(LoopState):
         else:
             self._close(conn, CloseCause.ERROR, f"send failed: {exc.strerror or exc}")
 
-    def _on_writable(self, conn: Connection) -> None:
+    def _on_writable(self, conn: Connection, now: float = 0.0) -> None:
+        """Send what waits in the outbox; ``now``: the clock reading of the step that queued it in this pass."""
         n = self._send(conn, conn.outbox)
         if not n:
             return
@@ -165,7 +174,7 @@ class Transfers(LoopState):
         del conn.outbox[:n]
         conn.bytes_out += n
         conn.send_calls += 1
-        now = conn.last_activity = _now()
+        now = conn.last_activity = now or _now()
         self._bytes_out += n
         self._record((SENT, now, conn.id, n, len(conn.outbox)))
         if not conn.outbox:

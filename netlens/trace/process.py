@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from netlens.threadname import show_thread_name
 from netlens.trace.events import Kind, TraceRecord
 from netlens.trace.filters import TraceFilter
 from netlens.trace.reader import DEFAULT_CAPACITY, DEFAULT_KINDS, TraceStats
@@ -191,6 +192,7 @@ class TraceProcess(RecordBuffer):
     # -- the receiving thread --------------------------------------------------------------------------
 
     def _receive(self) -> None:
+        show_thread_name("trace-receive")
         conn = self._conn
         assert conn is not None
         try:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlens.threadname import show_thread_name
 from netlens.trace import clock
 from netlens.trace.decode import TRACEPOINTS, Decoder, RawEvent, build_decoder
 from netlens.trace.events import Kind, TraceRecord
@@ -209,6 +210,7 @@ class TraceSession(RecordBuffer):
     # -- the reader thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        show_thread_name("trace-reader")
         poller = select.poll()
         for _cpu, fd in self._fds:
             poller.register(fd, select.POLLIN)

@@ -16,16 +16,22 @@ import signal
 import threading
 import time
 from contextlib import suppress
+from functools import partial
 
 from textual import events, work
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.driver import Driver
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from netlens.errors import UserError
+from netlens.keygate import TAIL as KEY_TAIL
+from netlens.keygate import KeyGate
 from netlens.server import PortInUseError
 from netlens.textsafe import safe_str
+from netlens.threadname import show_thread_name
 from netlens.ui.actions import NetlensActions
 from netlens.ui.feeds import Feeds
 from netlens.ui.kernel_view import KernelUpdate, KernelView
@@ -73,6 +79,8 @@ class NetlensApp(NetlensActions):
     ]
 
     def __init__(self, feeds: Feeds, *, animate: bool = True) -> None:
+        #: Closed from a key's arrival (in the terminal's input thread) until its frame is painted.
+        self.key_gate = KeyGate()
         super().__init__()
         self.feeds = feeds
         self.main = None
@@ -92,6 +100,8 @@ class NetlensApp(NetlensActions):
         return self.main
 
     def on_mount(self) -> None:
+        # Keys first: the server's loop waits while a key is handled (see netlens.keygate).
+        self.feeds.server.key_gate = self.key_gate
         self._quit_on_signals()
         self._policy.pin_switch_interval()  # see netlens.ui.runtime
         self._policy.return_big_blocks_promptly()
@@ -183,6 +193,7 @@ class NetlensApp(NetlensActions):
         # Every key, whoever handles it: the data panels defer their repaints to it, counted from the
         # key's frame (a key whose frame takes long under a flood, ctrl+p, would otherwise outlast its grace).
         if isinstance(event, events.Key):
+            self.key_gate.close()  # (already, if the terminal's input thread saw it: see get_driver_class)
             self._last_key = time.monotonic()
             self._policy.pin_switch_interval(keys=True)  # see netlens.ui.runtime
             self.call_after_refresh(self._key_painted)
@@ -190,6 +201,25 @@ class NetlensApp(NetlensActions):
 
     def _key_painted(self) -> None:
         self._last_key = time.monotonic()
+        # Open once the frame's bytes are out too, unless another key came meanwhile.
+        self.set_timer(KEY_TAIL, partial(self.key_gate.open, self.key_gate.generation))
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, closing the keys-first gate in its input thread the moment a key is read.
+
+        The app's own handler sees the key only once its event loop gets the
+        GIL, which under a flood is one more wait for the server's loop.
+        """
+        base = super().get_driver_class()
+        gate = self.key_gate
+
+        class KeysFirstDriver(base):  # type: ignore[valid-type,misc]
+            def process_message(self, message: Message) -> None:
+                if isinstance(message, events.Key):
+                    gate.close()
+                super().process_message(message)
+
+        return KeysFirstDriver
 
     @property
     def user_active(self) -> bool:
@@ -251,9 +281,16 @@ class NetlensApp(NetlensActions):
         than a fifth of a core from the server that shares this process.
         """
         worker = get_current_worker()
+        show_thread_name("kernel-probe")
         view = KernelView()
         stop = worker.cancelled_event
         while not stop.is_set():
+            # A probe holds this process's one GIL for milliseconds at a time (decoding the
+            # kernel's answer, folding rows): not while a key is being handled, unless keys
+            # keep coming for longer than a probe interval.
+            deferred = time.monotonic() + PROBE_INTERVAL
+            while self.user_active and time.monotonic() < deferred:
+                stop.wait(INPUT_GRACE / 3)
             started = time.perf_counter()
             try:
                 snapshot = self.feeds.probe()

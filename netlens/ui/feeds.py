@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from netlens.capture.feed import PacketFeed
+from netlens.keygate import KeyGate
 from netlens.probe import Snapshot
 from netlens.probe.lookups import Pair
 from netlens.probe.portwatch import PortWatch
@@ -46,6 +47,8 @@ class ServerLike(Protocol):
 
     config: ServerConfig
     address: tuple[str, int]
+    #: The app's keys-first gate (a live server waits at it; a recording has nothing to wait).
+    key_gate: KeyGate | None
 
     def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]: ...
     def stats(self) -> ServerStats: ...
@@ -166,6 +169,7 @@ class RecordedServer:
     address: tuple[str, int]
     connections: list[ConnectionSnapshot] = field(default_factory=list)
     server_stats: ServerStats | None = None
+    key_gate: KeyGate | None = None
 
     def snapshot(self, conn: int | None = None, buffers: bool = True) -> list[ConnectionSnapshot]:
         """The recorded connections (all, or ``conn``)."""

@@ -6,18 +6,33 @@ line (echoed messages, not "requests 0"), each memory budget with its use (the
 events panel's subtitle: ``log 3.4/64M · ring 1.2/32M · replies 0.1/4M``, set
 with ``--event-log``, ``--event-buffer``, ``--reply-cache``), and the kernel's
 ListenOverflows since netlens started (connections dropped because an accept
-queue was full), read at most once a second and shown when there were any.
+queue was full), read at most once a second and shown when there were any;
+and how long the server waited for keys (see :mod:`netlens.keygate`).
 """
 
 from __future__ import annotations
 
 from rich.text import Text
 
+from netlens.keygate import KeyGate
 from netlens.probe.counters import CounterWatch
 from netlens.server import ServerStats
 from netlens.ui.format import count, size
 
 _overflows: CounterWatch | None = None
+#: The server's total wait for keys is said from this many seconds on.
+SHOWN_KEY_WAIT = 0.05
+
+
+def key_wait_text(gate: KeyGate | None) -> Text:
+    """How long the server gave way to keys (empty below :data:`SHOWN_KEY_WAIT`).
+
+    Said so that gaps in its events while keys were pressed under load are not
+    taken for the network's.
+    """
+    if gate is None or gate.paused < SHOWN_KEY_WAIT:
+        return Text()
+    return Text(f"  waited {gate.paused:.1f} s for keys", style="dim")
 
 
 def listen_overflows() -> int:

@@ -12,18 +12,23 @@ the app runs in a detached tmux session (``nlf-<pid>-<name>``, 200x50: the statu
 ``--idle`` (200) idle connections held open, and ``netlens load --mode search
 --clients 8`` looping requests for the whole measurement. Then:
 
-1. ``ctrl+p`` is sent ``--presses`` times (25-75 ms apart after the previous answer);
-   latency is from ``tmux send-keys`` until ``tmux capture-pane`` shows the command
-   palette's prompt (polled every ms or so; each poll costs a tmux client run, so
-   figures carry ~2-5 ms of measurement overhead, the same for both apps);
-   ``escape`` closes it again (also waited for).
-2. Throughput: the load's requests per second inside the TUI vs against the
-   headless server (goal 3: >= 0.5x).
+1. Throughput, with no key pressed: the first load's requests per second (``--seconds``)
+   inside the TUI vs against the headless server (goal 3: >= 0.5x), and where the
+   machine's CPU went meanwhile: CPU microseconds per request of each party (the app,
+   its threads by name, its helper processes, tcpdump or the headless server, the
+   clients) and the machine's idle and stolen shares (/proc), so the two runs' budgets
+   compare. ``--rss-minutes M`` samples the TUI's RSS every ``--rss-every`` seconds
+   during that load (goal 5; ``soak_tui.py`` does it for longer runs).
+2. Then, under the same flood (more loads as needed): ``ctrl+p`` sent ``--presses`` times
+   (25-75 ms apart after the previous answer); latency is from ``tmux send-keys`` until
+   ``tmux capture-pane`` shows the command palette's prompt (polled every ms or so; each
+   poll costs a tmux client run, so figures carry ~2-5 ms of measurement overhead, the
+   same for both apps); ``escape`` closes it again (also waited for). The TUI's server
+   rate while keys are handled is read off its status line (its server gives way to
+   keys: netlens.keygate).
 3. Capture: tcpdump on the same port in the same run counts the packets; the TUI's
    status line ("lo: N pkts") is read once the flood stopped and the count settled
    (goal 3: equal).
-4. ``--rss-minutes M``: the TUI's RSS (``/proc/<pid>/status``) every ``--rss-every``
-   seconds (60) under the flood for M minutes (goal 5: plateaus).
 
 Arrow keys (goal 2's second half): in the packet list and in the connection table
 (the light app: its DataTable), ``--presses`` presses of down/up alternately; latency
@@ -50,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -59,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NETLENS = [sys.executable, "-m", "netlens"]
 PALETTE_PROMPT = "Search for commands"
 PKTS = re.compile(r"lo: ([\d,]+) pkts")
+REQUESTS = re.compile(r" requests ([\d,]+)")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 #: Background of a focused cursor row in Textual's default theme: DataTable's (the light app), and the packet list's.
 TABLE_CURSOR = "48;5;32"
@@ -339,12 +346,102 @@ def captured(tmux: Tmux) -> int | None:
     return last
 
 
-def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> dict[str, object]:
-    """Palette latency and the load's rate while the flood runs."""
+def cpu_seconds(pid: int, part: str = "tree") -> float:
+    """User + system CPU seconds of ``pid`` ("self"), of its living descendants ("helpers"), or both ("tree")."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry.name))
+    total = 0.0
+    todo = [pid] if part != "helpers" else list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        with suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        if part != "self":
+            todo.extend(children.get(current, []))
+    return total
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``'s threads by their names (netlens names its busy threads; the main one is the UI)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    with suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with suppress(OSError, IndexError, ValueError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+                found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU time by kind (/proc/stat's first line: user ... steal)."""
+    return [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+class CpuBudget:
+    """CPU seconds per party over the measured load, per request: where the machine's time went.
+
+    ``parties`` maps a name to ``(pid, part)`` (see :func:`cpu_seconds`). The
+    second reading is taken half a second before the measured load ends (the
+    clients' process must still be there to be read).
+    """
+
+    def __init__(self, parties: dict[str, tuple[int, str]], seconds: float, app: int) -> None:
+        self.parties = parties
+        self.app = app
+        self.before = {name: cpu_seconds(*party) for name, party in parties.items()}
+        self.threads_before = thread_cpu(app)
+        self.threads: dict[str, float] = {}
+        self.machine = machine_ticks()
+        self.used: dict[str, float] = {}
+        self.steal = self.idle = 0.0
+        self._timer = threading.Timer(max(0.5, seconds - 0.5), self._stop)
+        self._timer.start()
+
+    def _stop(self) -> None:
+        self.used = {name: cpu_seconds(*party) - self.before[name] for name, party in self.parties.items()}
+        after = thread_cpu(self.app)
+        self.threads = {name: used - self.threads_before.get(name, 0.0) for name, used in after.items()}
+        delta = [after - before for after, before in zip(machine_ticks(), self.machine, strict=True)]
+        total = max(1, sum(delta))
+        self.idle, self.steal = (delta[3] + delta[4]) / total, delta[7] / total
+
+    def line(self, rate: float, seconds: float) -> str:
+        """``party µs/request`` for each party (``rate`` requests a second over ``seconds``), idle and stolen shares."""
+        self._timer.join()
+        requests = max(1.0, rate * max(0.5, seconds - 0.5))
+        parts = "  ".join(f"{name} {used / requests * 1e6:.0f}" for name, used in self.used.items())
+        busy = sorted(((used, name) for name, used in self.threads.items() if used / requests * 1e6 >= 1),
+                      reverse=True)
+        threads = ", ".join(f"{name} {used / requests * 1e6:.0f}" for used, name in busy)
+        return (f"CPU µs per request: {parts}  (machine idle {self.idle:.0%}, "
+                f"stolen by the hypervisor {self.steal:.0%}); the app's threads: {threads}")
+
+
+def served(tmux: Tmux) -> tuple[float, int] | None:
+    """``(when, requests)``: the TUI's request count on its status line now (None if not shown)."""
+    found = REQUESTS.search(tmux.screen())
+    return (time.monotonic(), int(found.group(1).replace(",", ""))) if found else None
+
+
+def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace,
+                others: dict[str, tuple[int, str]] | None = None) -> dict[str, object]:
+    """The load's rate and its CPU with no key pressed, then the keys' latencies under the same flood.
+
+    ``others``: more processes whose CPU counts. Keys come after the measured load, so the
+    rate is the server's under the flood alone; the netlens TUI's rate while its keys are
+    handled (its server gives way to keys, see netlens.keygate) is read off its status line.
+    """
     with flood(port, args.idle, args.clients, args.seconds) as load:
-        time.sleep(args.warmup)
-        latencies = palette_latencies(tmux, args.presses, load)
-        arrows = arrow_keys(name, tmux, args.presses, load)
+        budget = CpuBudget({name: (tmux.pid, "self"), f"{name}'s helpers": (tmux.pid, "helpers"), **(others or {}),
+                            "clients": (load.measured.pid, "tree")}, args.seconds, tmux.pid)
         rss = []
         if args.rss_minutes and name == "netlens":
             started = time.monotonic()
@@ -354,20 +451,31 @@ def measure_app(name: str, tmux: Tmux, port: int, args: argparse.Namespace) -> d
                       f"of flood", flush=True)
                 time.sleep(args.rss_every)
         rate = load.measured_rate()
-    return {"latencies": latencies, "rate": rate, "rss": rss, "arrows": arrows}
+        load.keep_up()
+        time.sleep(args.warmup)
+        before = served(tmux)
+        latencies = palette_latencies(tmux, args.presses, load)
+        arrows = arrow_keys(name, tmux, args.presses, load)
+        after = served(tmux)
+    keys_rate = (after[1] - before[1]) / (after[0] - before[0]) if before and after else None
+    return {"latencies": latencies, "rate": rate, "keys_rate": keys_rate, "rss": rss, "arrows": arrows,
+            "cpu": budget.line(rate, args.seconds)}
 
 
 def report(name: str, figures: dict[str, object]) -> None:
     """One line per app."""
     lat = figures["latencies"]
     assert isinstance(lat, list)
+    keys_rate = figures["keys_rate"]
+    while_keys = f", {keys_rate:,.0f} while its keys are handled" if isinstance(keys_rate, float) else ""
     print(f"  {name:9s} ctrl+p -> palette  p50 {statistics.median(lat):6.1f} ms  worst {max(lat):6.1f} ms  "
-          f"(n={len(lat)})   server under the flood: {figures['rate']:,.0f} req/s")
+          f"(n={len(lat)})   server under the flood: {figures['rate']:,.0f} req/s{while_keys}")
     arrows = figures["arrows"]
     assert isinstance(arrows, dict)
     for label, times in arrows.items():
         print(f"  {name:9s} arrow key in the {label:11s}  p50 {statistics.median(times):6.1f} ms  "
               f"worst {max(times):6.1f} ms  (n={len(times)})")
+    print(f"  {name:9s} {figures['cpu']}")
 
 
 def main() -> int:
@@ -400,7 +508,7 @@ def main() -> int:
                                      f"tcp port {port}"], stderr=subprocess.DEVNULL)
             try:
                 time.sleep(1)
-                results["netlens"] = measure_app("netlens", tmux, port, args)
+                results["netlens"] = measure_app("netlens", tmux, port, args, {"tcpdump": (dump.pid, "self")})
                 time.sleep(1)
                 tui_count = captured(tmux)
             finally:
@@ -415,7 +523,7 @@ def main() -> int:
         try:
             time.sleep(1.5)
             with session(f"{tag}-light", [sys.executable, str(light)], "row 1") as tmux:
-                results["light"] = measure_app("light", tmux, port, args)
+                results["light"] = measure_app("light", tmux, port, args, {"headless server": (server.pid, "tree")})
         finally:
             server.terminate()
             server.wait(10)

@@ -13,7 +13,7 @@ from netlens.server import ServerConfig, clients
 from netlens.server.bus import record_size
 from netlens.ui.app import NetlensApp
 from netlens.ui.feeds import LiveFeeds
-from netlens.ui.widgets.events import EventLog
+from netlens.ui.widgets.events import FORGET_TO, EventLog
 
 SIZE = (200, 40)
 
@@ -60,3 +60,5 @@ async def test_the_events_panel_forgets_by_bytes() -> None:
         assert log.bytes <= budget
         assert log.bytes == sum(record_size(r) for r in log._records)
         assert log.row_count() < log.total  # ...and the oldest were let go
+        # An eighth at a time (short pauses), not half the log: what is kept stays near the budget.
+        assert log.bytes >= FORGET_TO * budget - 1024

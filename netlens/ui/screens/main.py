@@ -34,7 +34,7 @@ from netlens.ui.kernel_trace import KernelTraceView, connection_packets
 from netlens.ui.kernel_view import KernelUpdate
 from netlens.ui.messages import ServerView
 from netlens.ui.screens.packet import PacketScreen
-from netlens.ui.status_figures import memory_text, overflow_text, work_text
+from netlens.ui.status_figures import key_wait_text, memory_text, overflow_text, work_text
 from netlens.ui.widgets.connections import ConnectionsTable, Selection, peer_key, row_key, server_key
 from netlens.ui.widgets.events import EventLog
 from netlens.ui.widgets.inspector import Inspected, SocketInspector
@@ -468,6 +468,7 @@ class MainScreen(Screen[None]):
             # An echo server answers no requests: what it echoed is its figure.
             parts.append((Text(f"  {work_text(stats)}"), 7))
             parts.append((Text(f"  errors {count(stats.protocol_errors)}"), 5))
+            parts.append((key_wait_text(self.feeds.server.key_gate), 2))
         events = Text(f"  events {count(self.events.total)}")
         dropped = self.feeds.events.dropped
         if dropped:

@@ -4,10 +4,14 @@ The app, its server, capture, analysis and probe share one process and one
 GIL. Under a search flood the server's loop wants the GIL back after every
 system call, thousands of times a second, so every step of a key's handling
 (Textual passes a key through several turns of its event loop, each of which
-lets the GIL go) waited for the loop: arrow keys took 2.2-2.9x as long as in
-the lightest Textual app, and the command palette up to 600 ms. With the loop
-waiting here while a key is handled, the same flood gave 1.2-1.3x and 120 ms
-(``tests/benchmarks/bench_tui_flood.py``, issue 15).
+lets the GIL go) waited for the loop. Measured with
+``tests/benchmarks/bench_tui_flood.py`` (8 looping clients, 200 idle
+connections, capture on; arrow keys against the lightest Textual app's):
+without the gate 2.2-2.7x and the palette's worst 601 ms; with the loop
+waiting only until the key's frame was composed, 2.2-2.9x still (the frame's
+bytes and the next key met a running loop); with the gate closed until
+:data:`TAIL` after the frame, 1.1-2.0x in five runs and the palette's worst
+152-388 ms (the lightest app's own: 188-320 ms).
 
 A pause is bounded: at most :data:`LONGEST` seconds at a time, then the loop
 runs at least :data:`RUN_AT_LEAST` seconds before it waits again, so held
@@ -26,12 +30,12 @@ LONGEST = 0.1
 #: After a wait, the waiter runs at least this long before it waits again (seconds).
 RUN_AT_LEAST = 0.02
 #: The gate stays closed this long after a key's frame was composed: Textual's writer thread still has
-#: to send it to the terminal, and needs the GIL for that too (seconds).
+#: to send it to the terminal (it needs the GIL too), and the next key of a series comes meanwhile (seconds).
 TAIL = 0.15
 
 
 class KeyGate:
-    """Closed from a key's arrival until its frame is on screen; one thread (the server's loop) waits at it."""
+    """Closed from a key's arrival until TAIL after its frame; one thread (the server's loop) waits at it."""
 
     def __init__(self, longest: float = LONGEST, run_at_least: float = RUN_AT_LEAST) -> None:
         self.longest = longest

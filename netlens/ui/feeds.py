@@ -112,7 +112,9 @@ class LiveFeeds:
     def restart_server(self, port: int) -> None:
         """Try again on another port (after the user picked one)."""
         self.config = ServerConfig(**{**self.config.__dict__, "port": port})
+        gate = self._server.key_gate  # the app's, attached to the server that could not start
         self._server = Server(self.config)
+        self._server.key_gate = gate
         self._events = self._server.subscribe(from_start=True)
         self._server.start()
 

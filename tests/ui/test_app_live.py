@@ -228,6 +228,7 @@ async def test_port_in_use_offers_another_port() -> None:
             screen.query_one("#any", Button).press()
             await until(pilot, lambda: app.feeds.server.running)
             assert app.feeds.server.address[1] not in (taken, 0)
+            assert app.feeds.server.key_gate is app.key_gate  # the new server gives way to keys too
             reply = await asyncio.to_thread(clients.search, "127.0.0.1", app.feeds.server.address[1], "ring")
             assert reply.response.value is not None
     finally:

@@ -468,7 +468,7 @@ class MainScreen(Screen[None]):
             # An echo server answers no requests: what it echoed is its figure.
             parts.append((Text(f"  {work_text(stats)}"), 7))
             parts.append((Text(f"  errors {count(stats.protocol_errors)}"), 5))
-            parts.append((key_wait_text(self.feeds.server.key_gate), 2))
+            parts.append((key_wait_text(self.feeds.server.key_gate), 4))
         events = Text(f"  events {count(self.events.total)}")
         dropped = self.feeds.events.dropped
         if dropped:

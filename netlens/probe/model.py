@@ -245,6 +245,9 @@ class Snapshot:
     hidden_time_wait: int = 0
     totals: TcpTotals | None = None
     port_counted: bool = True
+    #: Cookies of the TIME_WAIT sockets counted in ``hidden_time_wait`` where they are known: a connection
+    #: shown before whose socket is among them is in TIME_WAIT, not gone (see ConnectionTracker.update).
+    hidden_cookies: frozenset[int] = frozenset()
 
     @property
     def time_wait_elsewhere(self) -> int | None:

@@ -185,7 +185,8 @@ class PortWatch:
         self._followed = dict.fromkeys(pair_of(sock_info) for sock_info in connected + shown)
         self._place_owners(sockets)
         return Snapshot(ts=ts, sockets=tuple(sockets), source="sock_diag", port=port,
-                        hidden_time_wait=max(0, counted - len(shown)), totals=read_tcp_totals())
+                        hidden_time_wait=max(0, counted - len(shown)), totals=read_tcp_totals(),
+                        hidden_cookies=self._hidden_cookies())
 
     def _count_time_wait(self, found: Iterable[tuple[int, int]], reset: bool) -> int:
         """Count the TIME_WAIT sockets ``found`` (``(ms left, cookie)``) with those counted before; return how many
@@ -235,7 +236,7 @@ class PortWatch:
             return self.prober.snapshot(port, time_wait_limit=self.time_wait_limit)
         snapshot = self._cap_time_wait(snapshot)
         self._remember(snapshot, time_wait)
-        return snapshot
+        return dataclasses.replace(snapshot, hidden_cookies=self._hidden_cookies())
 
     def _cap_time_wait(self, snapshot: Snapshot) -> Snapshot:
         """The dump with the TIME_WAIT sockets a tick by lookups would show (see :meth:`_keep_shown`)."""
@@ -255,6 +256,10 @@ class PortWatch:
         shown = kept + heapq.nlargest(self.time_wait_limit - len(kept), others, key=_time_left)
         self._time_wait_shown = {sock.cookie for sock in shown if sock.cookie is not None}
         return shown
+
+    def _hidden_cookies(self) -> frozenset[int]:
+        """The counted TIME_WAIT sockets (timers running) that the snapshot does not show."""
+        return frozenset(self._time_wait_cookies - self._time_wait_shown)
 
     def _remember(self, snapshot: Snapshot, time_wait: list[TimeWaitSeen]) -> None:
         self._followed = dict.fromkeys(pair_of(s) for s in snapshot.sockets if s.state != "LISTEN")

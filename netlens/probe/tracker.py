@@ -100,8 +100,9 @@ class TrackerUpdate:
 
     ``rows`` are in first-seen order (stable across updates). ``added``,
     ``changed`` and ``closed`` are keys whose status became NEW, CHANGED or
-    CLOSED in this update; ``removed`` are keys whose linger ran out and that
-    are no longer in ``rows``.
+    CLOSED in this update; ``removed`` are keys no longer in ``rows``: their
+    linger ran out, or their socket went into TIME_WAIT among those the
+    snapshot counts but does not show (``Snapshot.hidden_cookies``).
     """
 
     ts: float
@@ -164,6 +165,7 @@ class ConnectionTracker:
         removed: list[Key] = []
         new, chg, same, gone = RowStatus.NEW, RowStatus.CHANGED, RowStatus.UNCHANGED, RowStatus.CLOSED
 
+        hidden = snapshot.hidden_cookies
         # Existing rows first, in their order, so the table order is stable.
         for key, row in old_rows.items():
             sock = current.pop(key, None)
@@ -173,6 +175,9 @@ class ConnectionTracker:
                         rows[key] = row
                     else:
                         removed.append(key)
+                elif row.socket.cookie is not None and row.socket.cookie in hidden:
+                    # In TIME_WAIT among those counted but not shown: not closed, so not shown as closed.
+                    removed.append(key)
                 else:
                     rows[key] = _build_row(key, row.socket, gone, row.changed, row.first_seen, row.last_change, now)
                     closed.append(key)

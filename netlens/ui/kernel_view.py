@@ -50,7 +50,14 @@ class KernelView:
     def fold(self, snapshot: Snapshot, cost: float = 0.0) -> KernelUpdate:
         """Track ``snapshot`` with the TIME_WAIT sockets beyond the cap left out."""
         shown, hidden = self._cap_time_wait(snapshot.sockets)
-        update = self.tracker.update(dataclasses.replace(snapshot, sockets=tuple(shown)) if hidden else snapshot)
+        if hidden:
+            # Those left out here are in TIME_WAIT as much as those the probe left out.
+            kept = {id(sock) for sock in shown}
+            left_out = {sock.cookie for sock in snapshot.sockets if id(sock) not in kept and sock.cookie is not None}
+            update = self.tracker.update(dataclasses.replace(snapshot, sockets=tuple(shown),
+                                                             hidden_cookies=snapshot.hidden_cookies | left_out))
+        else:
+            update = self.tracker.update(snapshot)
         # The probe itself may have left TIME_WAIT sockets out (counted, not built): they are hidden too.
         return KernelUpdate(snapshot, update, hidden + snapshot.hidden_time_wait, cost)
 

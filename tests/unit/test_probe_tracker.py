@@ -168,3 +168,13 @@ def test_ten_thousand_sockets_are_tracked() -> None:
     tracker.update(snap(1.0, *sockets))
     up = tracker.update(snap(2.0, *sockets))
     assert len(up.rows) == 10_000 and up.changed == ()
+
+
+def test_a_connection_gone_into_a_time_wait_not_shown_is_not_shown_closed() -> None:
+    tracker = ConnectionTracker(linger=10)
+    seen, ended = dataclasses.replace(conn(), cookie=7), dataclasses.replace(conn(remote_port=50001), cookie=8)
+    tracker.update(snap(1.0, seen, ended))
+    # Both left the snapshot; the kernel counts 7 among the TIME_WAIT sockets it holds but the snapshot leaves out.
+    up = tracker.update(dataclasses.replace(snap(2.0), hidden_cookies=frozenset({7})))
+    assert up.removed == (seen.key,) and up.closed == (ended.key,)
+    assert [(row.key, row.status) for row in up.rows] == [(ended.key, RowStatus.CLOSED)]

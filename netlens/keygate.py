@@ -10,8 +10,8 @@ connections, capture on; arrow keys against the lightest Textual app's):
 without the gate 2.2-2.7x and the palette's worst 601 ms; with the loop
 waiting only until the key's frame was composed, 2.2-2.9x still (the frame's
 bytes and the next key met a running loop); with the gate closed until
-:data:`TAIL` after the frame, 1.1-2.0x in five runs and the palette's worst
-152-388 ms (the lightest app's own: 188-320 ms).
+:data:`TAIL` after the frame, 1.1-2.0x in seven runs and the palette's worst
+139-388 ms (the lightest app's own: 188-320 ms).
 
 A pause is bounded: at most :data:`LONGEST` seconds at a time, then the loop
 runs at least :data:`RUN_AT_LEAST` seconds before it waits again, so held

@@ -153,7 +153,10 @@ class GraphScreen(Screen[int | None]):
 
     def _tick(self) -> None:
         state = self.state
-        if state is not None and (state.graphed, state.kernel) != self._drawn_at:
+        # A drawing of fewer packets than the state it was asked for (the feed restarted its reading of the
+        # stream meanwhile, when another screen released the statistics) is drawn again.
+        stale = self.graph is not None and self.drawn_packets != self._drawn_at[0] and not self._draw_wanted.is_set()
+        if state is not None and ((state.graphed, state.kernel) != self._drawn_at or stale):
             self._drawn_at = (state.graphed, state.kernel)
             self.redraw()
         else:

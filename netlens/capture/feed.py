@@ -217,8 +217,8 @@ class PacketFeed(Protocol):
         """The conversation table so far."""
         ...
 
-    def release_statistics(self) -> None:
-        """The graph or conversations screen closed: forget what it needed."""
+    def release_statistics(self, stream_id: int | None = None) -> None:
+        """A graph screen (``stream_id``) or the conversations screen (None) closed: forget what it needed."""
         ...
 
     def start(self) -> None:
@@ -433,11 +433,11 @@ class StoreFeed:
         with self.lock:
             return self._stats_views().conversations()
 
-    def release_statistics(self) -> None:
-        """Forget the graphs' and conversations' state."""
+    def release_statistics(self, stream_id: int | None = None) -> None:
+        """Forget a graph's stream follower (``stream_id``) or the conversation tracker (None)."""
         with self.lock:
             if self._views is not None:
-                self._views.release()
+                self._views.release(stream_id)
 
     # ------------------------------------------------------------------ saving
 

@@ -146,7 +146,15 @@ class StatsViews:
             return ConversationTable((), max(0, self.store.last - self.ring.first + 1))
         return ConversationTable(tuple(conversations(tracker)), max(0, self.store.last - tracker.last))
 
-    def release(self) -> None:
-        """Forget the followers and the tracker (their screens closed): their memory goes."""
-        self._followers.clear()
-        self._tracker = None
+    def release(self, stream_id: int | None = None) -> None:
+        """A screen closed: forget what it alone used, so its memory goes.
+
+        ``stream_id``: a graph's stream follower; None: the conversation tracker.
+        Each screen lets go of its own part only: the conversations screen that
+        opens a graph closes under it, and taking the graph's follower with it made
+        the graph start over from a fresh reading of its stream.
+        """
+        if stream_id is None:
+            self._tracker = None
+        else:
+            self._followers.pop(stream_id, None)

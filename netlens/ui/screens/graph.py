@@ -125,7 +125,7 @@ class GraphScreen(Screen[int | None]):
         self._draw_wanted.set()
         self._thread.join(timeout=2)
         self._drawer.join(timeout=2)
-        self.feed.release_statistics()
+        self.feed.release_statistics(self.stream.id)
 
     # ------------------------------------------------------------------ data
 
@@ -153,10 +153,7 @@ class GraphScreen(Screen[int | None]):
 
     def _tick(self) -> None:
         state = self.state
-        # A drawing of fewer packets than the state it was asked for (the feed restarted its reading of the
-        # stream meanwhile, when another screen released the statistics) is drawn again.
-        stale = self.graph is not None and self.drawn_packets != self._drawn_at[0] and not self._draw_wanted.is_set()
-        if state is not None and ((state.graphed, state.kernel) != self._drawn_at or stale):
+        if state is not None and (state.graphed, state.kernel) != self._drawn_at:
             self._drawn_at = (state.graphed, state.kernel)
             self.redraw()
         else:

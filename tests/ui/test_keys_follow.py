@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from typing import Any
 
 from waiting import until
 
@@ -54,50 +55,48 @@ def selected(app: NetlensApp) -> str:
     return f"{sock.local_addr}:{sock.local_port} ⇄ {sock.remote_addr}:{sock.remote_port}"
 
 
-async def ready(pilot, app: NetlensApp, count: int) -> ConnectionsTable:  # type: ignore[no-untyped-def]
-    """The table once it lists the listener and both ends of ``count`` connections; focused, on the first one."""
-    table = app.screen.query_one(ConnectionsTable)
-    await until(pilot, lambda: table.row_count >= 1 + 2 * count, timeout=10)
-    table.focus()
-    table.move_cursor(1)  # row 0 is the listener
-    await until(pilot, lambda: app.screen.selection_shown and inspected(app).startswith(selected(app)))
-    return table
+@asynccontextmanager
+async def table_with(count: int) -> AsyncIterator[tuple[Any, NetlensApp, ConnectionsTable]]:
+    """A live echo app with ``count`` connections open: its pilot, the app and its table once it lists the
+    listener and both ends of each, focused, on the first one."""
+    app = echo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.feeds.server.running)
+        with connections(app.feeds.server.address[1], count):
+            table = app.screen.query_one(ConnectionsTable)
+            await until(pilot, lambda: table.row_count >= 1 + 2 * count, timeout=10)
+            table.focus()
+            table.move_cursor(1)  # row 0 is the listener
+            await until(pilot, lambda: app.screen.selection_shown and inspected(app).startswith(selected(app)))
+            yield pilot, app, table
 
 
 async def test_after_keys_stop_the_inspector_shows_the_selected_socket() -> None:
-    app = echo_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.feeds.server.running)
-        with connections(app.feeds.server.address[1], 3):
-            table = await ready(pilot, app, 3)
-            before = inspected(app)
-            await pilot.press("down", "down", "down")
-            stopped = time.monotonic()
-            assert table.cursor_row == 4
-            await until(pilot, lambda: app.screen.selection_shown, timeout=10)
-            assert time.monotonic() - stopped <= SELECTION_WAIT + INPUT_GRACE + SLACK
-            # The truth about the socket under the cursor: its ends, the kernel's state, its facts.
-            shown = str(app.screen.query_one(SocketInspector).query_one("Static").content)
-            assert inspected(app).startswith(selected(app)) and inspected(app) != before
-            assert "ESTABLISHED" in shown and "kernel's view" in shown
+    async with table_with(3) as (pilot, app, table):
+        before = inspected(app)
+        await pilot.press("down", "down", "down")
+        stopped = time.monotonic()
+        assert table.cursor_row == 4
+        await until(pilot, lambda: app.screen.selection_shown, timeout=10)
+        assert time.monotonic() - stopped <= SELECTION_WAIT + INPUT_GRACE + SLACK
+        # The truth about the socket under the cursor: its ends, the kernel's state, its facts.
+        shown = str(app.screen.query_one(SocketInspector).query_one("Static").content)
+        assert inspected(app).startswith(selected(app)) and inspected(app) != before
+        assert "ESTABLISHED" in shown and "kernel's view" in shown
 
 
 async def test_while_keys_keep_coming_the_inspector_is_never_far_behind() -> None:
-    app = echo_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.feeds.server.running)
-        with connections(app.feeds.server.address[1], 20):
-            table = await ready(pilot, app, 20)
-            first = inspected(app)
-            seen = set()
-            started = time.monotonic()
-            # Down every 50 ms for twice the bound: the keys never pause for the input grace.
-            while time.monotonic() - started < 2 * SELECTION_WAIT + SLACK:
-                await pilot.press("down")
-                await asyncio.sleep(0.05)
-                seen.add(inspected(app))
-            assert table.cursor_row > 5
-            # It moved along while the keys kept coming (not only once they stopped).
-            assert seen - {first}
-            await until(pilot, lambda: app.screen.selection_shown, timeout=10)
-            assert inspected(app).startswith(selected(app))
+    async with table_with(20) as (pilot, app, table):
+        first = inspected(app)
+        seen = set()
+        started = time.monotonic()
+        # Down every 50 ms for twice the bound: the keys never pause for the input grace.
+        while time.monotonic() - started < 2 * SELECTION_WAIT + SLACK:
+            await pilot.press("down")
+            await asyncio.sleep(0.05)
+            seen.add(inspected(app))
+        assert table.cursor_row > 5
+        # It moved along while the keys kept coming (not only once they stopped).
+        assert seen - {first}
+        await until(pilot, lambda: app.screen.selection_shown, timeout=10)
+        assert inspected(app).startswith(selected(app))

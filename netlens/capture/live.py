@@ -341,8 +341,8 @@ class Capture:
                         self._collect_drops()
                     continue
                 # A key to handle (yield_to): frames wait in the kernel's ring while half of it is free.
-                half = ((block + RING_BLOCKS // 2) % RING_BLOCKS) * RING_BLOCK_SIZE + 8
-                if yield_to is not None and yield_to() and not status_at(ring_map, half)[0] & TP_STATUS_USER:
+                if yield_to is not None and yield_to() and not status_at(
+                        ring_map, (block + RING_BLOCKS // 2) % RING_BLOCKS * RING_BLOCK_SIZE + 8)[0] & TP_STATUS_USER:
                     time.sleep(_BATCH_DELAY)
                     continue
                 _, count, first = block_head(ring_map, base + 8)

@@ -22,9 +22,15 @@ Tracing
         (see :mod:`netlens.trace.events`); ``materialize(record)`` builds the
         dataclass only for what is shown. ``.wait(timeout)`` blocks until
         something is waiting.
+    ``decode_newest=N`` decodes only the newest N records of each reading
+        cycle: the older bulk of a flood is only noted in the socket directory
+        (numbers, cookies, ends; resets, retransmissions and drops are always
+        decoded) and counted in ``stats.skipped``, for a consumer that keeps
+        only the newest anyway (the sampled helper below).
     ``.stats -> TraceStats``: ``events``, ``delivered``, ``filtered``,
         ``dropped`` (the consumer fell ``capacity`` behind), ``kernel_lost``
-        (overwritten in the kernel's buffer), ``lost``; ``.error`` (why the
+        (overwritten in the kernel's buffer), ``lost``, ``skipped`` (only
+        noted, see ``decode_newest``); ``.error`` (why the
         reader stopped, or None), ``.missing`` (tracepoints this kernel
         lacks), ``.unfiltered`` (kernel filters refused), ``.path``,
         ``.clock`` (``tai``, exact; ``mono`` on kernels before 5.19, approximate).
@@ -39,7 +45,8 @@ Tracing
         probes_per_socket, every)`` (:mod:`netlens.trace.sample`) makes the
         helper send, per ``every`` seconds, only the newest records with
         tcp_probe thinned per socket, counting the rest in ``.skipped`` and
-        ``.probes_skipped``. The app's live feed uses it; the ``netlens
+        ``.probes_skipped``; its session then decodes only the ``newest``
+        of each cycle (``decode_newest``). The app's live feed uses it; the ``netlens
         trace`` command and labs keep the in-process session.
     ``TraceFilter.of(ports=(), addresses=(), cookies=())``: what to keep
         (empty: every TCP socket). Applied in the kernel where an event's

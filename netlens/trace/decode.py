@@ -59,6 +59,10 @@ TRACEPOINTS = (
     Tracepoint("skb", "kfree_skb", Kind.DROP),
 )
 TRACEPOINTS_BY_KIND = {tp.kind: tp for tp in TRACEPOINTS}
+#: The kinds that fire for every connection (a flood's bulk): a sampled session may read an old one
+#: only far enough to keep its socket's identity (:meth:`Decoder.identify`). Resets, retransmissions
+#: and drops are rare and always decoded whole.
+LIGHT_KINDS = frozenset({Kind.STATE, Kind.PROBE, Kind.DESTROY, Kind.CONG_STATE, Kind.RCV_SPACE})
 
 
 def state_names(fmt: EventFormat, field_name: str) -> tuple[str, ...]:
@@ -139,7 +143,8 @@ def _sockaddr_reader(fmt: EventFormat, reader: FieldReader) -> _TupleOf:
 class Decoder:
     """Turns the records of one tracepoint into raw event tuples."""
 
-    __slots__ = ("_cookie", "_detail", "_skaddr", "_tuple", "_unpack", "event_id", "kind", "size")
+    __slots__ = ("_cookie", "_detail", "_identity", "_skaddr", "_tuple", "_unpack", "event_id", "kind", "size",
+                 "light")
 
     def __init__(self, kind: Kind, fmt: EventFormat, extra: Sequence[str], detail: _DetailOf,
                  reader: FieldReader | None = None, skaddr: str | None = "skaddr") -> None:
@@ -153,6 +158,11 @@ class Decoder:
         self._cookie = reader.index("sock_cookie")
         self._tuple = _tuple_reader(fmt, reader)
         self._detail = detail
+        #: Whether :meth:`identify` can stand in for :meth:`decode` when only the socket directory needs
+        #: the record: the frequent kinds that carry the socket's address.
+        self.light = kind in LIGHT_KINDS and self._skaddr is not None
+        ident = FieldReader(fmt, ("skaddr", "sock_cookie"))
+        self._identity = (ident.unpack, ident.index("skaddr"), ident.index("sock_cookie"), ident.size)
 
     def decode(self, page: bytes, offset: int, length: int, ts: int, cpu: int) -> RawEvent | None:
         """The raw event of the record at ``offset`` (None when the record is shorter than the layout)."""
@@ -162,6 +172,15 @@ class Decoder:
         skaddr = values[self._skaddr] if self._skaddr is not None else 0
         cookie = values[self._cookie] if self._cookie is not None else 0
         return (self.kind, ts, cpu, skaddr, cookie, *self._tuple(values), *self._detail(values))
+
+
+    def identify(self, page: bytes, offset: int, length: int) -> tuple[int, int, bool]:
+        """``(skaddr, cookie or 0, destroyed)`` of a record, unpacking only those fields (``light`` decoders)."""
+        unpack, at_skaddr, at_cookie, size = self._identity
+        if length < size or at_skaddr is None:
+            return 0, 0, False
+        values = unpack(page, offset)
+        return values[at_skaddr], values[at_cookie] if at_cookie is not None else 0, self.kind == Kind.DESTROY
 
 
 def _reader(fmt: EventFormat, extra: Sequence[str]) -> FieldReader:

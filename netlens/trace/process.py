@@ -50,7 +50,7 @@ START_TIMEOUT = 15.0
 #: How long stop() waits for the helper to remove its instance and exit before it kills it.
 STOP_TIMEOUT = 5.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_NO_STATS = (0, 0, 0, 0, 0, 0, 0)
+_NO_STATS = (0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def _helper_environment() -> dict[str, str]:
@@ -229,5 +229,5 @@ class TraceProcess(RecordBuffer):
     @property
     def stats(self) -> TraceStats:
         """The helper's counts, with the records discarded here added to ``dropped``."""
-        events, delivered, filtered, dropped, kernel_lost, pages, malformed = self._helper_stats
-        return TraceStats(events, delivered, filtered, dropped + self._dropped, kernel_lost, pages, malformed)
+        events, delivered, filtered, dropped, kernel_lost, pages, malformed, noted = self._helper_stats
+        return TraceStats(events, delivered, filtered, dropped + self._dropped, kernel_lost, pages, malformed, noted)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import operator
 import os
 import select
 import struct
@@ -40,6 +41,9 @@ DEFAULT_CAPACITY = 1 << 17
 DEFAULT_KINDS = frozenset(Kind) - {Kind.RCV_SPACE}
 _U16 = struct.Struct("=H")
 _MAX_PAGES_PER_CYCLE = 1024
+#: A record located but not decoded yet: (time, offset in its page, length, page, its decoder, cpu).
+_Pending = tuple[int, int, int, bytes, Decoder, int]
+_TIME = operator.itemgetter(0)
 _STATS_EVERY = 1.0
 
 
@@ -54,6 +58,7 @@ class TraceStats:
     kernel_lost: int  # events the kernel overwrote before the reader got to them
     pages: int
     malformed: int  # pages that could not be parsed (skipped)
+    skipped: int = 0  # records only noted, never decoded (``decode_newest``): not lost, left out by choice
 
     @property
     def lost(self) -> int:
@@ -71,7 +76,7 @@ class TraceSession(RecordBuffer):
 
     def __init__(self, trace_filter: TraceFilter | None = None, kinds: Iterable[Kind] | None = None, *,
                  prefix: str = DEFAULT_PREFIX, capacity: int = DEFAULT_CAPACITY, interval: float = 0.05,
-                 buffer_kb: int | None = None, mount: bool = True) -> None:
+                 buffer_kb: int | None = None, mount: bool = True, decode_newest: int | None = None) -> None:
         self.filter = trace_filter or TraceFilter()
         self.kinds = frozenset(kinds) if kinds is not None else DEFAULT_KINDS
         self.prefix = prefix
@@ -79,6 +84,10 @@ class TraceSession(RecordBuffer):
         self.interval = interval
         self.buffer_kb = buffer_kb or _buffer_kb()
         self.mount = mount
+        #: Decode at most this many records per reading cycle, the newest (None: every one). A sampled
+        #: consumer keeps only the newest few hundred per tenth of a second; the older bulk is only
+        #: noted in the socket directory (numbers, cookies, ends) and counted in ``stats.skipped``.
+        self.decode_newest = decode_newest
         self.instance: TraceInstance | None = None
         self.clock = clock.TAI
         #: Tracepoints this kernel lacks (``tcp:tcp_cong_state_set`` before 6.3...); their events never come.
@@ -100,7 +109,7 @@ class TraceSession(RecordBuffer):
         self._directory = SocketDirectory()
         self._matcher = Matcher(self.filter)
         self._counts = {"events": 0, "delivered": 0, "filtered": 0, "dropped": 0, "pages": 0, "malformed": 0,
-                        "page_missed": 0, "kernel_stats": 0}
+                        "page_missed": 0, "kernel_stats": 0, "skipped": 0}
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -167,7 +176,7 @@ class TraceSession(RecordBuffer):
         """Counts so far (see :class:`TraceStats`)."""
         c = self._counts
         return TraceStats(c["events"], c["delivered"], c["filtered"], c["dropped"],
-                          max(c["page_missed"], c["kernel_stats"]), c["pages"], c["malformed"])
+                          max(c["page_missed"], c["kernel_stats"]), c["pages"], c["malformed"], c["skipped"])
 
     # -- setting up ------------------------------------------------------------------------------------
 
@@ -231,15 +240,21 @@ class TraceSession(RecordBuffer):
     def _cycle(self) -> None:
         offset = self.clock.offset_ns()
         raws: list[RawEvent] = []
+        pending: list[_Pending] | None = None if self.decode_newest is None else []
         for cpu, fd in self._fds:
-            self._read_cpu(cpu, fd, offset, raws)
+            self._read_cpu(cpu, fd, offset, raws, pending)
+        noted = self._decode_newest(pending, raws) if pending else 0
+        if noted:
+            self._counts["events"] += noted
+            self._counts["skipped"] += noted
         if not raws:
             return
         raws.sort(key=lambda raw: raw[1])
         records, filtered = self._directory.resolve(raws, self._matcher)
         self._publish(records, len(raws), filtered)
 
-    def _read_cpu(self, cpu: int, fd: int, offset: int, out: list[RawEvent]) -> None:
+    def _read_cpu(self, cpu: int, fd: int, offset: int, out: list[RawEvent], pending: list[_Pending] | None) -> None:
+        """Read ``cpu``'s pages: records decoded into ``out``, or (decode_newest) located in ``pending``."""
         decoders = self._decoders
         unpack_type = _U16.unpack_from
         for _ in range(_MAX_PAGES_PER_CYCLE):
@@ -259,10 +274,37 @@ class TraceSession(RecordBuffer):
                 self._counts["page_missed"] += max(parsed.missed, 0)
             for ts, at, length in parsed.events:
                 decoder = decoders.get(unpack_type(page, at)[0])
-                if decoder is not None:
-                    raw = decoder.decode(page, at, length, ts + offset, cpu)
-                    if raw is not None:
-                        out.append(raw)
+                if decoder is None:
+                    continue
+                if pending is not None:
+                    pending.append((ts + offset, at, length, page, decoder, cpu))
+                    continue
+                raw = decoder.decode(page, at, length, ts + offset, cpu)
+                if raw is not None:
+                    out.append(raw)
+
+    def _decode_newest(self, pending: list[_Pending], out: list[RawEvent]) -> int:
+        """Decode the newest ``decode_newest`` of ``pending`` into ``out``, note the older; return how many were noted.
+
+        Only an unbroken run of the oldest frequent records is noted (a rare
+        record and everything after it is decoded), so every note comes before
+        every decoded record in time, as :meth:`SocketDirectory.resolve` needs.
+        """
+        newest = self.decode_newest or 0
+        cut = 0
+        if len(pending) > newest:
+            pending.sort(key=_TIME)
+            note = self._directory.note
+            for _ts, at, length, page, decoder, _cpu in pending[:len(pending) - newest]:
+                if not decoder.light:
+                    break
+                note(*decoder.identify(page, at, length))
+                cut += 1
+        for ts, at, length, page, decoder, cpu in pending[cut:] if cut else pending:
+            raw = decoder.decode(page, at, length, ts, cpu)
+            if raw is not None:
+                out.append(raw)
+        return cut
 
     def _publish(self, records: list[TraceRecord], seen: int, filtered: int) -> None:
         with self._lock:

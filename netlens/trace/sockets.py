@@ -78,6 +78,27 @@ class SocketDirectory:
         """The socket at ``skaddr`` was destroyed: its next event is a new socket."""
         self._live.pop(skaddr, None)
 
+    def note(self, skaddr: int, cookie: int, destroyed: bool) -> None:
+        """Keep the directory current for a record nobody will see (a sampled session's older bulk).
+
+        The same bookkeeping :meth:`resolve` does for the socket (a lifetime
+        started, its cookie learned, its end), without building a record: the
+        records that are built later still get the right number and cookie.
+        """
+        live = self._live
+        ident = live.get(skaddr)
+        if ident is None:
+            if destroyed or not skaddr:
+                return
+            ident = self.identity(skaddr)
+        if cookie and ident.cookie != cookie:
+            if ident.cookie is not None:
+                self.retire(skaddr)
+                ident = self.identity(skaddr)
+            ident.cookie = cookie
+        if destroyed:
+            del live[skaddr]
+
     def resolve(self, raws: list[RawEvent], matcher: Matcher) -> tuple[list[TraceRecord], int]:
         """Records for a time-ordered batch of raw events, and how many the filter removed.
 

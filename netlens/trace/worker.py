@@ -45,7 +45,7 @@ BATCH = 4096
 def stats_tuple(stats: TraceStats) -> tuple[int, ...]:
     """A session's counts as a plain tuple (cheap to pickle; :class:`TraceStats` field order)."""
     return (stats.events, stats.delivered, stats.filtered, stats.dropped, stats.kernel_lost, stats.pages,
-            stats.malformed)
+            stats.malformed, stats.skipped)
 
 
 class Worker:
@@ -56,6 +56,8 @@ class Worker:
         self.parent = os.getppid()
         self.session: TraceSession | None = None
         self.sampling: Sampling | None = None
+        #: The session's count of records it only noted (never decoded), as far as already told to the parent.
+        self.noted_told = 0
         #: SIGTERM or SIGHUP came: stop at the next turn of the loop (a flag, not an exception, so a message
         #: being sent is never cut in half).
         self.signalled = False
@@ -67,9 +69,11 @@ class Worker:
     def start(self, settings: dict[str, Any]) -> bool:
         """Start the session the parent asked for and say how it went; True when it runs."""
         self.sampling = settings["sampling"]
+        # Sampling keeps the newest records of each message: the session need not decode the older bulk.
         session = TraceSession(settings["filter"], [Kind(code) for code in settings["kinds"]],
                                prefix=settings["prefix"], capacity=settings["capacity"],
-                               interval=settings["interval"], mount=settings["mount"])
+                               interval=settings["interval"], mount=settings["mount"],
+                               decode_newest=self.sampling.newest if self.sampling is not None else None)
         self.session = session
         try:
             session.start()
@@ -105,10 +109,13 @@ class Worker:
         assert session is not None
         if self.sampling is not None:
             records = session.drain_records()
-            if records:
+            stats = session.stats
+            noted = stats.skipped - self.noted_told
+            if records or noted:
                 kept = sample(records, self.sampling)
-                self.conn.send(("records", kept.records, stats_tuple(session.stats), kept.skipped,
+                self.conn.send(("records", kept.records, stats_tuple(stats), kept.skipped + noted,
                                 kept.probes_skipped))
+                self.noted_told = stats.skipped
             return
         while True:
             records = session.drain_records(BATCH)

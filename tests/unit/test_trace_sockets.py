@@ -49,6 +49,19 @@ def test_a_different_cookie_at_the_same_address_is_another_socket() -> None:
     assert old[0][3] != new[0][3] and new[0][4] == 0x20
 
 
+def test_noted_records_keep_numbers_cookies_and_ends_for_the_records_built_later() -> None:
+    directory = SocketDirectory()
+    directory.note(A, 0, False)  # a state change seen only by its address
+    directory.note(A, 0x33, False)  # a tcp_probe: the cookie
+    records, _ = directory.resolve([raw(Kind.STATE, 5, A, 0, 1, 2, "ESTABLISHED", "FIN_WAIT1")], EVERYTHING)
+    assert records[0][4] == 0x33  # the cookie learned from a record nobody decoded
+    directory.note(A, 0x33, True)  # its destroy: the address is free again
+    reused, _ = directory.resolve([raw(Kind.STATE, 9, A, 0, 3, 4, "CLOSE", "SYN_SENT")], EVERYTHING)
+    assert reused[0][3] != records[0][3] and reused[0][4] is None
+    directory.note(B, 0x44, True)  # the end of a socket never seen starts nothing
+    assert len(directory) == 1
+
+
 def test_a_received_reset_gets_the_local_senders_reason_in_either_order() -> None:
     directory = SocketDirectory()
     sent = raw(Kind.RESET_SENT, 10, B, 0, 5000, 40000, "CLOSE", "TCP_ABORT_ON_CLOSE", 0)

@@ -58,10 +58,12 @@ class VirtualList(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"virtual-list--cursor"}
 
-    #: Row under the cursor (-1: none yet).
-    cursor: reactive[int] = reactive(-1, always_update=True)
-    #: Keep the newest row in view as rows arrive.
-    follow: reactive[bool] = reactive(True)
+    #: Row under the cursor (-1: none yet). Not a repainting reactive: :meth:`watch_cursor` repaints the
+    #: two lines a move changes, where a repaint would redraw every row on screen (under a packet flood,
+    #: most of an arrow key's frame).
+    cursor: reactive[int] = reactive(-1, always_update=True, repaint=False)
+    #: Keep the newest row in view as rows arrive (nothing drawn depends on it).
+    follow: reactive[bool] = reactive(True, repaint=False)
 
     class Highlighted(Message):
         """The cursor moved to ``index``."""

@@ -30,7 +30,9 @@ while it runs) sets them, and it puts them back when it ends; the engines
   at once; only cyclic garbage among frozen objects waits, for the complete
   collection that every GC_COMPLETE_EVERY-th idle collection makes. None is
   forced while keys come in, unless one is GC_MAX_INTERVAL overdue, and
-  then only in a lull between keys.
+  then only in a lull between keys. The complete one scans everything (~0.45 s
+  under a flood): it waits for a longer lull, GC_COMPLETE_QUIET without a key,
+  since a key that comes while it runs waits for all of it.
 * C heap: glibc serves a block of 128 KiB or more with its own mmap, but
   after the first such block is freed it raises that threshold (up to 32 MiB)
   and carves later big blocks out of per-thread heaps, where a few long-lived
@@ -71,6 +73,11 @@ GC_MAX_INTERVAL = 300.0
 GC_LULL = 0.5
 #: Every this many idle collections, the frozen objects are collected too.
 GC_COMPLETE_EVERY = 20  # with GC_MIN_INTERVAL: at most once a minute
+#: ...and only when no key came for this long (seconds): under a flood it takes ~0.45 s, and a key
+#: arriving meanwhile waits for all of it (an arrow key's 557 ms, measured under bench_tui_flood.py).
+GC_COMPLETE_QUIET = 10.0
+#: ...unless this many idle collections went by without such a lull: then at the usual quiet.
+GC_COMPLETE_LATEST = 5 * GC_COMPLETE_EVERY
 
 
 class ProcessPolicy:
@@ -80,7 +87,9 @@ class ProcessPolicy:
         self._switch_interval: float | None = None
         self._gc_thresholds: tuple[int, int, int] | None = None
         self._last_full_gc = time.monotonic()
+        #: Idle collections since the last complete one (which also scans the frozen objects).
         self._collections = 0
+        self.complete_collections = 0
 
     def pin_switch_interval(self, keys: bool = True) -> None:
         """Set the GIL switch interval for a key being handled (``keys``) or for the server (call once the app runs)."""
@@ -107,7 +116,10 @@ class ProcessPolicy:
         if not ((quiet and now - self._last_full_gc > GC_MIN_INTERVAL) or overdue):
             return False
         self._collections += 1
-        if self._collections % GC_COMPLETE_EVERY == 0:
+        due = self._collections >= GC_COMPLETE_EVERY
+        if due and (now - last_input > GC_COMPLETE_QUIET or self._collections >= GC_COMPLETE_LATEST):
+            self._collections = 0
+            self.complete_collections += 1
             gc.unfreeze()  # this time the frozen objects' cycles are looked at too
         gc.collect()
         gc.freeze()  # survivors: the next collection scans only what is newer

@@ -67,6 +67,29 @@ def test_every_few_idle_collections_reach_frozen_cycles() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_the_complete_collection_waits_for_a_longer_lull_but_not_forever() -> None:
+    """The one that scans the frozen objects too takes long: a key pressed a few seconds ago postpones it."""
+    policy = ProcessPolicy()
+    recently = runtime.GC_QUIET + 1  # quiet enough for an ordinary idle collection
+    try:
+        policy.tame_garbage_collector()
+        for _ in range(runtime.GC_COMPLETE_EVERY + 5):
+            policy._last_full_gc -= runtime.GC_MIN_INTERVAL + 1
+            assert policy.collect_if_idle(last_input=time.monotonic() - recently)
+        assert policy.complete_collections == 0
+        policy._last_full_gc -= runtime.GC_MIN_INTERVAL + 1
+        assert policy.collect_if_idle(last_input=time.monotonic() - runtime.GC_COMPLETE_QUIET - 1)
+        assert policy.complete_collections == 1
+        # Keys every few seconds for a long time: it comes anyway, at the ordinary quiet.
+        for _ in range(runtime.GC_COMPLETE_LATEST):
+            policy._last_full_gc -= runtime.GC_MIN_INTERVAL + 1
+            assert policy.collect_if_idle(last_input=time.monotonic() - recently)
+        assert policy.complete_collections == 2
+    finally:
+        policy.restore()
+    assert gc.get_freeze_count() == 0
+
+
 _BIG_BLOCKS = """
 import sys
 from pathlib import Path

@@ -73,8 +73,8 @@ GC_MAX_INTERVAL = 300.0
 GC_LULL = 0.5
 #: Every this many idle collections, the frozen objects are collected too.
 GC_COMPLETE_EVERY = 20  # with GC_MIN_INTERVAL: at most once a minute
-#: ...and only when no key came for this long (seconds): under a flood it takes ~0.45 s, and a key
-#: arriving meanwhile waits for all of it (an arrow key's 557 ms, measured under bench_tui_flood.py).
+#: ...and only when no key came for this long (seconds): under a flood it takes ~0.45 s (a gc callback
+#: in the TUI under bench_tui_flood.py), and a key arriving meanwhile waits for all of it.
 GC_COMPLETE_QUIET = 10.0
 #: ...unless this many idle collections went by without such a lull: then at the usual quiet.
 GC_COMPLETE_LATEST = 5 * GC_COMPLETE_EVERY

@@ -173,7 +173,6 @@ class Decoder:
         cookie = values[self._cookie] if self._cookie is not None else 0
         return (self.kind, ts, cpu, skaddr, cookie, *self._tuple(values), *self._detail(values))
 
-
     def identify(self, page: bytes, offset: int, length: int) -> tuple[int, int, bool]:
         """``(skaddr, cookie or 0, destroyed)`` of a record, unpacking only those fields (``light`` decoders)."""
         unpack, at_skaddr, at_cookie, size = self._identity

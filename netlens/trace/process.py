@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -50,7 +51,7 @@ START_TIMEOUT = 15.0
 #: How long stop() waits for the helper to remove its instance and exit before it kills it.
 STOP_TIMEOUT = 5.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_NO_STATS = (0, 0, 0, 0, 0, 0, 0, 0)
+_NO_STATS = TraceStats(0, 0, 0, 0, 0, 0, 0)
 
 
 def _helper_environment() -> dict[str, str]:
@@ -74,9 +75,10 @@ class TraceProcess(RecordBuffer):
         self.mount = mount
         #: Sample in the helper (records it leaves out never cross): see :mod:`netlens.trace.sample`.
         self.sampling = sampling
-        #: Records the helper's sampling left out: beyond the newest, and tcp_probe samples thinned out.
-        self.skipped = 0
+        #: Records the helper's sampling left out after decoding them: tcp_probe samples thinned out, and
+        #: (with :attr:`skipped`) those beyond the newest.
         self.probes_skipped = 0
+        self._sampled_out = 0
         #: The helper's tracefs instance (None before start).
         self.path: Path | None = None
         self.missing: list[str] = []
@@ -89,7 +91,7 @@ class TraceProcess(RecordBuffer):
         super().__init__(capacity)
         self._receiver: threading.Thread | None = None
         self._stopping = False
-        self._helper_stats: tuple[int, ...] = _NO_STATS
+        self._helper_stats = _NO_STATS
         self._dropped = 0  # discarded here because the consumer fell `capacity` behind
         self._received = 0
         self._stderr = b""
@@ -203,7 +205,7 @@ class TraceProcess(RecordBuffer):
                 elif message[0] == "error":
                     self.error = message[1]
                 elif message[0] == "stopped":
-                    self._helper_stats = message[1]
+                    self._helper_stats = TraceStats(*message[1])
                     if not self._stopping and self.error is None:
                         self.error = "the kernel-trace helper process was stopped by a signal"
                     return
@@ -215,19 +217,24 @@ class TraceProcess(RecordBuffer):
     def _publish(self, records: list[TraceRecord], helper_stats: tuple[int, ...], skipped: int,
                  probes_skipped: int) -> None:
         with self._lock:
-            self.skipped += skipped
+            self._sampled_out += skipped
             self.probes_skipped += probes_skipped
             self._dropped += max(0, len(self._buffer) + len(records) - self.capacity)
             self._buffer.extend(records)
             self._received += len(records)
-            self._helper_stats = helper_stats
+            self._helper_stats = TraceStats(*helper_stats)
             if records:
                 self._ready.set()
 
     # -- consuming -------------------------------------------------------------------------------------
 
     @property
+    def skipped(self) -> int:
+        """Records left out under load: beyond the newest when sampled, or never decoded by the helper's session."""
+        return self._sampled_out + self._helper_stats.skipped
+
+    @property
     def stats(self) -> TraceStats:
         """The helper's counts, with the records discarded here added to ``dropped``."""
-        events, delivered, filtered, dropped, kernel_lost, pages, malformed, noted = self._helper_stats
-        return TraceStats(events, delivered, filtered, dropped + self._dropped, kernel_lost, pages, malformed, noted)
+        helper = self._helper_stats
+        return dataclasses.replace(helper, dropped=helper.dropped + self._dropped)

@@ -24,6 +24,7 @@ that starts a trace) removes the instance as stale.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -44,8 +45,7 @@ BATCH = 4096
 
 def stats_tuple(stats: TraceStats) -> tuple[int, ...]:
     """A session's counts as a plain tuple (cheap to pickle; :class:`TraceStats` field order)."""
-    return (stats.events, stats.delivered, stats.filtered, stats.dropped, stats.kernel_lost, stats.pages,
-            stats.malformed, stats.skipped)
+    return dataclasses.astuple(stats)
 
 
 class Worker:
@@ -56,8 +56,6 @@ class Worker:
         self.parent = os.getppid()
         self.session: TraceSession | None = None
         self.sampling: Sampling | None = None
-        #: The session's count of records it only noted (never decoded), as far as already told to the parent.
-        self.noted_told = 0
         #: SIGTERM or SIGHUP came: stop at the next turn of the loop (a flag, not an exception, so a message
         #: being sent is never cut in half).
         self.signalled = False
@@ -109,13 +107,10 @@ class Worker:
         assert session is not None
         if self.sampling is not None:
             records = session.drain_records()
-            stats = session.stats
-            noted = stats.skipped - self.noted_told
-            if records or noted:
+            if records:
                 kept = sample(records, self.sampling)
-                self.conn.send(("records", kept.records, stats_tuple(stats), kept.skipped + noted,
+                self.conn.send(("records", kept.records, stats_tuple(session.stats), kept.skipped,
                                 kept.probes_skipped))
-                self.noted_told = stats.skipped
             return
         while True:
             records = session.drain_records(BATCH)

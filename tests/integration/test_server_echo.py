@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 from waiting import wait_for
 
 from netlens.server import Server, ServerConfig, clients
-from netlens.server.events import CloseCause, Closed, MaskChanged, PeerShutdown
+from netlens.server.events import CloseCause, Closed, MaskChanged, PeerShutdown, Received, Sent, SocketEvent
 
 
 def test_tutorial_multiconn_exchange_on_many_connections(echo_server: Server) -> None:
@@ -33,18 +34,33 @@ def test_client_helper_prints_each_step(echo_server: Server) -> None:
     assert lines[0].startswith("connected to") and lines[-1] == "closing"
 
 
-def test_write_interest_only_while_bytes_wait(echo_server: Server) -> None:
-    sub = echo_server.subscribe(from_start=False)
-    with socket.create_connection(echo_server.address) as sock:
+def _three_pings(server: Server, while_open: Callable[[], None] = lambda: None) -> list[SocketEvent]:
+    """Three 4-byte echoes on one connection (``while_open`` runs before we close it); the events they made."""
+    sub = server.subscribe(from_start=False)
+    with socket.create_connection(server.address) as sock:
         for _ in range(3):
             sock.sendall(b"ping")
             assert sock.recv(10) == b"ping"
+        while_open()
+    wait_for(lambda: server.stats().active == 0)
+    return sub.drain()
+
+
+def test_write_interest_only_while_bytes_wait(echo_server: Server) -> None:
+    def nothing_waits() -> None:
         snap = wait_for(lambda: echo_server.snapshot())[0]
         assert snap.mask_name == "READ" and snap.send_buffered == 0 and snap.bytes_in == 12
-    wait_for(lambda: echo_server.stats().active == 0)
-    masks = [(e.old, e.new) for e in sub.drain() if isinstance(e, MaskChanged)]
+
+    masks = [(e.old, e.new) for e in _three_pings(echo_server, nothing_waits) if isinstance(e, MaskChanged)]
     # Registered for READ on accept; the echoes went out at once, so WRITE was never needed.
     assert masks == [(0, 1)]
+
+
+def test_an_echo_and_its_recv_share_one_clock_reading(echo_server: Server) -> None:
+    events = [e for e in _three_pings(echo_server) if isinstance(e, (Received, Sent))]
+    assert [type(e) for e in events] == [Received, Sent] * 3
+    assert all(recv.ts == sent.ts for recv, sent in zip(events[::2], events[1::2], strict=True))
+    assert events[0].ts < events[2].ts < events[4].ts  # ...and each step its own
 
 
 def test_write_interest_while_the_peer_is_not_reading() -> None:

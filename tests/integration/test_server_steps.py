@@ -1,4 +1,7 @@
-"""One step of the loop, one clock reading: what a chunk caused (stages, reply, mask, send) shares the recv's time."""
+"""One step of the loop, one clock reading: what a chunk caused (stages, reply, mask, send) shares the recv's time.
+
+(The echo's own step is in test_server_echo.py.)
+"""
 
 from __future__ import annotations
 
@@ -12,19 +15,6 @@ from waiting import wait_for
 from netlens.proto import encode_request
 from netlens.server import Server
 from netlens.server.events import Closed, MaskChanged, Received, ResponseQueued, Sent, StageReached
-
-
-def test_an_echo_and_its_recv_share_one_clock_reading(echo_server: Server) -> None:
-    sub = echo_server.subscribe(from_start=False)
-    with socket.create_connection(echo_server.address) as sock:
-        for _ in range(3):
-            sock.sendall(b"ping")
-            assert sock.recv(10) == b"ping"
-    wait_for(lambda: echo_server.stats().active == 0)
-    events = [e for e in sub.drain() if isinstance(e, (Received, Sent))]
-    assert [type(e) for e in events] == [Received, Sent] * 3
-    assert all(recv.ts == sent.ts for recv, sent in zip(events[::2], events[1::2], strict=True))
-    assert events[0].ts < events[2].ts < events[4].ts  # ...and each step its own
 
 
 def test_a_search_request_is_one_step_from_its_recv_to_its_send(search_server: Server) -> None:
